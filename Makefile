@@ -6,6 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
+# The coverage floor (pyproject's fail_under) holds where every service is guaranteed: CI=true, where a
+# missing service fails its tests. Elsewhere tests that need memcached or Chromium are skipped with a
+# reason, so the figure is reported without failing the run.
+COVERAGE_FLOOR := $(if $(filter true,$(CI)),,--fail-under=0)
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -23,7 +28,7 @@ test: $(STAMP)
 	$(BIN)/python -m coverage erase
 	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine --quiet
-	$(BIN)/python -m coverage report
+	$(BIN)/python -m coverage report $(COVERAGE_FLOOR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
