@@ -1,56 +1,83 @@
-"""Every sessionplus setting with its default, read from Django's settings on each access."""
+"""Every sessionplus setting with its type and default, resolved once and cached."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+DEFAULTS: dict[str, Any] = {
+    "SESSIONPLUS_IDLE_TIMEOUT": None,
+    "SESSIONPLUS_ABSOLUTE_TIMEOUT": None,
+    "SESSIONPLUS_TOUCH_INTERVAL": None,
+    "SESSIONPLUS_BIND": (),
+    "SESSIONPLUS_TRUSTED_PROXIES": 0,
+    "SESSIONPLUS_REDIS_ALIAS": "default",
+    "SESSIONPLUS_REDIS_KEY_PREFIX": "sessionplus:",
+    "SESSIONPLUS_COOKIE_CHECK_NAME": "sessionplus_cookiecheck",
+    "SESSIONPLUS_COOKIE_PARTITIONED": False,
+    "SESSIONPLUS_MAX_SIZE": 256 * 1024,
+}
+
+
+def seconds(value: Any) -> Any:
+    """Return a ``timedelta`` as whole seconds, as ``set_expiry`` accepts; anything else as is."""
+    return int(value.total_seconds()) if isinstance(value, timedelta) else value
+
+
+def _as_tuple(value: Any) -> Any:
+    # A wrong type is left as is for the system check to report.
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+NORMALISE: dict[str, Callable[[Any], Any]] = {
+    "SESSIONPLUS_IDLE_TIMEOUT": seconds,
+    "SESSIONPLUS_ABSOLUTE_TIMEOUT": seconds,
+    "SESSIONPLUS_TOUCH_INTERVAL": seconds,
+    "SESSIONPLUS_BIND": _as_tuple,
+}
 
 
 class Settings:
     """
-    Expose sessionplus settings as properties.
+    Expose sessionplus settings as attributes, each read from Django's settings once.
 
-    Nothing is cached, so ``override_settings`` takes effect immediately.
+    Reading a setting the project does not define costs microseconds in Django's
+    ``LazySettings``, so the first read caches the value on the instance and later reads
+    are plain attribute lookups. ``setting_changed`` (sent by ``override_settings``)
+    drops the cached value.
     """
 
-    @property
-    def SESSIONPLUS_IDLE_TIMEOUT(self) -> int | None:
-        return getattr(settings, "SESSIONPLUS_IDLE_TIMEOUT", None)
+    SESSIONPLUS_IDLE_TIMEOUT: int | None
+    SESSIONPLUS_ABSOLUTE_TIMEOUT: int | None
+    SESSIONPLUS_TOUCH_INTERVAL: int | None
+    SESSIONPLUS_BIND: tuple[str, ...]
+    SESSIONPLUS_TRUSTED_PROXIES: int
+    SESSIONPLUS_REDIS_ALIAS: str
+    SESSIONPLUS_REDIS_KEY_PREFIX: str
+    SESSIONPLUS_COOKIE_CHECK_NAME: str
+    SESSIONPLUS_COOKIE_PARTITIONED: bool
+    SESSIONPLUS_MAX_SIZE: int
 
-    @property
-    def SESSIONPLUS_ABSOLUTE_TIMEOUT(self) -> int | None:
-        return getattr(settings, "SESSIONPLUS_ABSOLUTE_TIMEOUT", None)
-
-    @property
-    def SESSIONPLUS_TOUCH_INTERVAL(self) -> int | None:
-        return getattr(settings, "SESSIONPLUS_TOUCH_INTERVAL", None)
-
-    @property
-    def SESSIONPLUS_BIND(self) -> tuple[str, ...]:
-        return tuple(getattr(settings, "SESSIONPLUS_BIND", ()))
-
-    @property
-    def SESSIONPLUS_TRUSTED_PROXIES(self) -> int:
-        return getattr(settings, "SESSIONPLUS_TRUSTED_PROXIES", 0)
-
-    @property
-    def SESSIONPLUS_REDIS_ALIAS(self) -> str:
-        return getattr(settings, "SESSIONPLUS_REDIS_ALIAS", "default")
-
-    @property
-    def SESSIONPLUS_REDIS_KEY_PREFIX(self) -> str:
-        return getattr(settings, "SESSIONPLUS_REDIS_KEY_PREFIX", "sessionplus:")
-
-    @property
-    def SESSIONPLUS_COOKIE_CHECK_NAME(self) -> str:
-        return getattr(settings, "SESSIONPLUS_COOKIE_CHECK_NAME", "sessionplus_cookiecheck")
-
-    @property
-    def SESSIONPLUS_COOKIE_PARTITIONED(self) -> bool:
-        return getattr(settings, "SESSIONPLUS_COOKIE_PARTITIONED", False)
-
-    @property
-    def SESSIONPLUS_MAX_SIZE(self) -> int:
-        return getattr(settings, "SESSIONPLUS_MAX_SIZE", 256 * 1024)
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"{name!r} is not a sessionplus setting.")
+        value = getattr(settings, name, DEFAULTS[name])
+        if name in NORMALISE:
+            value = NORMALISE[name](value)
+        setattr(self, name, value)
+        return value
 
 
 conf = Settings()
+
+
+# Connected where the cache lives, so no value can be cached before the receiver exists.
+@receiver(setting_changed)
+def reset(*, setting: str, **kwargs: Any) -> None:
+    """Drop the cached value of a setting ``override_settings`` changed."""
+    conf.__dict__.pop(setting, None)

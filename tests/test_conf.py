@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.test import SimpleTestCase, override_settings
 
-from sessionplus.conf import conf
+from sessionplus.conf import DEFAULTS, Settings, conf
 
 
 class ConfTests(SimpleTestCase):
@@ -34,7 +36,43 @@ class ConfTests(SimpleTestCase):
             "SESSIONPLUS_COOKIE_PARTITIONED": True,
             "SESSIONPLUS_MAX_SIZE": 1024,
         }
+        assert set(overrides) == set(DEFAULTS)
+        before = {name: getattr(conf, name) for name in overrides}  # now cached
         with override_settings(**overrides):
             for name, value in overrides.items():
                 expected = tuple(value) if name == "SESSIONPLUS_BIND" else value
                 assert getattr(conf, name) == expected, name
+        assert {name: getattr(conf, name) for name in overrides} == before
+
+    def test_a_value_is_cached_after_the_first_read_until_the_setting_changes(self):
+        with override_settings(SESSIONPLUS_IDLE_TIMEOUT=600):
+            assert "SESSIONPLUS_IDLE_TIMEOUT" not in conf.__dict__
+            assert conf.SESSIONPLUS_IDLE_TIMEOUT == 600
+            assert conf.__dict__["SESSIONPLUS_IDLE_TIMEOUT"] == 600
+        assert "SESSIONPLUS_IDLE_TIMEOUT" not in conf.__dict__
+
+    def test_a_change_to_another_setting_keeps_the_cached_values(self):
+        assert conf.SESSIONPLUS_MAX_SIZE == 256 * 1024
+        with override_settings(SESSION_COOKIE_AGE=60):
+            assert "SESSIONPLUS_MAX_SIZE" in conf.__dict__
+
+    @override_settings(
+        SESSIONPLUS_IDLE_TIMEOUT=timedelta(minutes=30),
+        SESSIONPLUS_ABSOLUTE_TIMEOUT=timedelta(hours=8),
+        SESSIONPLUS_TOUCH_INTERVAL=timedelta(seconds=90, milliseconds=500),
+    )
+    def test_a_timedelta_is_read_as_whole_seconds(self):
+        assert conf.SESSIONPLUS_IDLE_TIMEOUT == 1800
+        assert conf.SESSIONPLUS_ABSOLUTE_TIMEOUT == 8 * 3600
+        assert conf.SESSIONPLUS_TOUCH_INTERVAL == 90
+
+    @override_settings(SESSIONPLUS_BIND="user_agent")
+    def test_a_bind_value_that_is_not_a_list_is_left_for_the_check_to_report(self):
+        assert conf.SESSIONPLUS_BIND == "user_agent"
+
+    def test_reading_a_name_that_is_not_a_setting_raises_attribute_error(self):
+        with self.assertRaisesMessage(AttributeError, "'SESSIONPLUS_IDLE' is not a sessionplus"):
+            conf.SESSIONPLUS_IDLE  # noqa: B018
+
+    def test_every_setting_has_a_typed_attribute(self):
+        assert set(Settings.__annotations__) == set(DEFAULTS)
