@@ -36,6 +36,7 @@ from sessionplus import cleanup
 from sessionplus.backends.base import now_timestamp
 from sessionplus.cleanup import delete_expired_rows
 from sessionplus.models import Session
+from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.counting import count_cache_calls
 from tests.services import dead_port, repo_root
 
@@ -438,6 +439,22 @@ class CommandFrameTests(TestCase):
         assert status == 0
         assert stored_keys(DjangoSession) == live_keys(1)
         assert len(stored_keys(Session)) == 2
+
+    def test_sessions_are_judged_by_djangos_clock_when_time_zone_disagrees(self):
+        # Without USE_TZ, Django's clock is the process's local time whatever TIME_ZONE says.
+        from sessionplus.backends.db import SessionStore as DbStore
+
+        for time_zone, process_zone in ZONES_APART:
+            with naive_clock_apart_from_time_zone(time_zone, process_zone):
+                live, expired = DbStore(), DbStore()
+                live.set_expiry(3600)
+                expired.set_expiry(-10)
+                live.save()
+                expired.save()
+                _, _, status = run()
+                assert status == 0
+                assert stored_keys(Session) == {live.session_key}
+                live.delete()
 
 
 class DjangoEngineTests(TestCase):

@@ -33,15 +33,22 @@ _TIMESTAMP_FIELDS = ("created_at", "last_activity")
 
 
 def as_datetime(timestamp: float) -> datetime:
-    """Return a UNIX timestamp as the datetime a DateTimeField stores under USE_TZ."""
-    moment = datetime.fromtimestamp(timestamp, tz=dt_timezone.utc)
-    return moment if settings.USE_TZ else timezone.make_naive(moment)
+    """
+    Return a UNIX timestamp as the datetime a DateTimeField stores: aware under USE_TZ,
+    otherwise naive *process local* time.
+
+    Without USE_TZ, Django's clock (``timezone.now()``, which its engine and
+    ``clearsessions`` compare expire_date with) is the process's local time, not
+    TIME_ZONE's: the two differ under ``settings.configure()``, on Windows, or with a TZ
+    environment that disagrees.
+    """
+    if settings.USE_TZ:
+        return datetime.fromtimestamp(timestamp, tz=dt_timezone.utc)
+    return datetime.fromtimestamp(timestamp)
 
 
 def as_timestamp(moment: datetime) -> float:
-    """Return a DateTimeField value as a UNIX timestamp."""
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
+    """Return a DateTimeField value as a UNIX timestamp (naive means process local time)."""
     return moment.timestamp()
 
 

@@ -26,6 +26,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from sessionplus.backends.base import SessionMetadata, SessionPlusBase
+from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 
 # Keys a cookie may carry that must never be taken for a session key.
 MALFORMED_KEYS = [
@@ -384,6 +385,23 @@ class ServerSideStoreContract(SessionStoreContract):
         self.store_class.clear_expired()
         assert self.store().exists(live.session_key) is True
         assert self.store().exists(expired.session_key) is False
+
+    def test_expiry_and_clear_expired_follow_djangos_clock_when_time_zone_disagrees(self):
+        # Without USE_TZ, Django's clock is the process's local time whatever TIME_ZONE says.
+        for time_zone, process_zone in ZONES_APART:
+            with naive_clock_apart_from_time_zone(time_zone, process_zone):
+                live = self.store()
+                live["a"] = 1
+                live.set_expiry(3600)
+                live.save()
+                expired = self.store()
+                expired["a"] = 1
+                expired.set_expiry(-timedelta(seconds=10))
+                expired.save()
+                self.store_class.clear_expired()
+                assert self.store().exists(live.session_key) is True
+                assert self.store().exists(expired.session_key) is False
+                assert list(self.reloaded(expired).keys()) == []
 
     def test_corrupt_stored_data_is_no_session_and_logged(self):
         session = self.saved(a=1)

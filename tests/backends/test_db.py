@@ -23,6 +23,7 @@ from sessionplus.backends.db import SessionStore
 from sessionplus.models import Session
 from tests.backends.budgets import measure, storage_calls
 from tests.backends.contract import UserIndexedStoreContract
+from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
 
@@ -178,6 +179,15 @@ class DbRowTests(TestCase):
         assert reloaded["a"] == 1
         assert reloaded.get_expiry_age() == settings.SESSION_COOKIE_AGE
         assert reloaded.metadata.created_at is not None
+
+    def test_rows_written_on_djangos_clock_expire_when_django_says_when_time_zone_disagrees(self):
+        # Without USE_TZ, Django's engine writes expire_date in the process's local time.
+        for time_zone, process_zone in ZONES_APART:
+            with naive_clock_apart_from_time_zone(time_zone, process_zone):
+                Session.objects.save("e" * 32, {"a": 1}, timezone.now() - timedelta(seconds=10))
+                Session.objects.save("l" * 32, {"a": 1}, timezone.now() + timedelta(hours=1))
+                assert list(loaded("e" * 32).keys()) == []
+                assert loaded("l" * 32)["a"] == 1
 
     def test_session_manager_save_writes_what_the_engine_reads(self):
         # Django's documented BaseSessionManager.save() encodes with the model's engine.
