@@ -1,0 +1,86 @@
+"""The redis engine's field signatures: framed so that no value verifies under another field."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from base64 import urlsafe_b64encode
+
+import pytest
+from django.conf import settings
+from django.core.signing import b64_encode
+from django.test import SimpleTestCase
+
+from sessionplus.backends.redis import SessionStore
+from sessionplus.backends.redis_signing import BadSignature, FieldSigner
+from tests.backends.test_redis import redis, saved, stored
+
+SALT = SessionStore().key_salt
+
+
+def legacy_signed(field: str, serialized: bytes) -> str:
+    """Sign as releases before the length prefix did: HMAC of ``field:payload``."""
+    payload = b64_encode(serialized).decode()
+    key = hashlib.sha256(SALT.encode() + b"redis-field" + settings.SECRET_KEY.encode()).digest()
+    mac = hmac.new(key, f"{field}:{payload}".encode(), hashlib.sha256).digest()
+    return f"{payload}:{urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
+class FieldSignerTests(SimpleTestCase):
+    def test_a_value_signed_for_a_field_with_a_colon_does_not_verify_under_its_prefix(self):
+        # Unframed, "d:a:b" + ":" + P equals "d:a" + ":" + "b:P": the same signed message.
+        signer = FieldSigner(SALT)
+        payload, signature = signer.sign("d:a:b", b'"admin"').split(":")
+        with pytest.raises(BadSignature):
+            signer.unsign("d:a", f"b:{payload}:{signature}")
+        assert signer.unsign("d:a:b", f"{payload}:{signature}") == b'"admin"'
+
+    def test_a_value_signed_for_one_field_does_not_verify_under_any_other(self):
+        signer = FieldSigner(SALT)
+        text = signer.sign("d:role", b'"admin"')
+        for other in ("d:rol", "d:rolee", "m:role", "d:role:", "2:d:role", ""):
+            with pytest.raises(BadSignature):
+                signer.unsign(other, text)
+
+    def test_a_payload_outside_the_base64_alphabet_is_refused_before_any_signature(self):
+        signer = FieldSigner(SALT)
+        text = signer.sign("d:a", b"1")
+        payload, signature = text.split(":")
+        for bad in (f"{payload}=:{signature}", f"x:{text}", f":{signature}", f".:{signature}"):
+            with pytest.raises(BadSignature, match="Malformed payload"):
+                signer.unsign("d:a", bad)
+
+    def test_a_value_signed_before_the_length_prefix_still_verifies_under_its_own_field(self):
+        signer = FieldSigner(SALT)
+        old = legacy_signed("d:cart", b'["apple"]')
+        assert signer.unsign("d:cart", old) == b'["apple"]'
+        with pytest.raises(BadSignature):
+            signer.unsign("d:cat", old)
+
+    def test_an_old_value_crafted_across_fields_is_refused_as_malformed(self):
+        # The forgery the unframed form allowed: moved from "d:a:b" to "d:a" with "b:" in front.
+        old = legacy_signed("d:a:b", b'"admin"')
+        with pytest.raises(BadSignature, match="Malformed payload"):
+            FieldSigner(SALT).unsign("d:a", f"b:{old}")
+
+
+@pytest.mark.usefixtures("redis_db")
+class StoredSignatureTests(SimpleTestCase):
+    def test_a_value_moved_under_a_shorter_field_name_is_no_session_and_logged(self):
+        key = saved(**{"a:b": "admin", "a": "guest"}).session_key
+        forged = b"b:" + stored(key)["d:a:b"]
+        redis().hset(SessionStore.redis_key(key), "d:a", forged)
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            assert list(SessionStore(key).keys()) == []
+        assert "signature" in logs.output[0]
+
+    def test_a_session_stored_with_old_signatures_loads_and_is_rewritten_as_it_changes(self):
+        key = saved(cart=[], name="x").session_key
+        redis_key = SessionStore.redis_key(key)
+        redis().hset(redis_key, "d:cart", legacy_signed("d:cart", b'["apple"]'))
+        session = SessionStore(key)
+        assert dict(session.items()) == {"cart": ["apple"], "name": "x"}
+        session["cart"] = ["apple", "pear"]
+        session.save()
+        assert stored(key)["d:cart"] != legacy_signed("d:cart", b'["apple","pear"]')
+        assert SessionStore(key)["cart"] == ["apple", "pear"]
