@@ -59,6 +59,30 @@ async def aread(request: HttpRequest) -> HttpResponse:
     return HttpResponse(",".join(sorted(await request.session.akeys())))
 
 
+# django-allauth's headless JWT refresh-token rotation, reduced to what it does with the
+# session: mutate a stored dict in place, then save() without assigning anything.
+def rotate(request: HttpRequest, old: str, new: str) -> HttpResponse:
+    tokens = request.session.setdefault("headless_refresh_tokens", {})
+    tokens.pop(old, None)
+    tokens[new] = "issued"
+    request.session.save()
+    return HttpResponse("rotated")
+
+
+async def arotate(request: HttpRequest, old: str, new: str) -> HttpResponse:
+    tokens = await request.session.asetdefault("headless_refresh_tokens", {})
+    tokens.pop(old, None)
+    tokens[new] = "issued"
+    await request.session.asave()
+    return HttpResponse("rotated")
+
+
+def append(request: HttpRequest, item: str) -> HttpResponse:
+    # In place, and nothing else: only SESSION_SAVE_EVERY_REQUEST stores it.
+    request.session["cart"].append(item)
+    return HttpResponse("appended")
+
+
 urlpatterns = [
     path("untouched/", untouched),
     path("read/", read),
@@ -66,4 +90,7 @@ urlpatterns = [
     path("race/<str:race_id>/<str:key>/", race),
     path("async/race/<str:race_id>/<str:key>/", arace),
     path("async/read/", aread),
+    path("rotate/<str:old>/<str:new>/", rotate),
+    path("async/rotate/<str:old>/<str:new>/", arotate),
+    path("append/<str:item>/", append),
 ]

@@ -52,8 +52,19 @@ USER_INDEX = "user:"
 # Members checked per round trip when pruning a user index.
 PRUNE_BATCH = 500
 
+# Values of these types cannot change in place: one still the very object stored is unchanged.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
 T = TypeVar("T")
 Call = tuple[scripts.Script, list[str], list[Any]]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the hash holds of the data, as far as this store knows: values and serialized forms."""
+
+    values: dict[str, Any]
+    forms: dict[str, bytes]
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,7 @@ class _Write:
     main: Call
     before: list[Call]  # user index additions, made before the session is written
     after: list[Call]  # user index removals, made after
-    stored_keys: set[str]
+    stored: _Stored
     index: tuple[str, float] | None
 
 
@@ -80,8 +91,9 @@ class SessionStore(SessionPlusBase):
 
     def __init__(self, session_key: str | None = None) -> None:
         super().__init__(session_key)
-        # Data keys known to be stored (None: not loaded, so unknown).
-        self._stored_keys: set[str] | None = None
+        # The data as loaded or last saved (None: not loaded, so unknown). A save compares
+        # each value's serialized form with it, so changes made in place are saved too.
+        self._stored: _Stored | None = None
         # (user id, until when the user's index set is kept alive) for a logged-in session.
         self._index: tuple[str, float] | None = None
 
@@ -132,22 +144,26 @@ class SessionStore(SessionPlusBase):
 
     def _decode_hash(
         self, ttl: int, flat: Sequence[bytes | str]
-    ) -> tuple[dict[str, Any], dict[str, Any], tuple[str, float] | None] | None:
+    ) -> tuple[_Stored, dict[str, Any], tuple[str, float] | None] | None:
         """Split a stored hash into data, metadata and index; None (logged) if not ours."""
         if ttl < 0:
             self.log_suspicious("has no expiry in Redis")
             return None
         data: dict[str, Any] = {}
+        forms: dict[str, bytes] = {}
         metadata: dict[str, Any] = {}
         index = None
         signer = self._signer()
+        serializer = self.serializer()
         for position in range(0, len(flat), 2):
             try:
                 name = _text(flat[position])
-                value = self._decode_field(signer, name, flat[position + 1])
+                form = signer.unsign(name, _text(flat[position + 1]))
+                value = serializer.loads(form)
                 kind, key = name[:2], name[2:]
                 if kind == DATA:
                     data[key] = value
+                    forms[key] = form
                 elif kind == META and key in METADATA_FIELDS:
                     metadata[key] = value
                 elif name == INDEX_FIELD:
@@ -158,7 +174,7 @@ class SessionStore(SessionPlusBase):
             except Exception as exc:  # any serializer may raise anything on garbage
                 self.log_suspicious(f"could not be decoded ({type(exc).__name__})")
                 return None
-        return data, metadata, index
+        return _Stored(data, forms), metadata, index
 
     # Load ------------------------------------------------------------------------------
 
@@ -169,12 +185,12 @@ class SessionStore(SessionPlusBase):
         decoded = None if reply is None else self._decode_hash(int(reply[0]), reply[1])
         if decoded is None:
             self._session_key = None
-            self._stored_keys, self._index = set(), None
+            self._stored, self._index = _Stored({}, {}), None
             return {}
-        data, metadata, self._index = decoded
+        stored, metadata, self._index = decoded
         self._accept_metadata(metadata)
-        self._stored_keys = set(data)
-        return data
+        self._stored = stored
+        return dict(stored.values)
 
     def load(self) -> dict[str, Any]:
         return self._accept_hash(self._call(self._load_call()))
@@ -192,6 +208,34 @@ class SessionStore(SessionPlusBase):
             pairs += [prefix + name, self._encode_field(signer, prefix + name, value)]
         return pairs
 
+    def _data_fields(self, signer: signatures.FieldSigner, forms: dict[str, bytes]) -> list[str]:
+        pairs = []
+        for key, form in forms.items():
+            pairs += [DATA + key, signer.sign(DATA + key, form)]
+        return pairs
+
+    def _changes(
+        self, session: dict[str, Any], stored: _Stored
+    ) -> tuple[dict[str, bytes], list[str]]:
+        """
+        Return the serialized values that differ from what is stored, and the keys gone.
+
+        This is what a whole-session save would change, found at save time: values
+        assigned, mutated in place (``setdefault()`` then ``append()``), or replaced
+        behind the store's back alike. Keys another request added meanwhile are not
+        ``stored`` here, so they are neither written nor deleted.
+        """
+        serializer = self.serializer()
+        values, forms = stored.values, stored.forms
+        changed = {}
+        for key, value in session.items():
+            if type(value) in _IMMUTABLE and key in values and values[key] is value:
+                continue  # the very object loaded, and it cannot have changed
+            form = serializer.dumps(value)
+            if forms.get(key) != form:
+                changed[key] = form
+        return changed, [key for key in forms if key not in session]
+
     def _write(self, must_create: bool) -> _Write:
         """Plan a save: the data delta, metadata, TTL, and the user index's upkeep."""
         # First: a create must not load (and so forget) the key it is about to write.
@@ -202,27 +246,25 @@ class SessionStore(SessionPlusBase):
         expires_at = self.expiry_timestamp(now)
         ttl = _ms(expires_at - now)
         metadata = self.metadata_for_write(now)
-        delta = self.pending_delta()
-        drop_all = False
-        if must_create or delta.replace_all:
-            changed, deleted = dict(session), set()
-            if not must_create:
-                # Keys another request added meanwhile survive: drop only keys this
-                # session knew and no longer has (all data keys if it never loaded).
-                drop_all = self._stored_keys is None
-                deleted = set() if drop_all else self._stored_keys - set(changed)
+        known = None if must_create else self._stored
+        # Never loaded (clear() or flush() first): every data field stored goes.
+        drop_all = not must_create and known is None
+        if known is None:
+            serializer = self.serializer()
+            changed = {key: serializer.dumps(value) for key, value in session.items()}
+            deleted: list[str] = []
         else:
-            changed, deleted = delta.changed, set(delta.deleted)
+            changed, deleted = self._changes(session, known)
         if must_create:
             meta = {name: value for name, value in metadata.items() if value is not None}
         else:
             meta = {"last_activity": metadata["last_activity"], **self._metadata_changes}
 
         signer = self._signer()
-        pairs = self._fields(signer, changed, DATA) + self._fields(signer, meta, META)
+        pairs = self._data_fields(signer, changed) + self._fields(signer, meta, META)
         deleted_fields = [DATA + key for key in deleted]
         auth_written = (
-            must_create or delta.replace_all or SESSION_KEY in {*delta.changed, *delta.deleted}
+            must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
         )
         before, after, index = self._plan_index(must_create, auth_written, expires_at, now)
         if index != self._index:
@@ -234,13 +276,13 @@ class SessionStore(SessionPlusBase):
         key = self.redis_key(self.session_key)
         if must_create:
             main = (scripts.CREATE, [key], [ttl, *pairs])
-            stored_keys = set(changed)
         else:
             args = [ttl, int(drop_all), len(deleted_fields), *deleted_fields, *pairs]
             main = (scripts.SAVE, [key], args)
-            known = set() if drop_all else (self._stored_keys or set())
-            stored_keys = (known | set(changed)) - deleted
-        return _Write(main, before, after, stored_keys, index)
+        forms = {**(known.forms if known else {}), **changed}
+        for gone in deleted:
+            del forms[gone]
+        return _Write(main, before, after, _Stored(dict(session), forms), index)
 
     def _plan_index(
         self, must_create: bool, auth_written: bool, expires_at: float, now: float
@@ -277,7 +319,7 @@ class SessionStore(SessionPlusBase):
             raise CreateError if must_create else UpdateError
 
     def _saved(self, write: _Write) -> None:
-        self._stored_keys = write.stored_keys
+        self._stored = write.stored
         self._index = write.index
         self._mark_saved()
 

@@ -215,7 +215,7 @@ class RedisDeltaTests(SimpleTestCase):
         first.save()
         assert dict(SessionStore(key).items()) == {"a": 0, "b": 2}
 
-    def test_marked_modified_writes_every_key_and_keeps_keys_added_meanwhile(self):
+    def test_marked_modified_writes_what_changed_and_keeps_keys_added_meanwhile(self):
         key = saved(cart=["apple"], drop=1).session_key
         first, second = SessionStore(key), SessionStore(key)
         first["cart"].append("pear")
@@ -263,6 +263,129 @@ class RedisDeltaTests(SimpleTestCase):
         await first.asave()
         await second.asave()
         assert dict(await SessionStore(key).aitems()) == {"a": 1, "b": 2}
+
+
+TOKENS = "headless_refresh_tokens"
+
+
+def rotate(session: SessionStore, old: str, new: str) -> None:
+    """django-allauth's refresh-token rotation: setdefault, change in place, save()."""
+    tokens = session.setdefault(TOKENS, {})
+    tokens.pop(old, None)
+    tokens[new] = "issued"
+    session.save()
+
+
+async def arotate(session: SessionStore, old: str, new: str) -> None:
+    tokens = await session.asetdefault(TOKENS, {})
+    tokens.pop(old, None)
+    tokens[new] = "issued"
+    await session.asave()
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisInPlaceChangeTests(SimpleTestCase):
+    """A save stores every change a whole-session save would: in-place ones too."""
+
+    def test_save_after_an_in_place_change_stores_it(self):
+        key = saved(**{TOKENS: {"t1": "issued"}}).session_key
+        rotate(SessionStore(key), "t1", "t2")
+        assert SessionStore(key)[TOKENS] == {"t2": "issued"}
+
+    def test_rotation_repeated_on_one_store_keeps_only_the_latest_token(self):
+        session = saved(a=1)
+        for old, new in (("", "t1"), ("t1", "t2"), ("t2", "t3")):
+            rotate(session, old, new)
+        assert SessionStore(session.session_key)[TOKENS] == {"t3": "issued"}
+
+    def test_an_in_place_change_does_not_undo_a_concurrent_write_to_another_key(self):
+        key = saved(**{TOKENS: {"t1": "issued"}}, cart=[]).session_key
+        first, second = SessionStore(key), SessionStore(key)
+        first[TOKENS]
+        second["cart"] = ["pear"]
+        second.save()
+        rotate(first, "t1", "t2")
+        assert dict(SessionStore(key).items()) == {TOKENS: {"t2": "issued"}, "cart": ["pear"]}
+
+    def test_a_touch_does_not_write_back_a_value_another_request_changed(self):
+        key = saved(cart=["apple"]).session_key
+        first, second = SessionStore(key), SessionStore(key)
+        assert first["cart"] == ["apple"]
+        second["cart"].append("pear")
+        second.save()
+        first.touch()
+        assert SessionStore(key)["cart"] == ["apple", "pear"]
+
+    def test_unchanged_containers_are_not_rewritten(self):
+        # Rewritten under a rotated SECRET_KEY, a field would have other bytes.
+        key = saved(tokens={"t1": "issued"}, cart=["apple"], name="x").session_key
+        before = stored(key)
+        rotated = override_settings(
+            SECRET_KEY="a-rotated-secret-key-for-this-test-only",
+            SECRET_KEY_FALLBACKS=[settings.SECRET_KEY],
+        )
+        with rotated:
+            session = SessionStore(key)
+            session["cart"].append("pear")
+            session["name"] = "x"  # assigned, but the same value
+            session.save()
+        after = stored(key)
+        assert after["d:tokens"] == before["d:tokens"]
+        assert after["d:name"] == before["d:name"]
+        assert after["d:cart"] != before["d:cart"]
+
+    def test_a_key_removed_behind_the_stores_back_is_deleted(self):
+        key = saved(a=1, b=2).session_key
+        session = SessionStore(key)
+        del session._session["b"]  # bypasses __delitem__, as a whole-session save allows
+        session.save()
+        assert dict(SessionStore(key).items()) == {"a": 1}
+
+    @override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE)
+    def test_save_after_an_in_place_change_through_the_middleware(self):
+        client = Client()
+        assert client.get("/rotate/none/t1/").status_code == 200
+        assert client.get("/rotate/t1/t2/").status_code == 200
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert SessionStore(key)[TOKENS] == {"t2": "issued"}
+
+    @override_settings(
+        ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE, SESSION_SAVE_EVERY_REQUEST=True
+    )
+    def test_save_every_request_stores_an_in_place_change(self):
+        client = Client()
+        assert client.get("/write/cart/").status_code == 200
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
+        session = SessionStore(key)
+        session["cart"] = []
+        session.save()
+        assert client.get("/append/apple/").status_code == 200
+        assert SessionStore(key)["cart"] == ["apple"]
+
+    async def test_async_save_after_an_in_place_change_stores_it(self):
+        key = (await asaved(**{TOKENS: {"t1": "issued"}})).session_key
+        await arotate(SessionStore(key), "t1", "t2")
+        assert await SessionStore(key).aget(TOKENS) == {"t2": "issued"}
+
+    async def test_async_in_place_changes_to_different_keys_both_survive(self):
+        key = (await asaved(tokens={"t1": "issued"}, cart=[])).session_key
+        first, second = SessionStore(key), SessionStore(key)
+        (await first.aget("tokens"))["t2"] = "issued"
+        (await second.aget("cart")).append("pear")
+        await first.asave()
+        await second.asave()
+        assert dict(await SessionStore(key).aitems()) == {
+            "tokens": {"t1": "issued", "t2": "issued"},
+            "cart": ["pear"],
+        }
+
+    @override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE)
+    async def test_async_save_after_an_in_place_change_through_the_middleware(self):
+        client = AsyncClient()
+        assert (await client.get("/async/rotate/none/t1/")).status_code == 200
+        assert (await client.get("/async/rotate/t1/t2/")).status_code == 200
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert await SessionStore(key).aget(TOKENS) == {"t2": "issued"}
 
 
 class ScriptedKeys(SessionStore):

@@ -78,8 +78,7 @@ class RedisClusterTests(SimpleTestCase):
         session.save()
         session = SessionStore(session.session_key)
         assert dict(session.items()) == {"a": 1, "cart": ["apple"]}
-        session["cart"].append("pear")
-        session.modified = True
+        session["cart"].append("pear")  # in place: the save finds it
         del session["a"]
         session.save()
         session = SessionStore(session.session_key)
