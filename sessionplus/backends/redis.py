@@ -263,9 +263,7 @@ class SessionStore(SessionPlusBase):
         signer = self._signer()
         pairs = self._data_fields(signer, changed) + self._fields(signer, meta, META)
         deleted_fields = [DATA + key for key in deleted]
-        auth_written = (
-            must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
-        )
+        auth_written = must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
         before, after, index = self._plan_index(must_create, auth_written, expires_at, now)
         if index != self._index:
             if index is None:
