@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from base64 import urlsafe_b64encode
 
 import pytest
@@ -49,6 +50,13 @@ class FieldSignerTests(SimpleTestCase):
         for bad in (f"{payload}=:{signature}", f"x:{text}", f":{signature}", f".:{signature}"):
             with pytest.raises(BadSignature, match="Malformed payload"):
                 signer.unsign("d:a", bad)
+
+    def test_a_large_value_that_does_not_compress_is_stored_as_it_is(self):
+        signer = FieldSigner(SALT)
+        serialized = os.urandom(2000)
+        text = signer.sign("d:blob", serialized)
+        assert not text.startswith(".")
+        assert signer.unsign("d:blob", text) == serialized
 
     def test_a_value_signed_before_the_length_prefix_still_verifies_under_its_own_field(self):
         signer = FieldSigner(SALT)
