@@ -17,3 +17,12 @@ class SessionTooLarge(ValueError):
     Raised before anything is written, so the stored session stays as it was. The limits
     are ``SESSIONPLUS_MAX_SIZE`` (serialized bytes) and a fixed nesting depth.
     """
+
+
+class SessionsNotEnumerable(Exception):
+    """
+    The session engine cannot list or end the sessions of a user.
+
+    Only engines that keep a per-user index can: ``sessionplus.backends.db``,
+    ``cached_db`` and ``redis``. Raised by ``sessionplus.sessions`` and its pages.
+    """

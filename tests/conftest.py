@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.redis_cluster import PrivateRedisCluster
 from tests.services import private_memcached, private_redis, redis_url
 
 # Property tests draw the same examples on every run, few enough for CI (no example
@@ -16,6 +17,15 @@ hypothesis_settings.register_profile(
 )
 hypothesis_settings.register_profile("explore", max_examples=1000, database=None, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """Yield a private Redis Cluster of three masters, shared by the tests that need one."""
+    cluster = PrivateRedisCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,13 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import redis
+from django.conf import settings
+from django.test import override_settings
 
 from tests.services import free_port, missing_service, redis_server_binary
 
@@ -152,3 +158,24 @@ class PrivateRedisCluster:
     def stop(self) -> None:
         self._stop_nodes()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def engine_on(cluster: PrivateRedisCluster) -> Iterator[None]:
+    """Run the redis engine on ``cluster`` (a django-redis alias); empty every node afterwards."""
+    alias = {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": cluster.url,
+        "OPTIONS": {
+            "CONNECTION_FACTORY": "sessionplus.backends.redis_clients.ClusterConnectionFactory",
+            "SOCKET_CONNECT_TIMEOUT": 1,
+            "SOCKET_TIMEOUT": 1,
+        },
+    }
+    with override_settings(
+        CACHES={**settings.CACHES, "cluster": alias}, SESSIONPLUS_REDIS_ALIAS="cluster"
+    ):
+        yield
+    for port in cluster.ports:
+        with redis.Redis(port=port) as node:
+            node.flushdb()

@@ -189,6 +189,15 @@ class SessionMetadata:
     ip: str | None = None
     user_agent: str | None = None
 
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any]) -> SessionMetadata:
+        """Return the view of metadata as engines store it (timestamps as UNIX seconds)."""
+        values = {name: stored.get(name) for name in METADATA_FIELDS}
+        for name in _TIMESTAMP_FIELDS:
+            if values[name] is not None:
+                values[name] = datetime.fromtimestamp(values[name], tz=dt_timezone.utc)
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class StoredSession:
@@ -505,11 +514,7 @@ class SessionPlusBase(SessionBase):
     def metadata(self) -> SessionMetadata:
         """Return what is recorded about this session besides its data."""
         self._get_session()
-        values = {**self._metadata}
-        for name in _TIMESTAMP_FIELDS:
-            if values.get(name) is not None:
-                values[name] = datetime.fromtimestamp(values[name], tz=dt_timezone.utc)
-        return SessionMetadata(**{name: values.get(name) for name in METADATA_FIELDS})
+        return SessionMetadata.from_stored(self._metadata)
 
     def update_metadata(
         self,

@@ -21,6 +21,7 @@ from django.utils.functional import cached_property
 from sessionplus.backends.base import (
     METADATA_FIELDS,
     CreateError,
+    SessionMetadata,
     SessionPlusBase,
     StoredSession,
     UpdateError,
@@ -123,14 +124,20 @@ class SessionStore(SessionPlusBase):
         return values
 
     @classmethod
-    def _stored(cls, row: Mapping[str, Any]) -> StoredSession:
-        """Return a row's session_data, expire_date and metadata columns as a StoredSession."""
+    def _stored_metadata(cls, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Return a row's metadata columns as engines store metadata."""
         metadata = {}
         for name in cls._metadata_columns():
             value = row.get(name)
             if name in _TIMESTAMP_FIELDS and value is not None:
                 value = as_timestamp(value)
             metadata[name] = value or None
+        return metadata
+
+    @classmethod
+    def _stored(cls, row: Mapping[str, Any]) -> StoredSession:
+        """Return a row's session_data, expire_date and metadata columns as a StoredSession."""
+        metadata = cls._stored_metadata(row)
         return StoredSession(row["session_data"], as_timestamp(row["expire_date"]), metadata)
 
     def _row_query(self, session_key: str) -> QuerySet:
@@ -319,6 +326,25 @@ class SessionStore(SessionPlusBase):
     async def asessions_for_user(cls, user_id: object) -> list[str]:
         rows = cls._live_user_rows(user_id).values_list("session_key", flat=True)
         return [key async for key in rows]
+
+    @classmethod
+    def _user_metadata_rows(cls, user_id: object) -> QuerySet:
+        return cls._live_user_rows(user_id).values("session_key", *cls._metadata_columns())
+
+    @classmethod
+    def _metadata_of(cls, row: Mapping[str, Any]) -> SessionMetadata:
+        return SessionMetadata.from_stored(cls._stored_metadata(row))
+
+    @classmethod
+    def user_session_metadata(cls, user_id: object) -> dict[str, SessionMetadata]:
+        """Return the metadata of a user's live sessions by key, with one SELECT."""
+        rows = cls._user_metadata_rows(user_id)
+        return {row["session_key"]: cls._metadata_of(row) for row in rows}
+
+    @classmethod
+    async def auser_session_metadata(cls, user_id: object) -> dict[str, SessionMetadata]:
+        rows = cls._user_metadata_rows(user_id)
+        return {row["session_key"]: cls._metadata_of(row) async for row in rows}
 
     @classmethod
     def end_sessions_for_user(cls, user_id: object, keep: str | None = None) -> int:

@@ -29,6 +29,7 @@ from sessionplus.backends.base import (
     MAX_CREATE_ATTEMPTS,
     METADATA_FIELDS,
     CreateError,
+    SessionMetadata,
     SessionPlusBase,
     UpdateError,
     is_valid_session_key,
@@ -526,6 +527,61 @@ class SessionStore(SessionPlusBase):
     async def asessions_for_user(cls, user_id: object) -> list[str]:
         async def operation(client: Any) -> list[str]:
             return (await cls._aprune(client, cls.user_index_key(user_id)))[0]
+
+        return await cls._arun(operation)
+
+    @classmethod
+    def _metadata_reads(cls, client: Any, members: list[str]) -> Any:
+        pipe = client.pipeline(transaction=False)
+        for member in members:
+            pipe.hmget(cls.redis_key(member), [META + name for name in METADATA_FIELDS])
+        return pipe
+
+    @classmethod
+    def _decode_metadata(
+        cls, members: list[str], replies: list[list[Any]]
+    ) -> dict[str, SessionMetadata]:
+        store, found = cls(), {}
+        signer = store._signer()
+        for member, values in zip(members, replies, strict=True):
+            if all(value is None for value in values):
+                continue  # expired since the index was read (every session has created_at)
+            try:
+                stored = {
+                    name: store._decode_field(signer, META + name, value)
+                    for name, value in zip(METADATA_FIELDS, values, strict=True)
+                    if value is not None
+                }
+            except Exception:  # not ours: load() reports such hashes when they are used
+                continue
+            found[member] = SessionMetadata.from_stored(stored)
+        return found
+
+    @classmethod
+    def user_session_metadata(cls, user_id: object) -> dict[str, SessionMetadata]:
+        """
+        Return the metadata of a user's live sessions by key: two round trips.
+
+        One reads the index, one pipeline reads every member's metadata fields. Members
+        whose session expired are skipped here and pruned by ``clear_expired()``.
+        """
+        index_key = cls.user_index_key(user_id)
+
+        def operation(client: Any) -> dict[str, SessionMetadata]:
+            members = cls._members(client.smembers(index_key))
+            replies = cls._metadata_reads(client, members).execute() if members else []
+            return cls._decode_metadata(members, replies)
+
+        return cls._run(operation)
+
+    @classmethod
+    async def auser_session_metadata(cls, user_id: object) -> dict[str, SessionMetadata]:
+        index_key = cls.user_index_key(user_id)
+
+        async def operation(client: Any) -> dict[str, SessionMetadata]:
+            members = cls._members(await client.smembers(index_key))
+            replies = await cls._metadata_reads(client, members).execute() if members else []
+            return cls._decode_metadata(members, replies)
 
         return await cls._arun(operation)
 

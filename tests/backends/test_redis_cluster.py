@@ -11,47 +11,22 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.core.cache import caches
-from django.test import SimpleTestCase, override_settings
+from django.test import SimpleTestCase
 
 from sessionplus.backends.base import UpdateError
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis_clients import async_client, sync_client
-from tests.redis_cluster import PrivateRedisCluster
-
-FACTORY = "sessionplus.backends.redis_clients.ClusterConnectionFactory"
-
-
-@pytest.fixture(scope="module")
-def redis_cluster() -> Iterator[PrivateRedisCluster]:
-    cluster = PrivateRedisCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
+from tests.redis_cluster import PrivateRedisCluster, engine_on
 
 
 class RedisClusterTests(SimpleTestCase):
     @pytest.fixture(autouse=True)
     def on_the_cluster(self, redis_cluster: PrivateRedisCluster) -> Iterator[None]:
         self.cluster = redis_cluster
-        alias = {
-            "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": redis_cluster.url,
-            "OPTIONS": {
-                "CONNECTION_FACTORY": FACTORY,
-                "SOCKET_CONNECT_TIMEOUT": 1,
-                "SOCKET_TIMEOUT": 1,
-            },
-        }
-        with override_settings(
-            CACHES={**settings.CACHES, "cluster": alias}, SESSIONPLUS_REDIS_ALIAS="cluster"
-        ):
+        with engine_on(redis_cluster):
             yield
-        for port in redis_cluster.ports:
-            with redis.Redis(port=port) as node:
-                node.flushdb()
 
     def node_holding(self, session_key: str) -> int:
         """Return the port of the master serving the session's slot."""

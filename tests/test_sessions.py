@@ -1,0 +1,258 @@
+"""sessionplus.sessions on every engine that can list a user's sessions, signed in for real."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from typing import Any
+from unittest import mock
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import HttpRequest
+from django.test import Client, TestCase, override_settings
+from django_redis import get_redis_connection
+
+from sessionplus import sessions
+from sessionplus.backends.redis import SessionStore as RedisStore
+from sessionplus.exceptions import SessionsNotEnumerable
+from sessionplus.identifiers import public_id
+from sessionplus.signals import session_ended
+from tests.engines import ENGINES, count_storage
+from tests.redis_cluster import PrivateRedisCluster, engine_on
+
+FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1"
+)
+PASSWORD = "correct horse battery staple"
+
+
+class SignedInMixin:
+    """Users and real logins through the middleware on the engine under test."""
+
+    engine_name = "db"
+
+    def setUp(self) -> None:
+        super().setUp()  # type: ignore[misc]
+        overridden = override_settings(
+            SESSION_ENGINE=ENGINES[self.engine_name].module, ROOT_URLCONF="tests.urls_sessions"
+        )
+        overridden.enable()
+        self.addCleanup(overridden.disable)  # type: ignore[attr-defined]
+        self.alice = User.objects.create_user("alice", password=PASSWORD)
+        self.bob = User.objects.create_user("bob", password=PASSWORD)
+        self.ended: list[dict[str, Any]] = []
+        receiver = lambda **kwargs: self.ended.append(kwargs)  # noqa: E731
+        session_ended.connect(receiver, weak=False)
+        self.addCleanup(session_ended.disconnect, receiver)  # type: ignore[attr-defined]
+
+    def signed_in(self, user: User, user_agent: str = FIREFOX, **extra: Any) -> Client:
+        client = Client(HTTP_USER_AGENT=user_agent, **extra)
+        response = client.post("/login/", {"username": user.username, "password": PASSWORD})
+        assert response.status_code == 200, response.content
+        return client
+
+    @staticmethod
+    def key_of(client: Client) -> str:
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    @staticmethod
+    def who(client: Client) -> str:
+        return client.get("/whoami/").content.decode()
+
+    def request_of(self, client: Client, user: User) -> HttpRequest:
+        """A request as that browser's next one looks to a view: its session and user."""
+        request = HttpRequest()
+        request.session = ENGINES[self.engine_name].store_class(self.key_of(client))
+        request.user = user
+        return request
+
+
+class UserSessionsContract(SignedInMixin):
+    def test_lists_each_signed_in_device_of_the_user_with_what_was_recorded(self):
+        laptop = self.signed_in(self.alice, FIREFOX)
+        phone = self.signed_in(self.alice, IPHONE, REMOTE_ADDR="10.1.2.3")
+        self.signed_in(self.bob)
+        listed = sessions.user_sessions(self.alice, self.request_of(phone, self.alice))
+        assert [record.id for record in listed] == [
+            public_id(self.key_of(phone)),
+            public_id(self.key_of(laptop)),
+        ]
+        current, other = listed
+        assert current.is_current
+        assert not other.is_current
+        assert (current.ip, current.user_agent) == ("10.1.2.3", IPHONE)
+        assert current.device == "Mobile Safari 17 on iOS 17"
+        assert other.device == "Firefox 120 on Ubuntu"
+        assert other.ip == "127.0.0.1"
+        assert other.created_at is not None
+        assert other.last_activity >= other.created_at
+        # The key appears nowhere in what the listing returns.
+        assert self.key_of(phone) not in repr(listed)
+
+    def test_without_a_request_no_session_is_current_and_the_most_recent_comes_first(self):
+        first = self.signed_in(self.alice)
+        second = self.signed_in(self.alice)
+        listed = sessions.user_sessions(self.alice)
+        assert [record.id for record in listed] == [
+            public_id(self.key_of(second)),
+            public_id(self.key_of(first)),
+        ]
+        assert not any(record.is_current for record in listed)
+
+    def test_an_anonymous_user_has_no_sessions_and_nothing_to_end(self):
+        self.signed_in(self.alice)
+        assert sessions.user_sessions(AnonymousUser()) == []
+        assert sessions.end_all_sessions(AnonymousUser()) == 0
+        assert async_to_sync(sessions.auser_sessions)(AnonymousUser()) == []
+
+    def test_end_session_signs_that_device_out_and_sends_revoked(self):
+        laptop, phone = self.signed_in(self.alice), self.signed_in(self.alice, IPHONE)
+        identifier = public_id(self.key_of(phone))
+        assert sessions.end_session(self.alice, identifier) is True
+        assert self.who(phone) == "anonymous"
+        assert self.who(laptop) == "alice"
+        assert [(e["session_key"], e["reason"]) for e in self.ended] == [
+            (self.key_of(phone), "revoked")
+        ]
+        assert sessions.end_session(self.alice, identifier) is False
+
+    def test_end_session_refuses_another_users_identifier(self):
+        alices = self.signed_in(self.alice)
+        bobs = self.signed_in(self.bob)
+        assert sessions.end_session(self.alice, public_id(self.key_of(bobs))) is False
+        assert sessions.end_session(self.alice, self.key_of(alices)) is False  # a key is no id
+        assert (self.who(alices), self.who(bobs)) == ("alice", "bob")
+        assert self.ended == []
+
+    def test_end_other_sessions_keeps_only_the_requests_own(self):
+        here, there, elsewhere = (self.signed_in(self.alice) for _ in range(3))
+        bobs = self.signed_in(self.bob)
+        request = self.request_of(here, self.alice)
+        assert sessions.end_other_sessions(request) == 2
+        assert [self.who(c) for c in (here, there, elsewhere, bobs)] == [
+            "alice",
+            "anonymous",
+            "anonymous",
+            "bob",
+        ]
+        assert {e["reason"] for e in self.ended} == {"revoked"}
+        assert all(e["request"] is request for e in self.ended)
+
+    def test_end_all_sessions_signs_the_user_out_everywhere(self):
+        clients = [self.signed_in(self.alice) for _ in range(2)]
+        bobs = self.signed_in(self.bob)
+        assert sessions.end_all_sessions(self.alice) == 2
+        assert [self.who(c) for c in clients] == ["anonymous", "anonymous"]
+        assert self.who(bobs) == "bob"
+        assert sessions.user_sessions(self.alice) == []
+
+    def test_async_twins_do_the_same(self):
+        here, there, third = (self.signed_in(self.alice) for _ in range(3))
+        request = self.request_of(here, self.alice)
+        request.auser = self.alice_async  # what AuthenticationMiddleware attaches
+        listed = async_to_sync(sessions.auser_sessions)(self.alice, request)
+        assert [record.is_current for record in listed] == [True, False, False]
+        identifier = public_id(self.key_of(third))
+        assert async_to_sync(sessions.aend_session)(self.alice, identifier) is True
+        assert async_to_sync(sessions.aend_session)(self.alice, identifier) is False
+        assert async_to_sync(sessions.aend_other_sessions)(request) == 1
+        assert [self.who(c) for c in (here, there, third)] == ["alice", "anonymous", "anonymous"]
+        assert async_to_sync(sessions.aend_all_sessions)(self.alice) == 1
+        assert self.who(here) == "anonymous"
+        assert [e["reason"] for e in self.ended] == ["revoked"] * 3
+
+    async def alice_async(self) -> User:
+        return self.alice
+
+    def test_listing_costs_one_read_for_the_index_and_at_most_one_per_session(self):
+        for _ in range(3):
+            self.signed_in(self.alice)
+        with count_storage(ENGINES[self.engine_name]) as count:
+            assert len(sessions.user_sessions(self.alice)) == 3
+        assert count.total_writes == 0, count.log
+        assert count.total <= 1 + 3, count.log
+        self.assert_listing_budget(count)
+
+    def assert_listing_budget(self, count: Any) -> None:
+        # db and cached_db: the index is a column, so one SELECT reads every session.
+        assert count.total == count.reads["sql"] == 1, count.log
+
+
+class DbUserSessionsTests(UserSessionsContract, TestCase):
+    engine_name = "db"
+
+
+class CachedDbUserSessionsTests(UserSessionsContract, TestCase):
+    engine_name = "cached_db"
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisUserSessionsTests(UserSessionsContract, TestCase):
+    engine_name = "redis"
+
+    def assert_listing_budget(self, count: Any) -> None:
+        # SMEMBERS, then one pipelined HMGET per session in a single round trip.
+        assert count.reads["redis"] == 4, count.log
+
+    def test_a_session_that_expired_or_was_tampered_with_is_not_listed(self):
+        kept, expired, tampered = (self.signed_in(self.alice) for _ in range(3))
+        connection = get_redis_connection("redis")
+        connection.delete(RedisStore.redis_key(self.key_of(expired)))
+        connection.hset(RedisStore.redis_key(self.key_of(tampered)), "m:ip", b"forged")
+        listed = sessions.user_sessions(self.alice)
+        assert [record.id for record in listed] == [public_id(self.key_of(kept))]
+
+
+class RedisClusterUserSessionsTests(SignedInMixin, TestCase):
+    """The index, the listing pipeline and the ends work across a real cluster's slots."""
+
+    engine_name = "redis"
+
+    @pytest.fixture(autouse=True)
+    def on_the_cluster(self, redis_cluster: PrivateRedisCluster) -> Iterator[None]:
+        with engine_on(redis_cluster):
+            yield
+
+    def test_lists_and_ends_sessions_on_redis_cluster(self):
+        clients = [self.signed_in(self.alice) for _ in range(4)]
+        request = self.request_of(clients[0], self.alice)
+        listed = sessions.user_sessions(self.alice, request)
+        assert {record.id for record in listed} == {public_id(self.key_of(c)) for c in clients}
+        assert async_to_sync(sessions.auser_sessions)(self.alice, request)[0].is_current
+        assert sessions.end_session(self.alice, listed[1].id) is True
+        assert sessions.end_other_sessions(request) == 2
+        assert [self.who(c) for c in clients] == ["alice"] + ["anonymous"] * 3
+
+
+class UnsupportedEngineTests(SignedInMixin, TestCase):
+    def test_engines_without_a_user_index_raise_a_clear_error(self):
+        for name in ("cache", "file", "signed_cookies"):
+            with override_settings(SESSION_ENGINE=ENGINES[name].module):
+                with pytest.raises(SessionsNotEnumerable, match="cannot list the sessions"):
+                    sessions.user_sessions(self.alice)
+                with pytest.raises(SessionsNotEnumerable):
+                    sessions.end_all_sessions(self.alice)
+                with pytest.raises(SessionsNotEnumerable):
+                    async_to_sync(sessions.aend_all_sessions)(self.alice)
+
+
+class DescribeDeviceTests(TestCase):
+    def test_names_browser_and_os(self):
+        assert sessions.describe_device(FIREFOX) == "Firefox 120 on Ubuntu"
+
+    def test_falls_back_to_the_user_agent_it_cannot_parse(self):
+        assert sessions.describe_device("curl/8.4.0") == "curl 8"
+        assert sessions.describe_device("not a browser") == "not a browser"
+        assert sessions.describe_device("") == ""
+        assert sessions.describe_device(None) == ""
+
+    def test_falls_back_to_the_user_agent_without_the_ua_extra(self):
+        # Uninstalling a package mid-run is not possible: a None entry in sys.modules makes
+        # the import fail as it does where sessionplus[ua] is not installed.
+        with mock.patch.dict(sys.modules, {"ua_parser": None}):
+            assert sessions.describe_device(FIREFOX) == FIREFOX

@@ -1,0 +1,22 @@
+"""A login through the middleware (so sessions carry their metadata) and "who am I"."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate, login
+from django.http import HttpRequest, HttpResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+
+@csrf_exempt
+def sign_in(request: HttpRequest) -> HttpResponse:
+    credentials = {"username": request.POST["username"], "password": request.POST["password"]}
+    login(request, authenticate(request, **credentials))
+    return HttpResponse("signed in")
+
+
+def whoami(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(request.user.get_username() or "anonymous")
+
+
+urlpatterns = [path("login/", sign_in), path("whoami/", whoami)]
