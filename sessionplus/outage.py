@@ -19,6 +19,13 @@ TEMPLATE_NAME = "sessionplus/store_unavailable.html"
 # Client-side failures (refused, reset, lost mid-query) carry no SQLSTATE at all.
 _PG_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 
+# MySQL/MariaDB error numbers that mean the connection, not the statement, failed. mysqlclient
+# and PyMySQL raise them as OperationalError with the number first: the client's own (no socket,
+# refused, unknown host: 2001-2005; server gone away: 2006; connection lost: 2013, 2055) and the
+# server's (shutting down: 1053; this connection killed: MariaDB's 1927). A statement's failure
+# (a lock wait timeout, 1205) is not among them.
+_MYSQL_CONNECTION_ERRORS = frozenset({1053, 1927, 2001, 2002, 2003, 2004, 2005, 2006, 2013, 2055})
+
 
 def _is_connection_error(exc: BaseException) -> bool:
     if isinstance(exc, (SessionStoreUnavailable, ConnectionError, TimeoutError)):
@@ -35,6 +42,11 @@ def _is_connection_error(exc: BaseException) -> bool:
         if module is not None and isinstance(exc, module.OperationalError):
             code = getattr(exc, code_attribute, None)
             return code is None or code.startswith(_PG_CONNECTION_STATES)
+    # PyMySQL's install_as_MySQLdb() may register it under mysqlclient's name too.
+    for driver in ("MySQLdb", "pymysql"):
+        module = sys.modules.get(driver)
+        if module is not None and isinstance(exc, module.OperationalError):
+            return bool(exc.args) and exc.args[0] in _MYSQL_CONNECTION_ERRORS
     return False
 
 

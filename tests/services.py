@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
+from typing import Any
 
+import dj_database_url
 import pytest
 
 
@@ -111,6 +113,25 @@ def redis_url() -> str:
 def dead_port() -> int:
     """A loopback port nothing listens on."""
     return free_port()
+
+
+def mysql_server() -> dict[str, Any]:
+    """
+    Django connection settings for a real MySQL/MariaDB server: DATABASE_URL's when it names
+    one, else the local default (127.0.0.1:3306, root, database ``test``), as in CI.
+    """
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith("mysql"):
+        url = "mysql://root@127.0.0.1:3306/test"
+    return dj_database_url.parse(url)
+
+
+def mysql_driver() -> None:
+    """Make sure mysqlclient, Django's MySQL driver, is importable (pip install -e '.[mysql]')."""
+    try:
+        import MySQLdb  # noqa: F401
+    except ImportError:
+        missing_service("mysqlclient is not installed: pip install -e '.[mysql]'")
 
 
 def repo_root() -> Path:

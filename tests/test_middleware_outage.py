@@ -8,15 +8,19 @@ The outage is real: the cache alias points at a loopback port nothing listens on
 from __future__ import annotations
 
 from typing import Any
+from unittest import skipUnless
 
-from django.test import TestCase
+from django.db import OperationalError, connection
+from django.test import SimpleTestCase, TestCase
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sessionplus.exceptions import SessionStoreUnavailable
+from tests.cuttable_proxy import CuttableProxy
 from tests.middleware_support import (
     COOKIE,
     DJANGO_CACHE,
     PLUS_CACHE,
+    PLUS_DB,
     PLUS_REDIS,
     AsyncRequests,
     MiddlewareTestMixin,
@@ -188,3 +192,63 @@ class DjangoCacheDjangosRedisAsyncOutageTests(
     DjangosCacheEngineOutageContract, AsyncRequests, TestCase
 ):
     engine, cache_backend = DJANGO_CACHE, DJANGOS_REDIS
+
+
+@skipUnless(
+    connection.vendor == "mysql",
+    "the db engine stores sessions in the suite's database, which is not MySQL/MariaDB here "
+    "(run with DATABASE_URL=mysql://…)",
+)
+class MySQLDbEngineOutageContract(MiddlewareTestMixin):
+    """
+    The db engine on MySQL/MariaDB: the suite's own connection, rerouted through a proxy
+    whose link is cut, as a failover or a restart would cut it.
+    """
+
+    engine = PLUS_DB
+    databases = {"default"}
+    assert_unavailable = OutageContract.assert_unavailable
+    logged_once = OutageContract.logged_once
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.proxy = CuttableProxy(
+            connection.settings_dict["HOST"], connection.settings_dict["PORT"]
+        )
+        self.proxy.__enter__()
+        self.addCleanup(self.proxy.__exit__, None, None, None)
+        route = {"HOST": "127.0.0.1", "PORT": self.proxy.port}
+        direct = {name: connection.settings_dict[name] for name in route}
+        connection.close()
+        connection.settings_dict.update(route)
+        self.addCleanup(connection.settings_dict.update, direct)
+        self.addCleanup(connection.close)
+        self.set_cookie(KNOWN_LOOKING_KEY)
+
+    def assert_lost_connection(self) -> None:
+        cause = self.log_records[0].exc_info[1].__cause__
+        assert isinstance(cause, OperationalError)  # Django's, wrapping mysqlclient's
+        assert cause.args[0] in (2006, 2013)  # server gone away / connection lost
+
+    def test_a_read_whose_connection_was_cut_gets_503_with_retry_after(self):
+        connection.ensure_connection()
+        self.proxy.cut()
+        response, loggers = self.logged_once("/read/")
+        self.assert_unavailable(response)
+        assert loggers == ["sessionplus.middleware"]
+        self.assert_lost_connection()
+
+    def test_a_write_while_the_server_hangs_up_gets_503(self):
+        self.proxy.cut()
+        response, loggers = self.logged_once("/write/")
+        self.assert_unavailable(response)
+        assert loggers == ["sessionplus.middleware"]
+        self.assert_lost_connection()
+
+
+class MySQLDbEngineSyncOutageTests(MySQLDbEngineOutageContract, SyncRequests, SimpleTestCase):
+    pass
+
+
+class MySQLDbEngineAsyncOutageTests(MySQLDbEngineOutageContract, AsyncRequests, SimpleTestCase):
+    pass

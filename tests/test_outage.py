@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pymysql
 import pytest
 import redis
 from django.db import DatabaseError
@@ -10,7 +11,8 @@ from django.test import SimpleTestCase, override_settings
 
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_response
-from tests.services import dead_port, missing_service, redis_url
+from tests.cuttable_proxy import CuttableProxy
+from tests.services import dead_port, missing_service, mysql_driver, mysql_server, redis_url
 
 LIVE_POSTGRES = {"HOST": "127.0.0.1", "PORT": 5432, "USER": "postgres", "NAME": "postgres"}
 
@@ -96,6 +98,109 @@ class DatabaseErrorsTests(SimpleTestCase):
             handler.close_all()
         assert isinstance(error, DatabaseError)
         assert not is_store_outage(error)
+
+
+class MySQLErrorsTests(SimpleTestCase):
+    """
+    mysqlclient (Django's driver, through Django's connection) and PyMySQL, against a real
+    MariaDB or MySQL server: refused, cut mid-session, or answering with a statement error.
+    """
+
+    databases = {"default"}
+
+    def live_server(self) -> dict:
+        server = mysql_server()
+        try:
+            with pymysql.connect(
+                host=server["HOST"],
+                port=server["PORT"],
+                user=server["USER"],
+                password=server["PASSWORD"],
+                connect_timeout=2,
+            ):
+                pass
+        except pymysql.err.OperationalError as exc:
+            missing_service(f"MySQL/MariaDB at {server['HOST']}:{server['PORT']}: {exc}")
+        return server
+
+    def connections(self, **overrides) -> ConnectionHandler:
+        """A handler of this test's own, on mysqlclient; closed when the test ends."""
+        mysql_driver()
+        handler = ConnectionHandler(
+            {alias: {**mysql_server(), **overrides} for alias in ("default", "other")}
+        )
+        self.addCleanup(handler.close_all)
+        return handler
+
+    def cut_link(self) -> CuttableProxy:
+        """A proxy to the live server, cut when the test says so, closed when it ends."""
+        server = self.live_server()
+        proxy = CuttableProxy(server["HOST"], server["PORT"]).__enter__()
+        self.addCleanup(proxy.__exit__, None, None, None)
+        return proxy
+
+    def test_a_refused_mysqlclient_connection_is_an_outage(self):
+        handler = self.connections(HOST="127.0.0.1", PORT=dead_port())
+        error = raised(handler["default"].ensure_connection)
+        assert isinstance(error, DatabaseError)
+        assert error.__cause__.args[0] == 2002  # CR_CONNECTION_ERROR: can't connect
+        assert is_store_outage(error)
+
+    def test_a_mysqlclient_connection_lost_mid_session_is_an_outage(self):
+        proxy = self.cut_link()
+        handler = self.connections(HOST="127.0.0.1", PORT=proxy.port)
+        with handler["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            proxy.cut()
+            error = raised(lambda: cursor.execute("SELECT 1"))
+        assert isinstance(error, DatabaseError)
+        # Lost during the query (2013) or found gone before it (2006): either way, down.
+        assert error.__cause__.args[0] in (2006, 2013)
+        assert is_store_outage(error)
+
+    def test_a_lock_wait_timeout_is_not_an_outage(self):
+        self.live_server()
+        handler = self.connections()
+        table = f"sessionplus_lock_probe_{dead_port()}"
+        holder, waiter = handler["default"], handler["other"]
+        with holder.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table} (id INT PRIMARY KEY) ENGINE=InnoDB")
+        self.addCleanup(lambda: holder.cursor().execute(f"DROP TABLE {table}"))
+        with holder.cursor() as cursor:
+            cursor.execute(f"INSERT INTO {table} VALUES (1)")
+        holder.set_autocommit(False)
+        with holder.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {table} WHERE id = 1 FOR UPDATE")
+        with waiter.cursor() as cursor:
+            cursor.execute("SET SESSION innodb_lock_wait_timeout = 1")
+            error = raised(lambda: cursor.execute(f"UPDATE {table} SET id = 2 WHERE id = 1"))
+        holder.rollback()
+        holder.set_autocommit(True)
+        assert isinstance(error, DatabaseError)
+        assert error.__cause__.args[0] == 1205  # ER_LOCK_WAIT_TIMEOUT, an OperationalError
+        assert not is_store_outage(error)
+
+    def test_a_refused_pymysql_connection_is_an_outage(self):
+        error = raised(lambda: pymysql.connect(host="127.0.0.1", port=dead_port()))
+        assert isinstance(error, pymysql.err.OperationalError)
+        assert error.args[0] == 2003  # CR_CONN_HOST_ERROR
+        assert is_store_outage(error)
+
+    def test_a_pymysql_connection_lost_mid_session_is_an_outage(self):
+        proxy = self.cut_link()
+        server = mysql_server()
+        with (
+            pymysql.connect(
+                host="127.0.0.1", port=proxy.port, user=server["USER"], password=server["PASSWORD"]
+            ) as client,
+            client.cursor() as cursor,
+        ):
+            cursor.execute("SELECT 1")
+            proxy.cut()
+            error = raised(lambda: cursor.execute("SELECT 1"))
+        assert isinstance(error, pymysql.err.OperationalError)
+        assert error.args[0] in (2006, 2013)
+        assert is_store_outage(error)
 
 
 class UnavailableResponseTests(SimpleTestCase):

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection
 from django.http import HttpRequest, HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.testcases import DatabaseOperationForbidden
@@ -338,9 +339,22 @@ class DbBudgetTests(TransactionTestCase):
         taken = saved(owner="first").session_key
         session = SessionStore()
         session["owner"] = "second"
-        with override_key_generator([taken, "d" * 32]), storage_calls() as calls:
+        sent: list[str] = []
+
+        def record(execute: Any, sql: str, *args: Any) -> Any:
+            sent.append(sql.split(None, 1)[0].upper())
+            return execute(sql, *args)
+
+        with (
+            override_key_generator([taken, "d" * 32]),
+            storage_calls() as calls,
+            connection.execute_wrapper(record),
+        ):
             session.save()
-        assert calls == ["INSERT", "INSERT"]
+        # Every statement, transaction control included, is counted; what each one was is read
+        # from what was sent: mysqlclient logs a statement that failed without its SQL.
+        assert len(calls) == 2
+        assert sent == ["INSERT", "INSERT"]
         assert session.session_key == "d" * 32
 
     def test_exists_and_the_per_user_and_cleanup_queries_are_one_statement_each(self):
