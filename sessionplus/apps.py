@@ -21,3 +21,5 @@ class SessionPlusConfig(AppConfig):
         checks.register(
             sessionplus_checks.check_session_cookie_security, checks.Tags.security, deploy=True
         )
+        checks.register(sessionplus_checks.check_setup)
+        checks.register(sessionplus_checks.check_deployment, checks.Tags.database, deploy=True)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.db import DatabaseError, connections, router
+from django.db.migrations.loader import MigrationLoader
 from django.utils.module_loading import import_string
 
-from sessionplus.conf import conf
+from sessionplus.conf import DEFAULTS, conf
 
 SESSIONPLUS_MIDDLEWARE = "sessionplus.middleware.SessionMiddleware"
 DJANGO_MIDDLEWARE = "django.contrib.sessions.middleware.SessionMiddleware"
@@ -50,8 +53,10 @@ def _is_positive_int(value: object) -> bool:
 def check_settings(**kwargs: Any) -> list[CheckMessage]:
     messages: list[CheckMessage] = []
 
-    def error(text: str, check_id: str) -> None:
-        messages.append(Error(text, id=check_id))
+    def error(name: str, text: str, check_id: str) -> None:
+        # The value as the project wrote it, before conf turned a timedelta into seconds.
+        value = getattr(settings, name, DEFAULTS[name])
+        messages.append(Error(f"{name} should be {text}, not {value!r}.", id=check_id))
 
     for name, check_id in (
         ("SESSIONPLUS_IDLE_TIMEOUT", "sessionplus.E002"),
@@ -60,21 +65,19 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     ):
         value = getattr(conf, name)
         if value is not None and not _is_positive_int(value):
-            error(f"{name} should be a positive integer or None.", check_id)
+            error(name, "a positive number of seconds (an int or a timedelta) or None", check_id)
 
-    bind = getattr(settings, "SESSIONPLUS_BIND", ())
-    if not isinstance(bind, (list, tuple)) or any(item not in BIND_CHOICES for item in bind):
+    bind = conf.SESSIONPLUS_BIND
+    if not isinstance(bind, tuple) or any(item not in BIND_CHOICES for item in bind):
         error(
-            f"SESSIONPLUS_BIND should be a tuple of any of {', '.join(map(repr, BIND_CHOICES))}.",
+            "SESSIONPLUS_BIND",
+            f"a tuple of any of {', '.join(map(repr, BIND_CHOICES))}",
             "sessionplus.E005",
         )
 
     proxies = conf.SESSIONPLUS_TRUSTED_PROXIES
     if not isinstance(proxies, int) or isinstance(proxies, bool) or proxies < 0:
-        error(
-            "SESSIONPLUS_TRUSTED_PROXIES should be an integer of 0 or more.",
-            "sessionplus.E006",
-        )
+        error("SESSIONPLUS_TRUSTED_PROXIES", "an integer of 0 or more", "sessionplus.E006")
 
     for name, check_id in (
         ("SESSIONPLUS_REDIS_ALIAS", "sessionplus.E007"),
@@ -83,19 +86,13 @@ def check_settings(**kwargs: Any) -> list[CheckMessage]:
     ):
         value = getattr(conf, name)
         if not isinstance(value, str) or not value:
-            error(f"{name} should be a non-empty string.", check_id)
+            error(name, "a non-empty string", check_id)
 
     if not isinstance(conf.SESSIONPLUS_COOKIE_PARTITIONED, bool):
-        error(
-            "SESSIONPLUS_COOKIE_PARTITIONED should be True or False.",
-            "sessionplus.E010",
-        )
+        error("SESSIONPLUS_COOKIE_PARTITIONED", "True or False", "sessionplus.E010")
 
     if not _is_positive_int(conf.SESSIONPLUS_MAX_SIZE):
-        error(
-            "SESSIONPLUS_MAX_SIZE should be a positive integer (bytes).",
-            "sessionplus.E011",
-        )
+        error("SESSIONPLUS_MAX_SIZE", "a positive integer (bytes)", "sessionplus.E011")
     return messages
 
 
@@ -324,3 +321,143 @@ def check_session_cookie_security(**kwargs: Any) -> list[CheckMessage]:
             )
         )
     return messages
+
+
+# The first hour: mistakes that pass Django's own checks and fail (or silently do nothing)
+# once requests arrive. Ids sessionplus.E050-E059 and W050-W059.
+
+PREFIX = "SESSIONPLUS_"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+LOCMEM_CACHE = "django.core.cache.backends.locmem.LocMemCache"
+DUMMY_CACHE = "django.core.cache.backends.dummy.DummyCache"
+SHARED_CACHE_HINT = (
+    "Point SESSION_CACHE_ALIAS at a cache all processes share, such as "
+    'CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", '
+    '"LOCATION": "redis://127.0.0.1:6379"}}.'
+)
+
+
+def check_setup(**kwargs: Any) -> list[CheckMessage]:
+    """Middleware order, settings nothing reads, a cached_db engine on a useless cache."""
+    middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
+    messages: list[CheckMessage] = []
+    if (
+        SESSIONPLUS_MIDDLEWARE in middleware
+        and AUTH_MIDDLEWARE in middleware
+        and middleware.index(SESSIONPLUS_MIDDLEWARE) > middleware.index(AUTH_MIDDLEWARE)
+    ):
+        messages.append(
+            Error(
+                f"{SESSIONPLUS_MIDDLEWARE!r} comes after {AUTH_MIDDLEWARE!r}, which needs "
+                "request.session: every request would fail.",
+                hint=f"Move {SESSIONPLUS_MIDDLEWARE!r} above it in MIDDLEWARE.",
+                id="sessionplus.E052",
+            )
+        )
+    used = [name for name in ENGINE_FEATURES if getattr(conf, name)]
+    if used and DJANGO_MIDDLEWARE in middleware and SESSIONPLUS_MIDDLEWARE not in middleware:
+        messages.append(
+            Warning(
+                f"{', '.join(used)} {'has' if len(used) == 1 else 'have'} no effect with "
+                "Django's SessionMiddleware: only sessionplus's middleware enforces them.",
+                hint=f"Put {SESSIONPLUS_MIDDLEWARE!r} where {DJANGO_MIDDLEWARE!r} is.",
+                id="sessionplus.W052",
+            )
+        )
+    engine = getattr(settings, "SESSION_ENGINE", "")
+    backend = settings.CACHES.get(settings.SESSION_CACHE_ALIAS, {}).get("BACKEND")
+    if engine == CACHED_DB_ENGINE and backend == LOCMEM_CACHE:
+        messages.append(
+            Warning(
+                f"SESSION_CACHE_ALIAS {settings.SESSION_CACHE_ALIAS!r} is a LocMemCache, which "
+                "each server process keeps for itself: after a logout or a change made "
+                "through one process, the others keep serving their cached copy.",
+                hint=SHARED_CACHE_HINT,
+                id="sessionplus.W050",
+            )
+        )
+    elif engine == CACHED_DB_ENGINE and backend == DUMMY_CACHE:
+        messages.append(
+            Warning(
+                f"SESSION_CACHE_ALIAS {settings.SESSION_CACHE_ALIAS!r} is a DummyCache, which "
+                "keeps nothing: every session load goes to the database.",
+                hint="Use the db engine, or point SESSION_CACHE_ALIAS at a shared cache.",
+                id="sessionplus.W051",
+            )
+        )
+    messages.extend(_unknown_settings())
+    return messages
+
+
+def _unknown_settings() -> list[CheckMessage]:
+    # Compared without the shared prefix, which would make every name look close.
+    known = {name.removeprefix(PREFIX): name for name in DEFAULTS}
+    messages: list[CheckMessage] = []
+    for name in sorted(dir(settings)):
+        if name.startswith(PREFIX) and name not in DEFAULTS:
+            close = difflib.get_close_matches(name.removeprefix(PREFIX), known, n=1)
+            messages.append(
+                Warning(
+                    f"{name} is not a sessionplus setting, so nothing reads it.",
+                    hint=f"Did you mean {known[close[0]]}?"
+                    if close
+                    else "See the README's Settings section for the names sessionplus reads.",
+                    id="sessionplus.W053",
+                )
+            )
+    return messages
+
+
+def check_deployment(**kwargs: Any) -> list[CheckMessage]:
+    """A per-process session cache, and session tables not migrated yet."""
+    messages: list[CheckMessage] = []
+    engine = getattr(settings, "SESSION_ENGINE", "")
+    alias = settings.SESSION_CACHE_ALIAS
+    backend = settings.CACHES.get(alias, {}).get("BACKEND")
+    # The cache engine on a DummyCache is already an error (E023) everywhere.
+    if (engine == CACHED_DB_ENGINE and backend in (LOCMEM_CACHE, DUMMY_CACHE)) or (
+        engine == CACHE_ENGINE and backend == LOCMEM_CACHE
+    ):
+        messages.append(
+            Error(
+                f"SESSION_CACHE_ALIAS {alias!r} is a {backend.rsplit('.', 1)[1]}, which is not "
+                f"shared between server processes: with {engine!r} a logout in one process "
+                "does not end the session in the others.",
+                hint=SHARED_CACHE_HINT,
+                id="sessionplus.E050",
+            )
+        )
+    messages.extend(_unapplied_migrations(engine))
+    return messages
+
+
+def _unapplied_migrations(engine: str) -> list[CheckMessage]:
+    from sessionplus.backends.db import SessionStore as DBStore
+
+    try:
+        store_class = import_string(f"{engine}.SessionStore")
+    except ImportError:  # Django reports a broken SESSION_ENGINE on the first request
+        return []
+    if not (isinstance(store_class, type) and issubclass(store_class, DBStore)):
+        return []
+    model = store_class.get_model_class()
+    alias = router.db_for_write(model)
+    try:
+        loader = MigrationLoader(connections[alias], ignore_no_migrations=True)
+    except DatabaseError:
+        # check --deploy often runs in a build step with no database; migrate reports then.
+        return []
+    label, applied = model._meta.app_label, loader.applied_migrations or {}
+    pending = sorted(
+        name for app, name in loader.graph.nodes if app == label and (app, name) not in applied
+    )
+    if not pending:
+        return []
+    return [
+        Error(
+            f"The {label!r} migrations are not all applied on database {alias!r} "
+            f"(missing {', '.join(pending)}): every session would fail with a missing table.",
+            hint=f"Run 'python manage.py migrate {label} --database {alias}'.",
+            id="sessionplus.E051",
+        )
+    ]

@@ -1,9 +1,19 @@
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib.sessions.base_session import AbstractBaseSession
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
+
+# The engines import this module at the first request. Without the app, Django's own error
+# is about the model's app_label, and no system check of ours runs to say what is missing.
+if not apps.is_installed("sessionplus"):
+    raise ImproperlyConfigured(
+        "The sessionplus db and cached_db engines keep sessions in the sessionplus.Session "
+        "model: add 'sessionplus' to INSTALLED_APPS and run 'python manage.py migrate'."
+    )
 
 
 class Session(AbstractBaseSession):

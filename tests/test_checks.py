@@ -2,21 +2,29 @@ from __future__ import annotations
 
 import os
 import tempfile
+from datetime import timedelta
 from io import StringIO
+from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.conf import settings
+from django.core.checks import run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
-from django.test import SimpleTestCase, override_settings
+from django.db import OperationalError, connection
+from django.db.migrations.recorder import MigrationRecorder
+from django.test import SimpleTestCase, TestCase, override_settings
 
 from sessionplus.checks import (
+    check_deployment,
     check_file_and_cache_engines,
     check_middleware,
     check_redis_engine,
     check_session_cookie,
     check_session_cookie_security,
     check_settings,
+    check_setup,
 )
 from tests.services import remount_read_only, tmpfs
 
@@ -70,6 +78,23 @@ class SettingsCheckTests(SimpleTestCase):
     def test_e005_bind(self):
         self.assert_flags("sessionplus.E005", SESSIONPLUS_BIND=("ip",))
         self.assert_flags("sessionplus.E005", SESSIONPLUS_BIND="user_agent")
+
+    @override_settings(SESSIONPLUS_IDLE_TIMEOUT=timedelta(seconds=-5), SESSIONPLUS_BIND=["ip"])
+    def test_messages_show_the_bad_value_as_the_project_wrote_it(self):
+        assert [message.msg for message in check_settings()] == [
+            "SESSIONPLUS_IDLE_TIMEOUT should be a positive number of seconds (an int or a "
+            "timedelta) or None, not datetime.timedelta(days=-1, seconds=86395).",
+            "SESSIONPLUS_BIND should be a tuple of any of 'user_agent', 'ip_network', not ['ip'].",
+        ]
+
+    def test_e002_e003_e004_accept_a_timedelta(self):
+        with override_settings(
+            SESSIONPLUS_IDLE_TIMEOUT=timedelta(minutes=30),
+            SESSIONPLUS_ABSOLUTE_TIMEOUT=timedelta(hours=12),
+            SESSIONPLUS_TOUCH_INTERVAL=timedelta(minutes=1),
+        ):
+            assert check_settings() == []
+        self.assert_flags("sessionplus.E004", SESSIONPLUS_TOUCH_INTERVAL=timedelta(0))
 
     def test_e006_trusted_proxies(self):
         self.assert_flags("sessionplus.E006", SESSIONPLUS_TRUSTED_PROXIES=-1)
@@ -291,7 +316,7 @@ class SessionCookieCheckTests(SimpleTestCase):
     SESSION_COOKIE_SECURE=True,
     SESSION_COOKIE_HTTPONLY=True,
 )
-class SessionCookieSecurityCheckTests(SimpleTestCase):
+class SessionCookieSecurityCheckTests(TestCase):  # check --deploy reads applied migrations (E051)
     def test_secure_settings_pass(self):
         assert check_session_cookie_security() == []
 
@@ -317,3 +342,153 @@ class SessionCookieSecurityCheckTests(SimpleTestCase):
         call_command("check", deploy=True, stdout=StringIO(), stderr=deploy)
         assert "sessionplus.W040" not in plain.getvalue()
         assert "sessionplus.W040" in deploy.getvalue()
+
+
+AUTH_MW = "django.contrib.auth.middleware.AuthenticationMiddleware"
+CACHED_DB_ENGINE = "sessionplus.backends.cached_db"
+DUMMY_CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+
+
+class SetupCheckTests(SimpleTestCase):
+    def test_the_test_settings_pass(self):
+        assert check_setup() == []
+
+    @override_settings(MIDDLEWARE=[AUTH_MW, PLUS_MW])
+    def test_e052_sessionplus_middleware_after_authentication_middleware(self):
+        [message] = check_setup()
+        assert message.id == "sessionplus.E052"
+        assert message.hint == f"Move {PLUS_MW!r} above it in MIDDLEWARE."
+
+    @override_settings(
+        MIDDLEWARE=[DJANGO_MW, AUTH_MW],
+        SESSIONPLUS_IDLE_TIMEOUT=600,
+        SESSIONPLUS_BIND=["user_agent"],
+    )
+    def test_w052_timeouts_and_binding_with_djangos_middleware(self):
+        [message] = check_setup()
+        assert message.id == "sessionplus.W052"
+        assert message.msg.startswith("SESSIONPLUS_IDLE_TIMEOUT, SESSIONPLUS_BIND have no effect")
+
+    @override_settings(MIDDLEWARE=[DJANGO_MW, AUTH_MW], SESSIONPLUS_TOUCH_INTERVAL=60)
+    def test_w052_names_a_single_setting_in_the_singular(self):
+        [message] = check_setup()
+        assert message.msg.startswith("SESSIONPLUS_TOUCH_INTERVAL has no effect with Django's")
+
+    @override_settings(MIDDLEWARE=[DJANGO_MW, AUTH_MW])
+    def test_w052_not_raised_when_no_such_setting_is_on(self):
+        assert check_setup() == []
+
+    @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE)
+    def test_w050_cached_db_on_a_locmem_cache(self):
+        [message] = check_setup()
+        assert message.id == "sessionplus.W050"
+        assert "django.core.cache.backends.redis.RedisCache" in message.hint
+
+    @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE, CACHES=DUMMY_CACHES)
+    def test_w051_cached_db_on_a_dummy_cache(self):
+        assert ids(check_setup()) == ["sessionplus.W051"]
+
+    @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE, SESSION_CACHE_ALIAS="redis")
+    def test_cached_db_on_a_shared_cache_passes(self):
+        assert check_setup() == []
+
+    @override_settings(SESSIONPLUS_IDLE_TIMOUT=600)
+    def test_w053_unknown_setting_suggests_the_closest_name(self):
+        [message] = check_setup()
+        assert message.id == "sessionplus.W053"
+        assert (
+            message.msg
+            == "SESSIONPLUS_IDLE_TIMOUT is not a sessionplus setting, so nothing reads it."
+        )
+        assert message.hint == "Did you mean SESSIONPLUS_IDLE_TIMEOUT?"
+
+    @override_settings(SESSIONPLUS_FROBNICATE=True)
+    def test_w053_unknown_setting_without_a_close_name_points_at_the_readme(self):
+        [message] = check_setup()
+        assert message.hint == "See the README's Settings section for the names sessionplus reads."
+
+    @override_settings(MIDDLEWARE=[AUTH_MW, PLUS_MW], SESSIONPLUS_BINDING=["user_agent"])
+    def test_manage_py_check_runs_the_setup_checks(self):
+        with pytest.raises(SystemCheckError) as raised:
+            call_command("check", stdout=StringIO(), stderr=StringIO())
+        assert "(sessionplus.E052)" in str(raised.value)
+        assert "(sessionplus.W053)" in str(raised.value)
+
+
+class DeploymentCheckTests(TestCase):
+    def test_the_test_settings_pass(self):
+        assert check_deployment() == []
+
+    def test_e050_a_per_process_cache_under_cache_or_cached_db(self):
+        for engine, caches in (
+            (CACHED_DB_ENGINE, settings.CACHES),
+            (CACHE_ENGINE, settings.CACHES),
+            (CACHED_DB_ENGINE, DUMMY_CACHES),
+        ):
+            with self.subTest(engine=engine), self.settings(SESSION_ENGINE=engine, CACHES=caches):
+                assert ids(check_deployment()) == ["sessionplus.E050"]
+
+    @override_settings(SESSION_ENGINE=CACHE_ENGINE, CACHES=DUMMY_CACHES)
+    def test_e050_leaves_the_cache_engine_on_a_dummy_cache_to_e023(self):
+        assert check_deployment() == []
+
+    @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE, SESSION_CACHE_ALIAS="redis")
+    def test_a_shared_cache_passes(self):
+        assert check_deployment() == []
+
+    def test_e051_sessionplus_migrations_not_applied(self):
+        MigrationRecorder(connection).record_unapplied("sessionplus", "0001_initial")
+        [message] = check_deployment()
+        assert message.id == "sessionplus.E051"
+        assert message.msg == (
+            "The 'sessionplus' migrations are not all applied on database 'default' "
+            "(missing 0001_initial): every session would fail with a missing table."
+        )
+        assert message.hint == "Run 'python manage.py migrate sessionplus --database default'."
+
+    @override_settings(SESSION_ENGINE="tests.custom_session.models")
+    def test_e051_checks_the_app_of_the_engines_own_model(self):
+        assert check_deployment() == []
+        MigrationRecorder(connection).record_unapplied("custom_session", "0001_initial")
+        assert "'custom_session' migrations" in check_deployment()[0].msg
+
+    def test_e051_only_for_the_database_engines(self):
+        MigrationRecorder(connection).record_unapplied("sessionplus", "0001_initial")
+        for engine in (REDIS_ENGINE, "no.such.engine", "sessionplus.conf"):
+            with self.subTest(engine=engine), self.settings(SESSION_ENGINE=engine):
+                assert check_deployment() == []
+
+    def test_e051_skipped_when_the_database_cannot_be_reached(self):
+        # An unreachable database cannot be produced for the alias this suite runs on, so
+        # the recorder's read fails the way it does when the server is down.
+        down = OperationalError("connection refused")
+        with mock.patch.object(MigrationRecorder, "applied_migrations", side_effect=down):
+            assert check_deployment() == []
+
+    @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE)
+    def test_registered_as_a_deploy_check_and_w050_as_a_plain_one(self):
+        plain = StringIO()
+        call_command("check", stdout=StringIO(), stderr=plain)
+        assert "(sessionplus.W050)" in plain.getvalue()
+        assert "(sessionplus.E050)" not in plain.getvalue()
+        with pytest.raises(SystemCheckError, match=r"\(sessionplus\.E050\)"):
+            call_command("check", deploy=True, stdout=StringIO(), stderr=StringIO())
+
+
+def readme_production_settings() -> dict[str, object]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("### Recommended production settings", 1)[1]
+    namespace: dict[str, object] = {}
+    exec(section.split("```python\n", 1)[1].split("```", 1)[0], namespace)
+    return {name: value for name, value in namespace.items() if name.isupper()}
+
+
+class ReadmeProductionSettingsTests(SimpleTestCase):
+    def test_the_recommended_block_passes_every_sessionplus_check_under_deploy(self):
+        with override_settings(**readme_production_settings()):
+            messages = run_checks(include_deployment_checks=True)
+        assert [m for m in messages if m.id.startswith("sessionplus.")] == []
+
+    def test_the_recommended_block_trusts_no_proxy(self):
+        # Copied onto a server without a proxy, a trusted X-Forwarded-For is the client's own.
+        assert "SESSIONPLUS_TRUSTED_PROXIES" not in readme_production_settings()

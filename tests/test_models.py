@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 from datetime import timedelta
 from io import StringIO
 
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.db import connection
-from django.test import TestCase
+from django.test import SimpleTestCase, TestCase
 from django.utils import timezone
 
+import sessionplus.models
 from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
 from sessionplus.backends.db import SessionStore
 from sessionplus.models import Session
@@ -69,3 +73,17 @@ class SessionModelTests(TestCase):
         )
         with self.assertLogs("django.security.SuspiciousSession", "WARNING"):
             assert row.get_decoded() == {}
+
+
+class AppNotInstalledTests(SimpleTestCase):
+    def test_importing_the_model_without_the_app_names_the_missing_setting(self):
+        without = [app for app in settings.INSTALLED_APPS if app != "sessionplus"]
+        with (
+            self.settings(INSTALLED_APPS=without),
+            self.assertRaisesMessage(
+                ImproperlyConfigured, "add 'sessionplus' to INSTALLED_APPS and run"
+            ),
+        ):
+            # What the engine's first import does in a project that left the app out.
+            importlib.reload(sessionplus.models)
+        assert sessionplus.models.Session is Session
