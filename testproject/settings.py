@@ -89,7 +89,7 @@ CACHES = {
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
 # One runserver process: a per-process cache is all the demo needs.
-SILENCED_SYSTEM_CHECKS = ["sessionplus.W020"]
+SILENCED_SYSTEM_CHECKS = ["sessionplus.W020", "sessionplus.W050"]
 
 SESSION_FILE_PATH = str(BASE_DIR / ".demo-sessions")
 if DEMO_ENGINE == "file":
