@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test compat lint bench clean
 
 # The coverage floor (pyproject's fail_under) holds where every service is guaranteed: CI=true, where a
 # missing service fails its tests. Elsewhere tests that need memcached or Chromium are skipped with a
@@ -39,6 +39,11 @@ test: $(STAMP) $(DRIVER)
 	$(BIN)/python -m coverage run -m pytest $(PYTEST_ARGS)
 	$(BIN)/python -m coverage combine --quiet
 	$(BIN)/python -m coverage report $(COVERAGE_FLOOR)
+
+# Django's own tests/sessions_tests against every sessionplus engine; compat/deviations.toml lists
+# the deliberate differences. The installed Django's sdist is downloaded once to ~/.cache.
+compat: $(STAMP)
+	$(BIN)/python -m compat $(COMPAT_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

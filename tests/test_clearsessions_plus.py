@@ -834,14 +834,15 @@ class FileEngineTests(SimpleTestCase):
         assert not [name for name in self.files() if name.endswith(".tmp")]
         assert sum(int(out.split()[1]) for out, _, _ in results) == 200
 
-    def test_unwritable_directory_is_one_line_error(self):
+    def test_missing_directory_is_one_line_error(self):
         self.write("sessionid" + "a" * 32, expired_header())
-        with override_settings(SESSION_FILE_PATH=os.path.join(self.directory, "missing")):
+        missing = os.path.join(self.directory, "missing")
+        with override_settings(SESSION_FILE_PATH=missing):
             _, err, status = run()
         assert status == 1
         assert err.startswith(
             "Cannot clear expired sessions of sessionplus.backends.file: "
-            "Session store unavailable: "
+            f"The session storage path {missing!r} doesn't exist."
         )
         assert "\n" not in err
 

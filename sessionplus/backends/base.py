@@ -504,8 +504,9 @@ class SessionPlusBase(SessionBase):
         return decoded
 
     def log_suspicious(self, problem: str) -> None:
+        # Django's message first: log-based alerts on Django's engines key on it.
         suspicious_logger.warning(
-            "Session data %s (session %s).", problem, hashed_key(self.session_key)
+            "Session data corrupted: %s (session %s).", problem, hashed_key(self.session_key)
         )
 
     # Metadata ------------------------------------------------------------------

@@ -58,6 +58,8 @@ MAX_ENTRY_TTL = 24 * 60 * 60
 END_MARKER_TTL = MAX_ENTRY_TTL + 60 * 60
 
 logger = logging.getLogger(__name__)
+# Where Django's cached_db engine reports a failed cache write: monitoring keys on it.
+django_logger = logging.getLogger("django.contrib.sessions")
 
 # Per process and cache alias: the generation last seen, and the aliases a write-through
 # failed on since the generation was last replaced.
@@ -127,13 +129,16 @@ class SessionCache:
     def _failed(self, method: str, exc: Exception, leaves_stale: bool) -> object:
         if leaves_stale:
             _unsure.add(self.alias)
+            # Django's message and level for a failed write-through; the entries that write
+            # may have left stale are void once the cache is back (see the module docstring).
+            django_logger.error("Error saving to cache (%s)", self.cache, exc_info=exc)
+            return _FAILED
         logger.warning(
-            "Session cache %r failed (%s: %s: %s); %s.",
+            "Session cache %r failed (%s: %s: %s); using the database.",
             self.alias,
             method,
             type(exc).__name__,
             exc,
-            "its entries are void once it is back" if leaves_stale else "using the database",
         )
         return _FAILED
 
@@ -256,6 +261,11 @@ class SessionStore(DBStore):
     """
 
     cache_key_prefix = KEY_PREFIX
+
+    def __init__(self, session_key: str | None = None) -> None:
+        # As in Django's engine: an unknown SESSION_CACHE_ALIAS fails when a store is built.
+        self._cache = caches[settings.SESSION_CACHE_ALIAS]
+        super().__init__(session_key)
 
     @classmethod
     def session_cache(cls) -> SessionCache:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import suppress
 
 from django.conf import settings
+from django.contrib.sessions.exceptions import InvalidSessionKey
+from django.core.exceptions import ImproperlyConfigured
 
 from sessionplus.backends.base import (
     CreateError,
@@ -46,13 +48,40 @@ def storage_path() -> str:
 class SessionStore(SessionPlusBase):
     """A file-based session store, a drop-in for Django's ``backends.file``."""
 
+    _storage_path: str
+
     def __init__(self, session_key: str | None = None) -> None:
-        self.storage_path = storage_path()
+        self.storage_path = self._get_storage_path()
         self.file_prefix = settings.SESSION_COOKIE_NAME
         super().__init__(session_key)
 
-    def _key_to_file(self, session_key: str) -> str:
-        # Only ever called with a validated key: no separators, no "..", no NUL.
+    @classmethod
+    def _get_storage_path(cls) -> str:
+        """
+        Return the session directory, checked to exist when it differs from the last one.
+
+        Django's engine has the same helper, check and message (its ``clearsessions`` and
+        tests call them); comparing with the last path checked keeps
+        ``override_settings(SESSION_FILE_PATH=...)`` working without a stat per store.
+        """
+        path = os.fspath(storage_path())
+        if getattr(cls, "_storage_path", None) != path:
+            if not os.path.isdir(path):
+                raise ImproperlyConfigured(
+                    f"The session storage path {path!r} doesn't exist. Please set your "
+                    "SESSION_FILE_PATH setting to an existing directory in which Django "
+                    "can store session data."
+                )
+            cls._storage_path = path
+        return path
+
+    def _key_to_file(self, session_key: str | None = None) -> str:
+        """Return the path of a session's file; raise InvalidSessionKey for a malformed key."""
+        if session_key is None:
+            session_key = self._get_or_create_session_key()
+        # Never a path outside the directory: no separators, no "..", no NUL.
+        if not is_valid_session_key(session_key):
+            raise InvalidSessionKey("Invalid characters in session key")
         return os.path.join(self.storage_path, self.file_prefix + session_key)
 
     # Reads -------------------------------------------------------------------------

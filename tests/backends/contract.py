@@ -70,6 +70,14 @@ class SessionStoreContract:
         await session.asave()
         return session
 
+    def test_data_failing_its_signature_is_logged_with_djangos_message(self):
+        # Log-based alerts written for Django's engines match "Session data corrupted".
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            assert self.store().decode("bad:encoded:value") == {}
+        assert logs.records[0].getMessage() == (
+            "Session data corrupted: failed its signature check (session e3b0c44298fc)."
+        )
+
     # The dict API ----------------------------------------------------------------
 
     def test_is_a_session_base_subclass(self):

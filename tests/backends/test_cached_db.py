@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.cached_db import SessionStore as DjangoStore
 from django.core.cache import caches
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheBackendError
 from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest, HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
@@ -39,6 +39,7 @@ from tests.counting import count_cache_calls
 from tests.services import dead_port, redis_url
 
 LOGGER = "sessionplus.backends.cached_db"
+DJANGO_LOGGER = "django.contrib.sessions"
 
 
 def session_cache() -> SessionCache:
@@ -259,8 +260,12 @@ class OutageTests(TestCase):
         # Leave no doubt over the cache from an earlier test: this load renews it if needed.
         SessionStore().exists("0" * 32)
 
-    def test_reads_fall_back_to_the_database_and_writes_reach_it_with_warnings(self):
-        with cache_down(), self.assertLogs(LOGGER, "WARNING") as logs:
+    def test_reads_fall_back_to_the_database_and_writes_reach_it_with_logs(self):
+        with (
+            cache_down(),
+            self.assertLogs(LOGGER, "WARNING") as reads,
+            self.assertLogs(DJANGO_LOGGER, "ERROR") as writes,
+        ):
             session = saved(a=1)
             session = loaded(session.session_key)
             assert session["a"] == 1
@@ -268,13 +273,25 @@ class OutageTests(TestCase):
             session.save()
             session.touch()
         assert Session.objects.get(pk=session.session_key).get_decoded() == {"a": 2}
-        assert len(logs.output) == 4
-        assert all("Session cache 'sessions' failed" in line for line in logs.output)
+        [read] = reads.records
+        assert read.getMessage().startswith("Session cache 'sessions' failed (get_many: ")
+        # The three writes, each as Django's engine logs a failed cache write.
+        assert len(writes.records) == 3
+        for write in writes.records:
+            assert write.getMessage().startswith("Error saving to cache (<django_redis.cache")
+            assert write.exc_info is not None
+
+    def test_a_failed_cache_write_is_logged_as_djangos_engine_logs_it(self):
+        with cache_down(), self.assertLogs(DJANGO_LOGGER, "ERROR") as logs:
+            session = saved(a=1)
+        [record] = logs.records
+        assert record.getMessage() == f"Error saving to cache ({session._cache})"
+        assert record.exc_info is not None
 
     def test_a_logout_during_the_outage_stays_a_logout_when_the_cache_is_back(self):
         session = saved(_auth_user_id="1")
         key = session.session_key
-        with cache_down(), self.assertLogs(LOGGER, "WARNING"):
+        with cache_down(), self.assertLogs(DJANGO_LOGGER, "ERROR"):
             session = loaded(key)
             session.flush()
         assert not Session.objects.filter(pk=key).exists()
@@ -353,6 +370,12 @@ def sessions_cache(backend: type[Any]) -> Any:
 
 
 class CacheBackendTests(TestCase):
+    @override_settings(SESSION_CACHE_ALIAS="sessions")
+    def test_an_unknown_session_cache_alias_fails_when_a_store_is_built(self):
+        # As Django's engine does (its ticket #21000), not at the first cache call.
+        with pytest.raises(InvalidCacheBackendError, match="sessions"):
+            SessionStore()
+
     @sessions_cache(NativeAsyncLocMemCache)
     async def test_a_backends_own_async_method_is_used(self):
         session = SessionStore()
@@ -369,9 +392,9 @@ class CacheBackendTests(TestCase):
         session = saved(a=1)
         cache = session_cache()
         generation = cache.cache.get(cache.generation_key)
-        with self.assertLogs(LOGGER, "WARNING") as logs:
+        with self.assertLogs(DJANGO_LOGGER, "ERROR") as logs:
             SessionStore().delete(session.session_key)
-        assert "2 keys were not stored" in logs.output[0]
+        assert str(logs.records[0].exc_info[1]) == "2 keys were not stored"
         # The end marker is missing, so the next use of the cache voids every entry.
         assert list(loaded(session.session_key).keys()) == []
         assert cache.cache.get(cache.generation_key) != generation

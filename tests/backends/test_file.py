@@ -15,7 +15,9 @@ from contextlib import contextmanager
 
 import pytest
 from django.contrib.sessions.backends.file import SessionStore as DjangoFileStore
+from django.contrib.sessions.exceptions import InvalidSessionKey
 from django.core import signing
+from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends.base import CreateError, UpdateError, now_timestamp
@@ -176,6 +178,16 @@ class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
 
     # Strict keys -----------------------------------------------------------------------
 
+    def test_key_to_file_refuses_keys_that_could_leave_the_directory(self):
+        # Django's helper, with its exception: its own tests call it directly.
+        store = SessionStore()
+        for key in ["a/b/c", "a\\b\\c", "../../" + "a" * 26]:
+            with pytest.raises(InvalidSessionKey):
+                store._key_to_file(key)
+        assert store._key_to_file("a" * 32) == self.path("a" * 32)
+        # Without an argument, the store's own key (made now if it has none), as in Django.
+        assert store._key_to_file() == self.path(store.session_key)
+
     def test_malformed_keys_open_no_file(self):
         with file_events() as events:
             for bad_key in MALFORMED_KEYS:
@@ -292,11 +304,29 @@ class FileStoreFailureTests(FileEngineTestCase):
                 await session.asave()
             assert os.listdir(directory) == ["filler"]
 
-    def test_path_under_a_regular_file_raises_unavailable_for_reads_and_writes(self):
+    def test_a_missing_directory_is_improperly_configured_when_a_store_is_built(self):
+        # Django's engine checks the same, with the same message.
+        self.use_directory(os.path.join(self.directory, "missing"))
+        with pytest.raises(ImproperlyConfigured, match=r"missing' doesn't exist\. Please set"):
+            SessionStore()
+        with pytest.raises(ImproperlyConfigured):
+            SessionStore.clear_expired()
+
+    def test_the_directory_is_checked_again_when_session_file_path_changes(self):
+        assert SessionStore._get_storage_path() == self.directory
+        other = os.path.join(self.directory, "other")
+        os.mkdir(other)
+        self.use_directory(other)
+        assert SessionStore().storage_path == other
+
+    def test_a_directory_replaced_after_its_check_raises_unavailable_for_reads_and_writes(self):
         # Root ignores permission bits, so "unwritable" is made with a file as the parent.
-        regular_file = os.path.join(self.directory, "a-file")
-        open(regular_file, "wb").close()
-        self.use_directory(os.path.join(regular_file, "sessions"))
+        replaced = os.path.join(self.directory, "replaced")
+        os.mkdir(replaced)
+        self.use_directory(replaced)
+        SessionStore()  # the directory is checked (and found) here
+        os.rmdir(replaced)
+        open(replaced, "wb").close()
         with pytest.raises(SessionStoreUnavailable):
             SessionStore("o" * 32).load()
         with pytest.raises(SessionStoreUnavailable):

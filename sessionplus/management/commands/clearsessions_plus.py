@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
@@ -25,8 +26,8 @@ NOTHING_TO_CLEAR = {
     "django.contrib.sessions.backends.signed_cookies": CLIENT_SIDE,
 }
 
-# What a store that is down, refusing, unmigrated or unwritable raises.
-STORE_ERRORS = (SessionStoreUnavailable, DatabaseError, OSError)
+# What a store that is down, refusing, unmigrated, unwritable or missing raises.
+STORE_ERRORS = (SessionStoreUnavailable, DatabaseError, OSError, ImproperlyConfigured)
 
 
 def positive_int(value: str) -> int:
