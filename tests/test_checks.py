@@ -10,11 +10,13 @@ from unittest import mock
 import pytest
 from django.conf import settings
 from django.core.checks import run_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.db import OperationalError, connection
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import SimpleTestCase, TestCase, override_settings
+from freezegun import freeze_time
 
 from sessionplus.checks import (
     check_deployment,
@@ -492,3 +494,31 @@ class ReadmeProductionSettingsTests(SimpleTestCase):
     def test_the_recommended_block_trusts_no_proxy(self):
         # Copied onto a server without a proxy, a trusted X-Forwarded-For is the client's own.
         assert "SESSIONPLUS_TRUSTED_PROXIES" not in readme_production_settings()
+
+
+@override_settings(
+    ROOT_URLCONF="tests.urls_middleware",
+    MIDDLEWARE=[DJANGO_MW],
+    SESSION_ENGINE="sessionplus.backends.db",
+)
+class CheckPremiseTests(TestCase):
+    """What W052 and E052 warn about, through real requests."""
+
+    def read_after_idling(self) -> bytes:
+        with freeze_time() as frozen:
+            self.client.get("/write/", {"value": "kept"})
+            frozen.tick(601)
+            return self.client.get("/read/").content
+
+    @override_settings(SESSIONPLUS_IDLE_TIMEOUT=600)
+    def test_djangos_middleware_serves_a_session_idle_past_the_timeout(self):
+        assert self.read_after_idling() == b"kept"
+
+    @override_settings(SESSIONPLUS_IDLE_TIMEOUT=600, MIDDLEWARE=[PLUS_MW])
+    def test_sessionplus_middleware_ends_it(self):
+        assert self.read_after_idling() == b"-"
+
+    @override_settings(MIDDLEWARE=[AUTH_MW, PLUS_MW])
+    def test_sessionplus_middleware_after_authentication_middleware_fails_every_request(self):
+        with self.assertRaisesMessage(ImproperlyConfigured, "requires session middleware"):
+            self.client.get("/read/")
