@@ -5,19 +5,24 @@ The cookie value has the format of Django's engine (``signing.dumps`` with its s
 compressed), so cookies issued by either engine load in the other. On top of Django's:
 
 - the expiry from ``set_expiry()`` is honoured (Django ticket #27775), counted from the
-  moment the cookie was signed, which the signature covers;
+  moment the cookie was signed, which the signature covers, on the signer's clock
+  (``time.time()``, as Django's engine checks it);
 - a session whose cookie would pass 4093 bytes raises ``SessionTooLarge`` at save time,
   instead of a cookie the browser silently drops;
 - decompression stops at ``SESSIONPLUS_MAX_SIZE`` bytes, so no cookie expands without limit;
 - a tampered or truncated cookie is no session, and is logged.
 
-The session's creation time is kept in the payload; user id, IP and user agent are not
-(they would grow every cookie), and nothing can be revoked server-side before it expires.
+The session's creation time is kept in the payload (a cookie without one, issued by Django's
+engine, counts as created when it was signed, and the next save records that); user id, IP
+and user agent are not (they would grow every cookie), and nothing can be revoked
+server-side before it expires. Saving an unchanged session within the signer's resolution
+(one second) gives the very same cookie, as Django's engine does.
 """
 
 from __future__ import annotations
 
 import re
+import time
 import zlib
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -27,7 +32,7 @@ from django.conf import settings
 from django.core import signing
 from django.utils.crypto import get_random_string
 
-from sessionplus.backends.base import SessionPlusBase, now_timestamp, stored_expiry_is_valid
+from sessionplus.backends.base import SessionPlusBase, stored_expiry_is_valid
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
 
@@ -70,7 +75,15 @@ class SessionStore(SessionPlusBase):
             return {}
         data, signed_at = loaded
         own = data.pop(METADATA_KEY, None)
-        created_at = own.get("created_at") if isinstance(own, dict) else None
+        own = own if isinstance(own, dict) else {}
+        # Kept, so that saving an unchanged session signs the very same payload.
+        nonce = own.get("nonce")
+        self._nonce = nonce if isinstance(nonce, str) else None
+        # Created no later than it was signed: a cookie from Django's engine, which records
+        # no creation time, is thus held to SESSIONPLUS_ABSOLUTE_TIMEOUT too.
+        created_at = own.get("created_at")
+        if created_at is None:
+            created_at = signed_at
         self._accept_metadata({"created_at": created_at, "last_activity": signed_at})
         return data
 
@@ -85,7 +98,9 @@ class SessionStore(SessionPlusBase):
             self.log_suspicious("failed its signature check")
             return None
         signed_at = signing.b62_decode(timestamp)
-        if signed_at > now_timestamp() + CLOCK_SKEW_SECONDS:
+        # The signer's clock: signing stamped the cookie with time.time(), not timezone.now().
+        now = time.time()
+        if signed_at > now + CLOCK_SKEW_SECONDS:
             self.log_suspicious("was signed in the future")
             return None
         data = self._deserialize(payload)
@@ -96,7 +111,7 @@ class SessionStore(SessionPlusBase):
             self.log_suspicious("had an invalid expiry")
             return None
         signed = datetime.fromtimestamp(signed_at, tz=dt_timezone.utc)
-        if self.get_expiry_date(modification=signed, expiry=expiry).timestamp() <= now_timestamp():
+        if self.get_expiry_date(modification=signed, expiry=expiry).timestamp() <= now:
             return None
         return data, signed_at
 
@@ -166,6 +181,7 @@ class SessionStore(SessionPlusBase):
 
     def delete(self, session_key: str | None = None) -> None:
         self._session_key = None
+        self._nonce = None
         self._session_cache = {}
         self._modified = True
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 import tracemalloc
-from datetime import timedelta
+from datetime import datetime, timedelta
+from unittest import mock
 
 import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.backends.signed_cookies import SessionStore as DjangoCookieStore
 from django.core import signing
-from django.test import SimpleTestCase, override_settings
+from django.test import AsyncClient, Client, SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 from freezegun import freeze_time
@@ -237,11 +241,52 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
         metadata = self.reloaded(session).metadata
         assert (metadata.user_id, metadata.ip, metadata.user_agent) == (None, None, None)
 
-    def test_cookie_from_djangos_engine_has_no_creation_time(self):
-        theirs = DjangoCookieStore()
-        theirs["a"] = 1
-        theirs.save()
-        assert self.store(theirs.session_key).metadata.created_at is None
+    def test_cookie_from_djangos_engine_counts_as_created_when_it_was_signed(self):
+        signed_at = timezone.now().replace(microsecond=0) - timedelta(hours=2)
+        with freeze_time(signed_at):
+            theirs = DjangoCookieStore()
+            theirs["a"] = 1
+            theirs.save()
+        session = self.store(theirs.session_key)
+        assert session.metadata.created_at == signed_at
+        session["b"] = 2
+        session.save()  # records it
+        assert self.reloaded(session).metadata.created_at == signed_at
+
+    # The signer's clock (django-allauth's tests) -------------------------------------------
+
+    # django-allauth's password-reset-by-code tests patch time.time alone, not datetime:
+    # the signer stamps the cookie with it, so its expiry is checked on that clock too.
+    # A mock, because only a test can make the two clocks disagree.
+
+    def test_a_cookie_signed_and_read_under_a_patched_time_time_loads(self):
+        with mock.patch("time.time", return_value=1_000_000.0):
+            session = self.saved(a=1)
+            assert self.reloaded(session)["a"] == 1
+
+    def test_expiry_runs_on_the_signers_clock_not_timezone_now(self):
+        start = time.time()
+        with mock.patch("time.time", return_value=start):
+            session = self.store()
+            session["a"] = 1
+            session.set_expiry(60)
+            session.save()
+        with mock.patch("time.time", return_value=start + 61):
+            assert list(self.reloaded(session).keys()) == []
+
+    # Same session, same cookie (Django's auth_tests LoginTest) -------------------------------
+
+    def test_saving_an_unchanged_session_again_gives_the_same_cookie(self):
+        with freeze_time(timezone.now()):  # within the signer's resolution: one second
+            session = self.store()
+            session["a"] = 1
+            session.cycle_key()  # a nonce, as after login()
+            again = self.reloaded(session)
+            again["a"] = 1
+            again.save()
+            assert again.session_key == session.session_key
+            again.cycle_key()
+            assert again.session_key != session.session_key
 
     # Async twins -----------------------------------------------------------------------------
 
@@ -268,3 +313,66 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
         await session.adelete()
         assert session.session_key is None
         assert await self.store_class.aclear_expired() is None
+
+
+ENGINE = "sessionplus.backends.signed_cookies"
+
+
+@override_settings(ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINE)
+class SignedCookieRequestTests(TestCase):
+    """Through the middleware, as an application's requests meet the engine."""
+
+    @classmethod
+    def setUpTestData(cls) -> None:
+        cls.user = get_user_model().objects.create_user("alice", password="first")
+
+    @staticmethod
+    def cookie(client: Client | AsyncClient) -> str:
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    def test_logging_in_again_as_the_same_user_keeps_the_cookie_unless_the_password_changed(self):
+        # Django's auth_tests LoginTest.test_session_key_flushed_on_login_after_password_change.
+        with freeze_time(timezone.now()):  # within the signer's resolution: one second
+            self.client.get("/login/?username=alice")
+            first = self.cookie(self.client)
+            self.client.get("/login/?username=alice")
+            assert self.cookie(self.client) == first
+            self.user.set_password("second")
+            self.user.save()
+            self.client.get("/login/?username=alice")
+            assert self.cookie(self.client) != first
+
+    async def test_async_logging_in_again_as_the_same_user_keeps_the_cookie(self):
+        client = AsyncClient()
+        with freeze_time(timezone.now()):
+            await client.get("/async/login/?username=alice")
+            first = self.cookie(client)
+            await client.get("/async/login/?username=alice")
+            assert self.cookie(client) == first
+
+    def send_djangos_cookie(self, signed_at: datetime) -> None:
+        """Give the client a cookie Django's own engine signed at ``signed_at``."""
+        with freeze_time(signed_at):
+            theirs = DjangoCookieStore()
+            theirs["value"] = "theirs"
+            theirs.save()
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = theirs.session_key
+
+    @override_settings(SESSIONPLUS_ABSOLUTE_TIMEOUT=3600)
+    def test_a_cookie_from_djangos_engine_is_held_to_the_absolute_timeout(self):
+        start = timezone.now()
+        self.send_djangos_cookie(start)
+        with freeze_time(start + timedelta(minutes=30)):
+            assert self.client.get("/read/").content == b"theirs"
+            self.client.get("/write/?value=ours")  # re-signed now, created at its first signing
+        with freeze_time(start + timedelta(minutes=59)):
+            assert self.client.get("/read/").content == b"ours"
+        with freeze_time(start + timedelta(minutes=61)):
+            assert self.client.get("/read/").content == b"-"
+
+    @override_settings(SESSIONPLUS_ABSOLUTE_TIMEOUT=3600)
+    def test_a_cookie_from_djangos_engine_signed_too_long_ago_ends_at_once(self):
+        start = timezone.now()
+        self.send_djangos_cookie(start)
+        with freeze_time(start + timedelta(hours=2)):
+            assert self.client.get("/read/").content == b"-"
