@@ -25,7 +25,7 @@ class Engine:
     label: str
     stock: str
     plus: str
-    database: str  # where auth (and the db engines' sessions) live: "sqlite" or "postgres"
+    database: str  # where auth (and the db engines' sessions) live: "sqlite", "postgres", "mariadb"
     uses_redis: bool
     floor: str  # the bare-client floor: "sql", "redis_hash", "redis_blob", "sql+redis_blob", …
 
@@ -49,6 +49,15 @@ ENGINES = {
             f"{DJANGO}.db",
             f"{PLUS}.db",
             "postgres",
+            False,
+            "sql",
+        ),
+        Engine(
+            "db_mariadb",
+            "db on MariaDB",
+            f"{DJANGO}.db",
+            f"{PLUS}.db",
+            "mariadb",
             False,
             "sql",
         ),

@@ -92,7 +92,7 @@ class Floor:
 
 
 class SqlFloor(Floor):
-    """psycopg or sqlite3 on a table of the same shape as ``sessionplus_session``."""
+    """psycopg, mysqlclient or sqlite3 on a table of the same shape as ``sessionplus_session``."""
 
     COLUMNS = (
         "session_key, session_data, expire_date, user_id, ip, user_agent, created_at, last_activity"
@@ -102,7 +102,22 @@ class SqlFloor(Floor):
         db = settings.DATABASES["default"]
         self.data = encoded_payload()
         self.postgres = "postgresql" in db["ENGINE"]
-        if self.postgres:
+        self.mysql = "mysql" in db["ENGINE"]
+        if self.mysql:
+            import MySQLdb  # Django's driver: the mysql extra
+
+            self.connection = MySQLdb.connect(
+                host=db["HOST"],
+                port=int(db["PORT"] or 3306),
+                user=db["USER"],
+                password=db["PASSWORD"],
+                database=db["NAME"],
+                autocommit=True,
+            )
+            self.cursor = self.connection.cursor()
+            self.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+            self.execute(f"CREATE TABLE {FLOOR_TABLE} LIKE {SESSION_TABLE}")
+        elif self.postgres:
             self.connection = psycopg.connect(
                 dbname=db["NAME"],
                 user=db.get("USER") or None,
@@ -125,10 +140,18 @@ class SqlFloor(Floor):
             for (statement,) in schema:
                 self.connection.execute(statement.replace(SESSION_TABLE, FLOOR_TABLE))
 
-    def _sql(self, statement: str) -> str:
-        return statement if self.postgres else statement.replace("%s", "?")
+    def execute(self, statement: str, params: tuple[object, ...] = ()) -> object:
+        """Run one statement in autocommit mode; return what ``fetchone()`` is called on."""
+        if self.mysql:  # a DB-API cursor, as Django's driver gives it
+            self.cursor.execute(statement, params)
+            return self.cursor
+        if self.postgres:
+            return self.connection.execute(statement, params)
+        return self.connection.execute(statement.replace("%s", "?"), params)
 
     def _time(self, moment: datetime) -> object:
+        if self.mysql:  # DATETIME(6) holds naive UTC, as Django writes it with USE_TZ
+            return moment.replace(tzinfo=None)
         # sqlite3's datetime adapter is deprecated; Django stores this text form too.
         return moment if self.postgres else moment.isoformat(" ")
 
@@ -137,7 +160,7 @@ class SqlFloor(Floor):
 
     def read(self, key: str) -> object:
         statement = f"SELECT {self.COLUMNS} FROM {FLOOR_TABLE} WHERE session_key = %s"
-        return self.connection.execute(self._sql(statement), (key,)).fetchone()
+        return self.execute(statement, (key,)).fetchone()
 
     def write(self, key: str) -> object:
         now = self._now()
@@ -146,7 +169,7 @@ class SqlFloor(Floor):
             "WHERE session_key = %s"
         )
         params = (self.data, self._time(now + AGE), self._time(now), key)
-        return self.connection.execute(self._sql(statement), params)
+        return self.execute(statement, params)
 
     def create(self, key: str) -> object:
         now = self._now()
@@ -163,7 +186,7 @@ class SqlFloor(Floor):
             self._time(now),
             self._time(now),
         )
-        return self.connection.execute(self._sql(statement), params)
+        return self.execute(statement, params)
 
     def rekey(self, old: str, new: str) -> object:
         # The least a cycle_key needs: the row moves to the new key, with the login's data.
@@ -173,10 +196,10 @@ class SqlFloor(Floor):
             "expire_date = %s, last_activity = %s WHERE session_key = %s"
         )
         params = (new, self.data, "1", self._time(now + AGE), self._time(now), old)
-        return self.connection.execute(self._sql(statement), params)
+        return self.execute(statement, params)
 
     def close(self) -> None:
-        self.connection.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
+        self.execute(f"DROP TABLE IF EXISTS {FLOOR_TABLE}")
         self.connection.close()
 
 

@@ -16,7 +16,7 @@ NOT_LANDED = "not measured (engine not landed)"
 
 
 def ratio_target(engine: str, scenario: str) -> float:
-    if engine in ("db_sqlite", "db_postgres") and scenario in ("S3", "S4", "S5"):
+    if engine in ("db_sqlite", "db_postgres", "db_mariadb") and scenario in ("S3", "S4", "S5"):
         return DB_WRITE_RATIO_TARGET
     return RATIO_TARGET
 
@@ -26,7 +26,7 @@ def budget_check(engine: str, scenario: str, cost: dict[str, Any]) -> dict[str, 
     if scenario not in OPERATIONS:
         return None
     sql, commands = cost["session_sql_statements"], cost["redis_commands"]
-    if engine in ("db_sqlite", "db_postgres"):
+    if engine in ("db_sqlite", "db_postgres", "db_mariadb"):
         unit, budget, measured = "SQL statements", OPERATIONS[scenario], sql
     elif engine == "cache_redis":
         unit, budget, measured = "cache calls (Redis commands)", OPERATIONS[scenario], commands

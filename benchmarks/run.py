@@ -27,13 +27,17 @@ from benchmarks import report
 from benchmarks.engines import ENGINES
 from benchmarks.services import (
     RedisService,
+    drop_mariadb_database,
     drop_postgres_database,
+    mariadb_database,
+    mariadb_version,
     postgres_database,
     postgres_version,
     redis_version,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
+SERVERS = {"postgres": "PostgreSQL", "mariadb": "MariaDB"}
 RESULTS = Path(__file__).with_name("results")
 
 
@@ -63,18 +67,20 @@ def git_revision() -> str:
     return f"{head}, with uncommitted changes" if changed else head
 
 
-def versions(redis_url: str | None, postgres_url: str | None) -> dict[str, str]:
+def versions(redis_url: str | None, databases: dict[str, str | None]) -> dict[str, str]:
     found = {
         "Python": platform.python_version(),
         "sessionplus": f"{metadata.version('sessionplus')} ({git_revision()})",
     }
-    for package in ("Django", "django-redis", "redis", "psycopg", "gunicorn"):
+    for package in ("Django", "django-redis", "redis", "psycopg", "mysqlclient", "gunicorn"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             found[package if package != "redis" else "redis-py"] = metadata.version(package)
     if redis_url:
         found["Redis"] = redis_version(redis_url)
-    if postgres_url:
-        found["PostgreSQL"] = postgres_version(postgres_url)
+    if databases["postgres"]:
+        found["PostgreSQL"] = postgres_version(databases["postgres"])
+    if databases["mariadb"]:
+        found["MariaDB"] = mariadb_version(databases["mariadb"])
     import sqlite3
 
     found["SQLite"] = sqlite3.sqlite_version
@@ -95,15 +101,19 @@ def run_logged(command: list[str], env: dict[str, str] | None = None) -> tuple[i
 
 
 def run_engine(
-    name: str, args: argparse.Namespace, workdir: str, redis_url: str | None, pg_url: str | None
+    name: str,
+    args: argparse.Namespace,
+    workdir: str,
+    redis_url: str | None,
+    databases: dict[str, str | None],
 ) -> dict[str, Any]:
     engine = ENGINES[name]
     base = {"engine": name, "label": engine.label}
-    if engine.database == "postgres" and not pg_url:
-        return {**base, "not_measured": "not measured (no PostgreSQL answering)"}
+    if engine.database in SERVERS and not databases[engine.database]:
+        return {**base, "not_measured": f"not measured (no {SERVERS[engine.database]} answering)"}
     if engine.uses_redis and not redis_url:
         return {**base, "not_measured": "not measured (no Redis)"}
-    database = pg_url if engine.database == "postgres" else f"sqlite:///{workdir}/{name}.sqlite3"
+    database = databases.get(engine.database) or f"sqlite:///{workdir}/{name}.sqlite3"
     output = os.path.join(workdir, f"{name}.json")
     environment = {
         **os.environ,
@@ -176,18 +186,21 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(dt_timezone.utc)
     redis_service = RedisService()
     workdir = tempfile.mkdtemp(prefix="sessionplus-bench-")
-    pg_url = None
+    databases: dict[str, str | None] = {"postgres": None, "mariadb": None}
     try:
         redis_url = redis_service.start()
         names = args.engines.split(",")
-        if not args.no_load or any(ENGINES[name].database == "postgres" for name in names):
-            pg_url = postgres_database(args.database_name)
-        engines = [run_engine(name, args, workdir, redis_url, pg_url) for name in names]
-        load = run_load(args, workdir, redis_url, pg_url)
+        wanted = {ENGINES[name].database for name in names}
+        if not args.no_load or "postgres" in wanted:
+            databases["postgres"] = postgres_database(args.database_name)
+        if "mariadb" in wanted:
+            databases["mariadb"] = mariadb_database(args.database_name)
+        engines = [run_engine(name, args, workdir, redis_url, databases) for name in names]
+        load = run_load(args, workdir, redis_url, databases["postgres"])
         result = {
             "date": started.strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "versions": versions(redis_url, pg_url),
+            "versions": versions(redis_url, databases),
             "config": {"requests": args.requests, "rounds": args.rounds, "warmup": args.warmup},
             "per_operation": engines,
             "load": load,
@@ -195,8 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         redis_service.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-        if pg_url and args.drop_database:
-            drop_postgres_database(pg_url)
+        if databases["postgres"] and args.drop_database:
+            drop_postgres_database(databases["postgres"])
+        if databases["mariadb"] and args.drop_database:
+            drop_mariadb_database(databases["mariadb"])
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

@@ -14,6 +14,7 @@ import psycopg
 import redis
 
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
+DEFAULT_MARIADB = "mysql://root@127.0.0.1:3306/test"
 
 
 def free_port() -> int:
@@ -120,3 +121,53 @@ def redis_version(url: str) -> str:
 def postgres_version(url: str) -> str:
     with psycopg.connect(url) as conn:
         return conn.execute("SHOW server_version").fetchone()[0].split()[0]
+
+
+def mariadb_server() -> str:
+    """DATABASE_URL when it names a MySQL/MariaDB server, else the local one."""
+    url = os.environ.get("DATABASE_URL", "")
+    return url if url.startswith("mysql") else DEFAULT_MARIADB
+
+
+def mariadb_connect(url: str):  # -> MySQLdb.Connection
+    """Connect to the server of ``url`` with mysqlclient (the ``mysql`` extra), autocommit on."""
+    import MySQLdb
+
+    parts = urlsplit(url)
+    return MySQLdb.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        password=parts.password or "",
+        autocommit=True,
+    )
+
+
+def mariadb_database(name: str) -> str | None:
+    """
+    Return the URL of database ``name`` on the MySQL/MariaDB server (see ``mariadb_server``),
+    creating it when missing; None when mysqlclient is missing or no server answers.
+    """
+    try:
+        import MySQLdb
+    except ImportError:
+        return None
+    server = mariadb_server()
+    try:
+        connection = mariadb_connect(server)
+    except MySQLdb.OperationalError:
+        return None
+    with connection, connection.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+    return with_database(server, name)
+
+
+def drop_mariadb_database(url: str) -> None:
+    with mariadb_connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE IF EXISTS `{urlsplit(url).path.lstrip('/')}`")
+
+
+def mariadb_version(url: str) -> str:
+    with mariadb_connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT VERSION()")
+        return cursor.fetchone()[0].split("-")[0]

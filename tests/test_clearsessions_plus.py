@@ -281,23 +281,33 @@ class PortableDeleteTests(TestCase):
             assert self.sizes(10) == [2, 2, 1]
 
 
+# Rows locked by one connection and waited for by another (SQLite locks the whole file).
+LOCK_WAITS = {
+    "postgresql": "SELECT count(*) FROM pg_locks WHERE NOT granted",
+    "mysql": "SELECT count(*) FROM information_schema.innodb_lock_waits",  # MariaDB
+}
+
+
 @pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="row locks between connections: PostgreSQL only"
+    connection.vendor not in LOCK_WAITS,
+    reason="row locks between connections: PostgreSQL and MariaDB only",
 )
 class ConcurrentRefreshTests(TransactionTestCase):
-    """A session refreshed by a request while the batch's DELETE runs, on PostgreSQL."""
+    """A session refreshed by a request while the batch's DELETE runs."""
 
     def test_a_row_refreshed_while_its_delete_waits_for_the_lock_stays(self):
         add_rows(expired=3, live=1)
-        request = connection.get_new_connection(connection.get_connection_params())
+        request = connections.create_connection("default")
         self.addCleanup(request.close)
-        request.autocommit = False
+        request.set_autocommit(False)
+        tomorrow = Session._meta.get_field("expire_date").get_db_prep_value(
+            timezone.now() + timedelta(days=1), request
+        )
         with request.cursor() as cursor:
             # The request holds the row: the DELETE that picked it has to wait.
             cursor.execute(
-                "UPDATE sessionplus_session SET expire_date = now() + interval '1 day' "
-                "WHERE session_key = %s",
-                [key("e", 1)],
+                "UPDATE sessionplus_session SET expire_date = %s WHERE session_key = %s",
+                [tomorrow, key("e", 1)],
             )
         outcome: list[Any] = []
 
@@ -320,7 +330,7 @@ class ConcurrentRefreshTests(TransactionTestCase):
         deadline = time.monotonic() + 10
         with connection.cursor() as cursor:
             while time.monotonic() < deadline:
-                cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                cursor.execute(LOCK_WAITS[connection.vendor])
                 if cursor.fetchone()[0]:
                     return
                 time.sleep(0.01)
