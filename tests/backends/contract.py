@@ -258,6 +258,24 @@ class SessionStoreContract:
 
     # Async twins -----------------------------------------------------------------
 
+    def test_expiry_dates_follow_djangos_clock_when_time_zone_disagrees(self):
+        # Without USE_TZ, set_expiry() takes naive datetimes in the process's local time,
+        # the clock of timezone.now(), whatever TIME_ZONE says.
+        for time_zone, process_zone in ZONES_APART:
+            with naive_clock_apart_from_time_zone(time_zone, process_zone):
+                live = self.store()
+                live["a"] = 1
+                live.set_expiry(timezone.now() + timedelta(hours=1))
+                live.save()
+                expired = self.store()
+                expired["a"] = 1
+                expired.set_expiry(timezone.now() - timedelta(seconds=10))
+                expired.save()
+                reloaded = self.reloaded(live)
+                assert reloaded["a"] == 1
+                assert 3500 < reloaded.get_expiry_age() <= 3600
+                assert list(self.reloaded(expired).keys()) == []
+
     async def test_async_set_get_pop_and_save_round_trip(self):
         session = self.store()
         await session.aset("cat", "lion")
