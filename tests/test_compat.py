@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 from django.test import SimpleTestCase
 
-from compat.deviations import Deviation, load_deviations
 from tests.services import repo_root
+
+pytest.importorskip("tomllib", reason="compat/ reads TOML with tomllib (Python 3.11+)")
+from compat.deviations import Deviation, load_deviations
 
 README = repo_root() / "README.md"
 
