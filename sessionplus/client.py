@@ -6,7 +6,7 @@ import ipaddress
 
 from django.http import HttpRequest
 
-from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
+from sessionplus.backends.base import clean_user_agent
 from sessionplus.conf import conf
 
 # The part of an address that binding to "ip_network" keeps: a home or office network
@@ -18,9 +18,13 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 def _valid_ip(value: str | None) -> str | None:
     try:
-        return str(ipaddress.ip_address((value or "").strip()))
+        address = ipaddress.ip_address((value or "").strip())
     except ValueError:
         return None
+    # A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d: binding must compare their
+    # IPv4 /24, not the ::/64 every such address shares.
+    mapped = getattr(address, "ipv4_mapped", None)
+    return str(mapped or address)
 
 
 def client_ip(request: HttpRequest) -> str | None:
@@ -53,5 +57,5 @@ def ip_network(ip: str | None) -> IPNetwork | None:
 
 
 def user_agent(request: HttpRequest) -> str:
-    """Return the ``User-Agent`` header, cut to the length sessionplus stores."""
-    return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_MAX_LENGTH]
+    """Return the ``User-Agent`` header as sessionplus stores it: cleaned and cut."""
+    return clean_user_agent(request.META.get("HTTP_USER_AGENT", ""))

@@ -37,6 +37,7 @@ PLUS_FILE = "sessionplus.backends.file"
 PLUS_REDIS = "sessionplus.backends.redis"
 PLUS_SIGNED_COOKIES = "sessionplus.backends.signed_cookies"
 MEMORY = "tests.memory_engine"
+PROJECT_MODEL = "tests.custom_session.models"
 
 
 class SyncRequests:

@@ -47,6 +47,10 @@ class ClientIpTests(SimpleTestCase):
     def test_ipv6_addresses_are_normalised(self):
         assert client_ip(request(forwarded_for="2001:DB8:0:0::1")) == "2001:db8::1"
 
+    def test_an_ipv4_mapped_ipv6_address_is_its_ipv4_address(self):
+        assert client_ip(request(remote_addr="::ffff:10.0.0.1")) == "10.0.0.1"
+        assert client_ip(request(remote_addr="::FFFF:192.0.2.9")) == "192.0.2.9"
+
     def test_a_missing_or_malformed_remote_addr_is_none(self):
         assert client_ip(request(remote_addr="")) is None
         assert client_ip(request(remote_addr="unix:/run/gunicorn.sock")) is None
@@ -62,6 +66,10 @@ class IpNetworkTests(SimpleTestCase):
         assert ip_network("2001:db8:1:2::10") == ipaddress.ip_network("2001:db8:1:2::/64")
         assert ip_network("2001:db8:1:2::10") != ip_network("2001:db8:1:3::10")
 
+    def test_ipv4_mapped_addresses_have_their_ipv4_24(self):
+        assert ip_network("::ffff:10.0.0.1") == ipaddress.ip_network("10.0.0.0/24")
+        assert ip_network("::ffff:10.0.0.1") != ip_network("::ffff:192.0.2.9")
+
     def test_no_address_has_no_network(self):
         assert ip_network(None) is None
         assert ip_network("garbage") is None
@@ -71,6 +79,12 @@ class UserAgentTests(SimpleTestCase):
     def test_the_header_cut_to_the_stored_length(self):
         assert user_agent(request(HTTP_USER_AGENT="Browser/1.0")) == "Browser/1.0"
         assert user_agent(request(HTTP_USER_AGENT="x" * 1000)) == "x" * 512
+
+    def test_control_characters_are_dropped_before_the_cut(self):
+        header = "Browser/1.0\x00\t\x1b\x7f\x85 (X11)" + "x" * 600
+        assert (
+            user_agent(request(HTTP_USER_AGENT=header)) == ("Browser/1.0 (X11)" + "x" * 600)[:512]
+        )
 
     def test_no_header_is_an_empty_string(self):
         assert user_agent(request()) == ""

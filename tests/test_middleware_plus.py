@@ -33,6 +33,7 @@ from tests.middleware_support import (
     PLUS_FILE,
     PLUS_REDIS,
     PLUS_SIGNED_COOKIES,
+    PROJECT_MODEL,
     AsyncRequests,
     MiddlewareTestMixin,
     SyncRequests,
@@ -278,6 +279,36 @@ class ClientMetadataContract:
         assert self.whoami(ip="2001:db8:1:2:ffff::1") == "ada"
         assert self.whoami(ip="2001:db8:1:3::10") == "anonymous"
 
+    @override_settings(SESSIONPLUS_BIND=("ip_network",))
+    def test_a_session_bound_from_an_ipv4_mapped_address_ends_in_another_ipv4_network(self):
+        # A dual-stack server sees IPv4 clients as ::ffff:a.b.c.d.
+        key = self.log_in(ip="::ffff:10.0.0.1")
+        assert self.whoami(ip="::ffff:10.0.0.200") == "ada"
+        assert self.whoami(ip="10.0.0.7") == "ada"
+        with received(session_ended) as ended:
+            assert self.whoami(ip="::ffff:192.0.2.9") == "anonymous"
+        assert [signal["reason"] for signal in ended] == ["hijack"]
+        assert not self.stored(key)
+
+    @override_settings(SESSIONPLUS_BIND=("user_agent",))
+    def test_a_session_opened_without_a_user_agent_ends_when_one_appears(self):
+        key = self.log_in()
+        assert self.stored_session(key).metadata.user_agent == ""
+        assert self.whoami() == "ada"
+        with received(session_ended) as ended:
+            assert self.whoami(headers={"User-Agent": UA_A}) == "anonymous"
+        assert [signal["reason"] for signal in ended] == ["hijack"]
+        assert not self.stored(key)
+
+    @override_settings(SESSIONPLUS_BIND=("user_agent",))
+    def test_a_user_agent_is_stored_without_control_characters_and_cut(self):
+        agent = "Browser/1.0\x00\x1b[31m\x7f" + "x" * 600
+        key = self.log_in(headers={"User-Agent": agent})
+        stored = self.stored_session(key).metadata.user_agent
+        assert stored == ("Browser/1.0[31m" + "x" * 600)[:512]
+        assert self.whoami(headers={"User-Agent": agent}) == "ada"
+        assert self.whoami(headers={"User-Agent": UA_A}) == "anonymous"
+
     @override_settings(SESSIONPLUS_BIND=("user_agent", "ip_network"))
     def test_both_bindings_are_logged_together(self):
         self.log_in(ip="192.0.2.10", headers={"User-Agent": UA_A})
@@ -286,11 +317,25 @@ class ClientMetadataContract:
         assert "user agent and IP network changed" in logs.output[0]
 
 
-class ServerSidePlusContract(ClientMetadataContract, PythonClockExpiryContract, PlusContract):
+class ConcurrentWriteContract:
+    """A touch on the response of a slow read never undoes a concurrent request's write."""
+
+    @override_settings(SESSIONPLUS_IDLE_TIMEOUT=600, SESSIONPLUS_TOUCH_INTERVAL=0)
+    def test_a_touch_keeps_what_a_concurrent_request_wrote(self):
+        self.get("/write/", {"value": "before"})
+        key = self.session_key()
+        assert self.get("/read-during-concurrent-write/").content == b"before"
+        assert self.session_key() == key
+        assert self.get("/read/").content == b"changed meanwhile"
+
+
+class ServerSidePlusContract(
+    ConcurrentWriteContract, ClientMetadataContract, PythonClockExpiryContract, PlusContract
+):
     pass
 
 
-class RedisPlusContract(ClientMetadataContract, PlusContract):
+class RedisPlusContract(ConcurrentWriteContract, ClientMetadataContract, PlusContract):
     """Redis expires keys by its own clock: the touch is seen in the key's TTL."""
 
     @override_settings(SESSION_COOKIE_AGE=1000, SESSIONPLUS_TOUCH_INTERVAL=300)
@@ -347,6 +392,16 @@ class PlusFileAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
     engine = PLUS_FILE
 
 
+class ProjectModelSyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
+    """A project's own session model, without sessionplus's metadata columns."""
+
+    engine = PROJECT_MODEL
+
+
+class ProjectModelAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
+    engine = PROJECT_MODEL
+
+
 @pytest.mark.usefixtures("redis_db")
 class PlusRedisSyncPlusTests(RedisPlusContract, SyncRequests, TestCase):
     engine = PLUS_REDIS
@@ -393,12 +448,18 @@ class StoreCallsTests(MiddlewareTestMixin, SyncRequests, TestCase):
 
     @override_settings(SESSION_SAVE_EVERY_REQUEST=True)
     def test_the_async_path_awaits_the_stores_async_methods(self):
-        assert self.calls_for(AsyncRequests(), "/async/read/") == ["aread", "atouch", "awrite"]
+        # A touch reads the record again and rewrites its header.
+        assert self.calls_for(AsyncRequests(), "/async/read/") == [
+            "aread",
+            "atouch",
+            "aread",
+            "awrite",
+        ]
         assert self.calls_for(AsyncRequests(), "/async/write/") == ["aread", "awrite"]
 
     @override_settings(SESSION_SAVE_EVERY_REQUEST=True)
     def test_the_sync_path_calls_the_stores_sync_methods(self):
-        assert self.calls_for(SyncRequests(), "/read/") == ["read", "touch", "write"]
+        assert self.calls_for(SyncRequests(), "/read/") == ["read", "touch", "read", "write"]
         assert self.calls_for(SyncRequests(), "/write/") == ["read", "write"]
 
     def test_a_sync_view_under_asgi_loads_in_its_thread_and_saves_async(self):
@@ -434,9 +495,10 @@ class TouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
             frozen.tick(300)
             memory_engine.CALLS.clear()
             cookies_sent = self.read_for_one_interval(frozen)
-        assert memory_engine.CALLS.count("read") == self.requests
+        # One read per request, and the touch's own read of the record it rewrites.
+        assert memory_engine.CALLS.count("read") == self.requests + 1
         assert memory_engine.CALLS.count("touch") == 1
-        assert memory_engine.CALLS.count("write") == 1  # the touch (base: a save)
+        assert memory_engine.CALLS.count("write") == 1  # the touch's header rewrite
         assert cookies_sent == 1
 
     @override_settings(SESSION_SAVE_EVERY_REQUEST=True)

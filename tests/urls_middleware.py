@@ -16,6 +16,7 @@ urlpatterns = [
     path("expire-at-browser-close/", views.expire_at_browser_close),
     path("write-then-fail/", views.write_then_fail),
     path("write-after-concurrent-logout/", views.write_after_concurrent_logout),
+    path("read-during-concurrent-write/", views.read_during_concurrent_write),
     path("unrelated-error/", views.unrelated_error),
     path("unsaveable/", views.unsaveable),
     path("whoami/", views.whoami),

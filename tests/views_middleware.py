@@ -60,6 +60,15 @@ def write_after_concurrent_logout(request: HttpRequest) -> HttpResponse:
     return HttpResponse("written")
 
 
+def read_during_concurrent_write(request: HttpRequest) -> HttpResponse:
+    value = request.session.get("value", "-")
+    # Another request changes the session meanwhile (a step-up flag popped, say).
+    concurrent = import_module(settings.SESSION_ENGINE).SessionStore(request.session.session_key)
+    concurrent["value"] = "changed meanwhile"
+    concurrent.save()
+    return HttpResponse(value)
+
+
 def unrelated_error(request: HttpRequest) -> HttpResponse:
     request.session.get("value")
     raise ValueError("a bug in the view, nothing to do with sessions")

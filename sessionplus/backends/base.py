@@ -51,6 +51,8 @@ _SESSION_KEY_RE = re.compile(rf"[{VALID_KEY_CHARS}]{{{SESSION_KEY_LENGTH}}}")
 METADATA_FIELDS = ("created_at", "last_activity", "user_id", "ip", "user_agent")
 _TIMESTAMP_FIELDS = ("created_at", "last_activity")
 USER_AGENT_MAX_LENGTH = 512
+# C0 controls, DEL and C1 controls: what a header may carry but no metadata should.
+_CONTROL_CHARACTERS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 # A random key colliding with a live one is astronomically unlikely; a loop that keeps
 # colliding means the store is answering CreateError for another reason.
@@ -83,6 +85,16 @@ def is_valid_session_key(key: object) -> bool:
 def hashed_key(session_key: str | None) -> str:
     """Return a short digest of a session key, safe to write to logs."""
     return hashlib.sha256((session_key or "").encode()).hexdigest()[:12]
+
+
+def clean_user_agent(value: str) -> str:
+    """
+    Return a ``User-Agent`` as sessionplus stores and compares it.
+
+    Control characters go (a NUL is text PostgreSQL refuses to store) and the rest is cut
+    to the length the metadata column holds.
+    """
+    return _CONTROL_CHARACTERS_RE.sub("", value)[:USER_AGENT_MAX_LENGTH]
 
 
 def now_timestamp() -> float:
@@ -239,10 +251,15 @@ def parse_record_header(line: str | bytes) -> tuple[float, dict[str, Any]]:
         raise ValueError("A stored session header has no valid expiry.")
     metadata = {name: header.get(name) for name in METADATA_FIELDS}
     for name, value in metadata.items():
-        valid = _is_finite_number if name in _TIMESTAMP_FIELDS else _is_str
-        if value is not None and not valid(value):
+        if value is not None and not is_metadata_value(name, value):
             raise ValueError(f"A stored session header has an invalid {name}.")
     return expires_at, metadata
+
+
+def is_metadata_value(name: str, value: object) -> bool:
+    """Return whether ``value`` may be the stored value of metadata field ``name``."""
+    valid = _is_finite_number if name in _TIMESTAMP_FIELDS else _is_str
+    return valid(value)
 
 
 def _is_finite_number(value: object) -> bool:
@@ -270,6 +287,9 @@ class SessionPlusBase(SessionBase):
     their async twins); ``load``, ``save`` and ``create`` here do the rest. Engines with
     their own storage model (Redis hashes, signed cookies) override ``load``/``save``.
     """
+
+    # The stored data as last loaded, which a touch compares with what is stored now.
+    _loaded_data: str | None = None
 
     def __init__(self, session_key: str | None = None) -> None:
         self._modified = False
@@ -535,7 +555,7 @@ class SessionPlusBase(SessionBase):
                 continue
             value = str(value)
             if name == "user_agent":
-                value = value[:USER_AGENT_MAX_LENGTH]
+                value = clean_user_agent(value)
             if self._metadata.get(name) != value:
                 self._metadata_changes[name] = value
             self._metadata[name] = value
@@ -642,6 +662,7 @@ class SessionPlusBase(SessionBase):
             self._session_key = None
             return {}
         self._accept_metadata(record.metadata)
+        self._loaded_data = record.data
         return data
 
     def record_from_text(self, text: object) -> StoredSession | None:
@@ -719,8 +740,41 @@ class SessionPlusBase(SessionBase):
     # Touch ---------------------------------------------------------------------
 
     def touch(self) -> None:
-        """Refresh expiry and last activity without rewriting data (here: a full save)."""
-        self.save()
+        """
+        Refresh expiry and last activity, keeping the data that is stored now.
+
+        An engine that stores one record per session reads it again and rewrites only its
+        header. When its data is no longer what this session loaded, another request
+        saved meanwhile (refreshing expiry and activity itself), and nothing is written:
+        a touch never brings back data a concurrent request changed or removed.
+        """
+        if self.modified:
+            return self.save()
+        self._get_session()  # the expiry may live in the data
+        if self.session_key is None:
+            return
+        record = self._touched(self._read(self.session_key))
+        if record is not None:
+            self._write(record, must_create=False)
+        self._mark_saved()
 
     async def atouch(self) -> None:
-        await self.asave()
+        if self.modified:
+            return await self.asave()
+        await self._aget_session()
+        if self.session_key is None:
+            return
+        record = self._touched(await self._aread(self.session_key))
+        if record is not None:
+            await self._awrite(record, must_create=False)
+        self._mark_saved()
+
+    def _touched(self, stored: StoredSession | None) -> StoredSession | None:
+        """Return ``stored`` with its expiry and activity refreshed, or None to write nothing."""
+        now = now_timestamp()
+        if stored is None or stored.expires_at <= now:
+            raise UpdateError
+        if stored.data != self._loaded_data:
+            return None
+        metadata = {**stored.metadata, **self.metadata_for_touch(now)}
+        return StoredSession(stored.data, self.expiry_timestamp(now), metadata)

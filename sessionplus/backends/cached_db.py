@@ -7,9 +7,12 @@ reach it; a warning is logged.
 
 A deleted session must never come back from a stale cache entry. Three rules see to it:
 
-- Deleting writes an *end marker* under its own cache key (and over the entry). A load
-  that finds one stops there, so a save or a cache fill racing the delete cannot revive
-  the session by writing its entry after the marker.
+- Deleting writes an *end marker* under its own cache key (and over the entry) before
+  the row goes. A load that finds one stops there, so a save or a cache fill racing the
+  delete cannot revive the session by writing its entry after the marker. When the cache
+  does not take the marker, the delete raises ``SessionStoreUnavailable`` (a logout
+  answers 503) and the row stays: no logout looks successful while other processes
+  could still serve the session.
 - Every entry carries the cache's *generation*, a random token stored in the cache and
   read with the entry in the same call. Only an entry of the current generation counts.
 - A process whose write to the cache failed (the database changed, the cache did not, so
@@ -19,9 +22,9 @@ A deleted session must never come back from a stale cache entry. Three rules see
   gets a new random one, so an old entry can never become current again.
 
 What no design without a database read per request can promise: a process that could
-still reach the cache, while the one that deleted the session could not, serves the
-stale entry until the deleting process (or any other whose cache write failed) reaches
-the cache again. An outage of the cache itself, seen by everyone, is covered.
+still reach the cache, while one that *saved* the session could not, serves the older
+data until the saving process (or any other whose cache write failed) reaches the cache
+again. An outage of the cache itself, seen by everyone, is covered.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from sessionplus.backends.base import (
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_timestamp, delete_rows
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
+from sessionplus.exceptions import SessionStoreUnavailable
 
 KEY_PREFIX = "sessionplus.cached_db:"
 ENDED = "ended"
@@ -237,13 +241,24 @@ class SessionCache:
         return markers
 
     def end(self, session_keys: Iterable[str]) -> None:
-        """Mark sessions just deleted from the database as ended."""
+        """
+        Mark sessions about to be deleted from the database as ended.
+
+        Raise SessionStoreUnavailable when the cache does not take the markers: other
+        processes would go on serving their copies, so the delete must not go ahead.
+        """
         markers = self._end_markers(session_keys)
-        self._call("set_many", markers, END_MARKER_TTL, leaves_stale=True)
+        self._ended(self._call("set_many", markers, END_MARKER_TTL))
 
     async def aend(self, session_keys: Iterable[str]) -> None:
         markers = self._end_markers(session_keys)
-        await self._acall("set_many", markers, END_MARKER_TTL, leaves_stale=True)
+        self._ended(await self._acall("set_many", markers, END_MARKER_TTL))
+
+    def _ended(self, result: object) -> None:
+        if result is _FAILED:
+            raise SessionStoreUnavailable(
+                f"Session cache {self.alias!r} could not mark sessions ended; none was deleted."
+            )
 
     def evict(self, session_keys: Iterable[str]) -> None:
         """Drop the entries of sessions deleted from the database because they expired."""
@@ -261,6 +276,8 @@ class SessionStore(DBStore):
     """
 
     cache_key_prefix = KEY_PREFIX
+    # A touch copies the loaded data to the cache: only while the database still holds it.
+    touch_checks_data = True
 
     def __init__(self, session_key: str | None = None) -> None:
         # As in Django's engine: an unknown SESSION_CACHE_ALIAS fails when a store is built.
@@ -277,9 +294,14 @@ class SessionStore(DBStore):
 
     # Load ----------------------------------------------------------------------------
 
+    # The key of a session the cache said was ended, which flush() makes sure is gone.
+    _ended_key: str | None = None
+
     def _read(self, session_key: str) -> StoredSession | None:
         cache = self.session_cache()
         found, record = cache.read(session_key)
+        if found is Found.ENDED:
+            self._ended_key = session_key
         if found in (Found.CURRENT, Found.ENDED):
             return record
         record = super()._read(session_key)
@@ -290,6 +312,8 @@ class SessionStore(DBStore):
     async def _aread(self, session_key: str) -> StoredSession | None:
         cache = self.session_cache()
         found, record = await cache.aread(session_key)
+        if found is Found.ENDED:
+            self._ended_key = session_key
         if found in (Found.CURRENT, Found.ENDED):
             return record
         record = await super()._aread(session_key)
@@ -321,30 +345,54 @@ class SessionStore(DBStore):
         record = self._cache_record(row.session_data, row.expire_date)
         await self.session_cache().astore(row.pk, record)
 
-    def _touch_row(self, values: dict[str, Any]) -> None:
-        super()._touch_row(values)
-        # The entry holds expiry and metadata, so the cache gets the whole record again.
-        record = self._cache_record(self.encode(self._session), values["expire_date"])
-        self.session_cache().store(self.session_key, record)
+    def _touch_row(self, values: dict[str, Any]) -> bool:
+        touched = super()._touch_row(values)
+        # The entry holds expiry and metadata, so the cache gets the whole record again,
+        # with the data the database holds. After a newer save the cache holds its copy.
+        if touched:
+            self.session_cache().store(self.session_key, self._touched_record(values))
+        return touched
 
-    async def _atouch_row(self, values: dict[str, Any]) -> None:
-        await super()._atouch_row(values)
-        record = self._cache_record(self.encode(self._session), values["expire_date"])
-        await self.session_cache().astore(self.session_key, record)
+    async def _atouch_row(self, values: dict[str, Any]) -> bool:
+        touched = await super()._atouch_row(values)
+        if touched:
+            await self.session_cache().astore(self.session_key, self._touched_record(values))
+        return touched
+
+    def _touched_record(self, values: dict[str, Any]) -> StoredSession:
+        data = values.get("session_data", self._loaded_data)
+        return self._cache_record(data, values["expire_date"])
 
     # Delete --------------------------------------------------------------------------
+
+    # The end marker goes first. When the cache cannot take it the delete fails (a logout
+    # answers 503) and nothing changed; a row deleted first would leave every other
+    # process serving its cached copy for up to a day.
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
         if is_valid_session_key(session_key):
-            super().delete(session_key)
             self.session_cache().end([session_key])
+            super().delete(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
         if is_valid_session_key(session_key):
-            await super().adelete(session_key)
             await self.session_cache().aend([session_key])
+            await super().adelete(session_key)
+
+    def flush(self) -> None:
+        ended = self._ended_key if self.session_key is None else None
+        super().flush()
+        if ended is not None:
+            # Marked ended, but the database failed before the row went: delete it now.
+            DBStore.delete(self, ended)
+
+    async def aflush(self) -> None:
+        ended = self._ended_key if self.session_key is None else None
+        await super().aflush()
+        if ended is not None:
+            await DBStore.adelete(self, ended)
 
     @classmethod
     def _ending_keys(cls, user_id: object, keep: str | None) -> QuerySet:
@@ -358,19 +406,17 @@ class SessionStore(DBStore):
         session_keys = list(cls._ending_keys(user_id, keep))
         if not session_keys:
             return 0
-        ended = delete_rows(cls._rows().filter(session_key__in=session_keys))
         cls.session_cache().end(session_keys)
-        return ended
+        return delete_rows(cls._rows().filter(session_key__in=session_keys))
 
     @classmethod
     async def aend_sessions_for_user(cls, user_id: object, keep: str | None = None) -> int:
         session_keys = [key async for key in cls._ending_keys(user_id, keep)]
         if not session_keys:
             return 0
-        rows = cls._rows().filter(session_key__in=session_keys)
-        ended = await sync_to_async(delete_rows)(rows)
         await cls.session_cache().aend(session_keys)
-        return ended
+        rows = cls._rows().filter(session_key__in=session_keys)
+        return await sync_to_async(delete_rows)(rows)
 
     @classmethod
     def clear_expired_in_batches(

@@ -20,11 +20,13 @@ from django.utils.functional import cached_property
 
 from sessionplus.backends.base import (
     METADATA_FIELDS,
+    RESERVED_KEY_PREFIX,
     CreateError,
     SessionMetadata,
     SessionPlusBase,
     StoredSession,
     UpdateError,
+    is_metadata_value,
     is_valid_session_key,
     now_timestamp,
 )
@@ -60,6 +62,21 @@ def _metadata_columns_of(model: type[AbstractBaseSession]) -> tuple[str, ...]:
     return tuple(name for name in METADATA_FIELDS if name in names)
 
 
+def carried_in_data(metadata: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, Any]:
+    """
+    Return the metadata a row keeps in its session data instead of in columns.
+
+    That is every recorded field the model has no column for (a project's own model),
+    and an empty string, which a column reads back as "nothing recorded": an empty
+    ``User-Agent`` at login must still bind the session to an empty one.
+    """
+    return {
+        name: value
+        for name, value in metadata.items()
+        if value is not None and (name not in columns or value == "")
+    }
+
+
 def delete_rows(rows: QuerySet) -> int:
     """Delete ``rows`` with one DELETE statement and return how many went."""
     # QuerySet.delete() wraps even a fast delete in transaction.atomic() (BEGIN and
@@ -76,8 +93,15 @@ class SessionStore(SessionPlusBase):
     so a read right after a login never lands on a lagging replica. As with Django's
     engine, a project may return its own ``AbstractBaseSession`` subclass from
     ``get_model_class()`` and fill extra columns in ``create_model_instance()``; the
-    metadata columns that model lacks are simply not stored.
+    metadata that model has no column for travels in the signed session data, so
+    timeouts and binding work the same.
     """
+
+    # Whether a touch checks that the stored data is still what this session loaded even
+    # when it writes no data itself (cached_db copies the loaded data to its cache).
+    touch_checks_data = False
+    # The metadata the loaded data carried (see carried_in_data()).
+    _carried_at_load: Mapping[str, Any] = {}
 
     @classmethod
     def get_model_class(cls) -> type[AbstractBaseSession]:
@@ -164,6 +188,29 @@ class SessionStore(SessionPlusBase):
         rows = [row async for row in self._row_query(session_key)]
         return self._stored(rows[0]) if rows else None
 
+    def _accept(self, record: StoredSession | None) -> dict[str, Any]:
+        data = super()._accept(record)
+        carried = data.pop(RESERVED_KEY_PREFIX, None)
+        self._carried_at_load = {}
+        if record is not None and isinstance(carried, dict):
+            self._carried_at_load = {
+                name: carried[name]
+                for name in METADATA_FIELDS
+                if name in carried and is_metadata_value(name, carried[name])
+            }
+            self._accept_metadata({**record.metadata, **self._carried_at_load})
+        return data
+
+    def decode(self, session_data: str) -> dict[str, Any]:
+        # What get_decoded() and the admin show: the data without sessionplus's own field.
+        data = super().decode(session_data)
+        data.pop(RESERVED_KEY_PREFIX, None)
+        return data
+
+    def _encode_row_data(self, data: dict[str, Any], metadata: Mapping[str, Any]) -> str:
+        carried = carried_in_data(metadata, self._metadata_columns())
+        return self.encode({**data, RESERVED_KEY_PREFIX: carried} if carried else data)
+
     def exists(self, session_key: str | None) -> bool:
         if not is_valid_session_key(session_key):
             return False
@@ -183,12 +230,13 @@ class SessionStore(SessionPlusBase):
         As in Django, override it to fill a custom model's extra columns.
         """
         now = now_timestamp()
+        metadata = self.metadata_for_write(now)
         row = self.model(
             session_key=self._get_or_create_session_key(),
-            session_data=self.encode(data),
+            session_data=self._encode_row_data(data, metadata),
             expire_date=as_datetime(self.expiry_timestamp(now)),
         )
-        for name, value in self._column_values(self.metadata_for_write(now)).items():
+        for name, value in self._column_values(metadata).items():
             setattr(row, name, value)
         return row
 
@@ -246,13 +294,25 @@ class SessionStore(SessionPlusBase):
     # Touch ---------------------------------------------------------------------------
 
     def _touch_values(self, now: float) -> dict[str, Any]:
-        return {
+        values = {
             "expire_date": as_datetime(self.expiry_timestamp(now)),
             **self._column_values(self.metadata_for_touch(now)),
         }
+        # Metadata kept in the data (a project's model without the columns) changed:
+        # the touch rewrites the data, which is only safe while it is what was loaded.
+        carried = carried_in_data(self._metadata, self._metadata_columns())
+        if carried != self._carried_at_load:
+            values["session_data"] = self._encode_row_data(self._session, self._metadata)
+        return values
 
     def touch(self) -> None:
-        """Refresh expiry and last activity with one UPDATE that leaves the data alone."""
+        """
+        Refresh expiry and last activity with one UPDATE that leaves the data alone.
+
+        Where the touch must write data (see ``_touch_values``) or copy it elsewhere
+        (cached_db), the UPDATE only matches a row whose data is still what this session
+        loaded; a newer save refreshed expiry and activity itself and is left alone.
+        """
         if self.modified:
             return self.save()
         self._get_session()  # the expiry may live in the data
@@ -270,13 +330,30 @@ class SessionStore(SessionPlusBase):
         await self._atouch_row(self._touch_values(now_timestamp()))
         self._mark_saved()
 
-    def _touch_row(self, values: dict[str, Any]) -> None:
-        if not self._rows().filter(pk=self.session_key).update(**values):
-            raise UpdateError
+    def _touched_rows(self, values: dict[str, Any]) -> tuple[QuerySet, QuerySet | None]:
+        """Return the rows a touch updates and, when it checks the data, the fallback."""
+        rows = self._rows().filter(pk=self.session_key)
+        if not (self.touch_checks_data or "session_data" in values):
+            return rows, None
+        return rows.filter(session_data=self._loaded_data), rows
 
-    async def _atouch_row(self, values: dict[str, Any]) -> None:
-        if not await self._rows().filter(pk=self.session_key).aupdate(**values):
+    def _touch_row(self, values: dict[str, Any]) -> bool:
+        """Touch the row; return whether its data was the loaded data (UpdateError if gone)."""
+        rows, fallback = self._touched_rows(values)
+        if rows.update(**values):
+            return True
+        # Rarely a second statement: a newer save, or a deleted row.
+        if fallback is None or not fallback.exists():
             raise UpdateError
+        return False
+
+    async def _atouch_row(self, values: dict[str, Any]) -> bool:
+        rows, fallback = self._touched_rows(values)
+        if await rows.aupdate(**values):
+            return True
+        if fallback is None or not await fallback.aexists():
+            raise UpdateError
+        return False
 
     # Delete --------------------------------------------------------------------------
 

@@ -156,6 +156,13 @@ class SessionStore(SessionPlusBase):
     async def asave(self, must_create: bool = False) -> None:
         self.save(must_create)
 
+    def touch(self) -> None:
+        """Sign the session again: the cookie is the record, and only this request has it."""
+        self.save()
+
+    async def atouch(self) -> None:
+        self.save()
+
     def create(self) -> None:
         # Nothing to store: the cookie is set when the response goes out.
         self._modified = True

@@ -503,6 +503,50 @@ class ServerSideStoreContract(SessionStoreContract):
         assert loaded.metadata.last_activity == touched
         assert loaded.metadata.created_at == created
 
+    def test_a_touch_never_brings_back_data_a_concurrent_save_changed(self):
+        # A slow read-only request (A) loads, a concurrent one (B) changes and saves, then
+        # A's response touches: a fresh load must see B's data.
+        key = self.saved(mfa_verified=True, cart=["apple"]).session_key
+        slow = self.store(key)
+        assert slow["mfa_verified"] is True
+        concurrent = self.store(key)
+        concurrent.pop("mfa_verified")
+        concurrent["cart"] = []
+        concurrent.save()
+        slow.touch()
+        fresh = self.store(key)
+        assert dict(fresh.items()) == {"cart": []}
+        assert fresh.metadata.last_activity is not None
+
+    async def test_async_touch_never_brings_back_data_a_concurrent_save_changed(self):
+        key = (await self.asaved(mfa_verified=True, cart=["apple"])).session_key
+        slow = self.store(key)
+        assert await slow.aget("mfa_verified") is True
+        concurrent = self.store(key)
+        await concurrent.apop("mfa_verified")
+        await concurrent.aset("cart", [])
+        await concurrent.asave()
+        await slow.atouch()
+        assert dict(await self.store(key).aitems()) == {"cart": []}
+
+    def test_touch_of_an_unknown_key_writes_nothing(self):
+        session = self.store("c" * 32)
+        session.touch()
+        assert session.session_key is None
+        assert self.store().exists("c" * 32) is False
+
+    async def test_async_touch_of_an_unknown_key_writes_nothing(self):
+        session = self.store("c" * 32)
+        await session.atouch()
+        assert session.session_key is None
+        assert await self.store().aexists("c" * 32) is False
+
+    async def test_async_touch_of_a_modified_session_saves_it(self):
+        session = self.store((await self.asaved(a=1)).session_key)
+        await session.aset("a", 2)
+        await session.atouch()
+        assert await self.store(session.session_key).aget("a") == 2
+
     def test_touch_raises_update_error_when_the_record_was_deleted(self):
         session = self.reloaded(self.saved(a=1))
         session["a"]

@@ -23,7 +23,7 @@ from freezegun import freeze_time
 from sessionplus.backends.db import SessionStore
 from sessionplus.models import Session
 from tests.backends.budgets import measure, storage_calls
-from tests.backends.contract import UserIndexedStoreContract
+from tests.backends.contract import ServerSideStoreContract, UserIndexedStoreContract
 from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
@@ -37,6 +37,18 @@ class DbSessionStoreTests(UserIndexedStoreContract, TestCase):
         data = bytearray(row.session_data.encode())
         data[5] ^= 0x01
         Session.objects.filter(pk=session_key).update(session_data=data.decode())
+
+
+class CustomModelSessionStoreTests(ServerSideStoreContract, TestCase):
+    """A project's model without sessionplus's metadata columns keeps the whole contract."""
+
+    engine = "tests.custom_session.models"
+
+    def corrupt(self, session_key: str) -> None:
+        row = CustomSession.objects.get(pk=session_key)
+        data = bytearray(row.session_data.encode())
+        data[5] ^= 0x01
+        CustomSession.objects.filter(pk=session_key).update(session_data=data.decode())
 
 
 def saved(store_class: type[SessionStore] = SessionStore, **data: object) -> SessionStore:
@@ -262,17 +274,34 @@ class CustomModelTests(TestCase):
         session.save()
         assert CustomSession.objects.get(pk=session.session_key).account_id is None
 
-    def test_data_round_trips_without_metadata_columns(self):
+    def test_metadata_without_columns_travels_in_the_signed_data(self):
         session = CustomStore()
         session["a"] = 1
-        session.update_metadata(user_id="7", ip="192.0.2.1")
+        session.update_metadata(user_id="7", ip="192.0.2.1", user_agent="Browser/1.0")
         session.save()
         reloaded = loaded(session.session_key, CustomStore)
         assert dict(reloaded.items()) == {"a": 1}
-        assert reloaded.metadata.created_at is None
-        assert reloaded.metadata.user_id is None
-        reloaded.touch()
+        metadata = reloaded.metadata
+        assert (metadata.user_id, metadata.ip, metadata.user_agent) == (
+            "7",
+            "192.0.2.1",
+            "Browser/1.0",
+        )
+        assert metadata.created_at is not None
         assert CustomSession.objects.get(pk=session.session_key).get_decoded() == {"a": 1}
+
+    def test_a_touch_records_last_activity_in_the_data_of_a_model_without_the_column(self):
+        created = timezone.now().replace(microsecond=0) - timedelta(minutes=30)
+        with freeze_time(created):
+            key = saved(CustomStore, a=1).session_key
+        with freeze_time(created + timedelta(minutes=20)):
+            session = loaded(key, CustomStore)
+            with storage_calls() as calls:
+                session.touch()
+        assert calls == ["UPDATE"]
+        metadata = loaded(key, CustomStore).metadata
+        assert metadata.last_activity == created + timedelta(minutes=20)
+        assert metadata.created_at == created
 
     async def test_async_round_trip_with_the_extra_column(self):
         session = CustomStore()
