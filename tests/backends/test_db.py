@@ -29,14 +29,19 @@ from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
 
 
+def flip_a_byte_of_the_row(model: Any, session_key: str) -> None:
+    """Flip a byte of a row's stored data, outside the app."""
+    row = model.objects.get(pk=session_key)
+    data = bytearray(row.session_data.encode())
+    data[5] ^= 0x01
+    model.objects.filter(pk=session_key).update(session_data=data.decode())
+
+
 class DbSessionStoreTests(UserIndexedStoreContract, TestCase):
     engine = "sessionplus.backends.db"
 
     def corrupt(self, session_key: str) -> None:
-        row = Session.objects.get(pk=session_key)
-        data = bytearray(row.session_data.encode())
-        data[5] ^= 0x01
-        Session.objects.filter(pk=session_key).update(session_data=data.decode())
+        flip_a_byte_of_the_row(Session, session_key)
 
 
 class CustomModelSessionStoreTests(ServerSideStoreContract, TestCase):
@@ -45,10 +50,7 @@ class CustomModelSessionStoreTests(ServerSideStoreContract, TestCase):
     engine = "tests.custom_session.models"
 
     def corrupt(self, session_key: str) -> None:
-        row = CustomSession.objects.get(pk=session_key)
-        data = bytearray(row.session_data.encode())
-        data[5] ^= 0x01
-        CustomSession.objects.filter(pk=session_key).update(session_data=data.decode())
+        flip_a_byte_of_the_row(CustomSession, session_key)
 
 
 def saved(store_class: type[SessionStore] = SessionStore, **data: object) -> SessionStore:
