@@ -126,6 +126,8 @@ class Reader(threading.Thread):
     competing with the cleanup for the CPU.
     """
 
+    sql = "SELECT session_data, expire_date FROM sessionplus_session WHERE session_key = %(key)s"
+
     def __init__(self, url: str, keys: list[str], interval: float) -> None:
         super().__init__(daemon=True)
         self.url, self.keys, self.interval = url, keys, interval
@@ -142,11 +144,7 @@ class Reader(threading.Thread):
             next_read = time.perf_counter()
             while not self.stop.is_set():
                 started = time.perf_counter()
-                conn.execute(
-                    "SELECT session_data, expire_date FROM sessionplus_session "
-                    "WHERE session_key = %s",
-                    (chooser.choice(self.keys),),
-                ).fetchone()
+                conn.execute(self.sql, {"key": chooser.choice(self.keys)}).fetchall()
                 self.latencies.append(time.perf_counter() - started)
                 next_read = max(next_read + self.interval, time.perf_counter())
                 time.sleep(max(0.0, next_read - time.perf_counter()))
