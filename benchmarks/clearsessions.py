@@ -538,12 +538,17 @@ def main(argv: list[str] | None = None) -> int:
             connections.close_all()
             drop_postgres_database(url)
     print(markdown(result))
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    save(result, args.output_dir, "clearsessions")
+    return 0
+
+
+def save(result: dict, output_dir: Path, name: str) -> None:
+    """Write a benchmark's result as ``<name>-<UTC time>.json`` and say where."""
+    output_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(dt_timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = args.output_dir / f"clearsessions-{stamp}.json"
+    path = output_dir / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"Saved {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import time
 from datetime import datetime
@@ -28,7 +27,7 @@ from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.clearsessions import Reader, percentile, setup_django, timed_statements
+from benchmarks.clearsessions import Reader, percentile, save, setup_django, timed_statements
 from benchmarks.run import RESULTS, git_revision, machine
 from benchmarks.services import drop_postgres_database, postgres_database, postgres_version
 
@@ -226,11 +225,7 @@ def main(argv: list[str] | None = None) -> int:
             connections.close_all()
             drop_postgres_database(url)
     print(markdown(result))
-    args.output_dir.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(dt_timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = args.output_dir / f"migratesessions-{stamp}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"Saved {path}")
+    save(result, args.output_dir, "migratesessions")
     return 0
 
 

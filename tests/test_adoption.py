@@ -8,38 +8,27 @@ import os
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
+from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError
-from django.core.management import CommandError, call_command
 from django.test import SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 
-from sessionplus.backends.adoption import read_session, write_session
+from sessionplus.backends.adoption import _writer_class, read_session, write_session
+from tests.commands import TtyOutput, run_command
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."
 
 
-class TtyOutput(io.StringIO):
-    """Captured output that says it is a terminal, as a console would."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def migrate(*args: str, stdout: io.StringIO | None = None) -> tuple[str, str, int]:
     """Run migratesessions_plus; return its output, error message and exit status."""
-    out, err = stdout or io.StringIO(), io.StringIO()
-    try:
-        call_command("migratesessions_plus", *args, stdout=out, stderr=err)
-    except CommandError as exc:
-        return out.getvalue(), err.getvalue() + str(exc), exc.returncode
-    return out.getvalue(), err.getvalue(), 0
+    return run_command("migratesessions_plus", *args, stdout=stdout)
 
 
 def store_class(engine: str) -> Any:
@@ -258,7 +247,16 @@ class DjangoFileToFileTests(AdoptionContract, TestCase):
 
     def setUp(self) -> None:
         super().setUp()
-        # Both engines share SESSION_FILE_PATH (Django caches it per class): start empty.
+        # Django's file engine keeps the first directory it saw on its class, and other
+        # tests point it elsewhere: here both engines share SESSION_FILE_PATH.
+        directory = mock.patch.object(
+            self.old, "_storage_path", settings.SESSION_FILE_PATH, create=True
+        )
+        directory.start()
+        self.addCleanup(directory.stop)
+        _writer_class.cache_clear()  # writers subclass the engine: none may keep another
+        self.addCleanup(_writer_class.cache_clear)
+        # Start empty.
         for name in os.listdir(settings.SESSION_FILE_PATH):
             os.unlink(os.path.join(settings.SESSION_FILE_PATH, name))
 

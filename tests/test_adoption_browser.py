@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.services import missing_service, repo_root
+from tests.services import missing_service
 from tests.test_browser import CHROMEDRIVER, CHROMIUM, BrowserTestCase, DemoServer
 
 pytestmark = pytest.mark.browser
@@ -21,20 +20,10 @@ pytestmark = pytest.mark.browser
 
 @contextmanager
 def serving(server: DemoServer, stage: str) -> Iterator[None]:
-    """Serve the demo with ``runserver`` on the server's port, at one stage of the switch."""
-    server.env.update(DJANGO_SETTINGS_MODULE="testproject.adoption_settings", ADOPTION_STAGE=stage)
-    runserver = server.command("runserver", f"127.0.0.1:{server.port}", "--noreload")
-    with (
-        open(server.log_path, "ab") as log,
-        subprocess.Popen(
-            runserver, cwd=repo_root(), env=server.env, stdout=log, stderr=subprocess.STDOUT
-        ) as process,
-    ):
-        try:
-            server.wait_until_listening(process)
-            yield
-        finally:
-            process.terminate()
+    """Serve the demo at one stage of the switch: "stock" or "switched"."""
+    server.env.update(ADOPTION_STAGE=stage)
+    with server.serving():
+        yield
 
 
 class AdoptionBrowserTests(BrowserTestCase):
