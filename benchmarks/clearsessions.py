@@ -132,6 +132,7 @@ class Reader(threading.Thread):
         super().__init__(daemon=True)
         self.url, self.keys, self.interval = url, keys, interval
         self.latencies: list[float] = []
+        self.timeline: list[tuple[float, float]] = []  # (when, how long) of each read
         self.stop = threading.Event()
         self.ready = threading.Event()
 
@@ -146,6 +147,7 @@ class Reader(threading.Thread):
                 started = time.perf_counter()
                 conn.execute(self.sql, {"key": chooser.choice(self.keys)}).fetchall()
                 self.latencies.append(time.perf_counter() - started)
+                self.timeline.append((started, self.latencies[-1]))
                 next_read = max(next_read + self.interval, time.perf_counter())
                 time.sleep(max(0.0, next_read - time.perf_counter()))
 

@@ -46,6 +46,7 @@ from sessionplus.backends.base import (
     is_valid_session_key,
     now_timestamp,
 )
+from sessionplus.backends.cached_db import SessionStore as CachedDBStore
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_datetime, as_timestamp, delete_rows
 from sessionplus.backends.file import SessionStore as FileStore
@@ -66,7 +67,7 @@ __all__ = [
 ]
 
 _DB_STORES = (DjangoDBStore, DBStore)
-_CACHED_DB_STORES: tuple[type[SessionBase], ...] = (DjangoCachedDBStore,)
+_CACHED_DB_STORES = (DjangoCachedDBStore, CachedDBStore)
 
 
 @dataclass(frozen=True)
@@ -94,13 +95,6 @@ def previous_engine() -> type[SessionBase] | None:
     """Return the store class of ``SESSIONPLUS_PREVIOUS_ENGINE``, or None when unset."""
     engine = conf.SESSIONPLUS_PREVIOUS_ENGINE
     return engine_class(engine) if engine else None
-
-
-def _cached_db_stores() -> tuple[type[SessionBase], ...]:
-    # Imported late: sessionplus's cached_db imports this package's db module.
-    from sessionplus.backends.cached_db import SessionStore as CachedDBStore
-
-    return (*_CACHED_DB_STORES, CachedDBStore)
 
 
 # Reading --------------------------------------------------------------------------------
@@ -383,7 +377,7 @@ def remove_session(store_class: type[SessionBase], found: FoundSession) -> None:
     store = store_class(found.session_key)
     if isinstance(found.version, datetime):
         rows = _rows(store_class).filter(session_key=found.session_key, expire_date=found.version)
-        if not delete_rows(rows) or not isinstance(store, _cached_db_stores()):
+        if not delete_rows(rows) or not isinstance(store, _CACHED_DB_STORES):
             return
     elif isinstance(found.version, tuple):
         path = found.version[0]
@@ -453,7 +447,7 @@ def _delete_unchanged_rows(store_class: Any, batch: list[FoundSession]) -> None:
     # Entries of rows that changed instead go too: the cache refills from the row.
     if issubclass(store_class, DjangoCachedDBStore):
         store_class()._cache.delete_many([store_class.cache_key_prefix + key for key in keys])
-    elif issubclass(store_class, _cached_db_stores()):
+    elif issubclass(store_class, CachedDBStore):
         store_class.session_cache().evict(keys)
 
 
