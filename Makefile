@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test compat lint bench clean
+.PHONY: demo test compat lint bench bench-migrate clean
 
 # The coverage floor (pyproject's fail_under) holds where every service is guaranteed: CI=true, where a
 # missing service fails its tests. Elsewhere tests that need memcached or Chromium are skipped with a
@@ -54,6 +54,12 @@ bench: $(STAMP)
 	bash benchmarks/prepare
 	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# Adopting sessionplus on PostgreSQL: migratesessions_plus moving BENCH_ARGS' --sessions (default
+# 1,000,000) from Django's table, and what read-through costs a request.
+bench-migrate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
+	$(BIN)/python -m benchmarks.migratesessions $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .coverage .coverage.* htmlcov *.egg-info demo.sqlite3

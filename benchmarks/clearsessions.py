@@ -126,10 +126,13 @@ class Reader(threading.Thread):
     competing with the cleanup for the CPU.
     """
 
+    sql = "SELECT session_data, expire_date FROM sessionplus_session WHERE session_key = %(key)s"
+
     def __init__(self, url: str, keys: list[str], interval: float) -> None:
         super().__init__(daemon=True)
         self.url, self.keys, self.interval = url, keys, interval
         self.latencies: list[float] = []
+        self.timeline: list[tuple[float, float]] = []  # (when, how long) of each read
         self.stop = threading.Event()
         self.ready = threading.Event()
 
@@ -142,12 +145,9 @@ class Reader(threading.Thread):
             next_read = time.perf_counter()
             while not self.stop.is_set():
                 started = time.perf_counter()
-                conn.execute(
-                    "SELECT session_data, expire_date FROM sessionplus_session "
-                    "WHERE session_key = %s",
-                    (chooser.choice(self.keys),),
-                ).fetchone()
+                conn.execute(self.sql, {"key": chooser.choice(self.keys)}).fetchall()
                 self.latencies.append(time.perf_counter() - started)
+                self.timeline.append((started, self.latencies[-1]))
                 next_read = max(next_read + self.interval, time.perf_counter())
                 time.sleep(max(0.0, next_read - time.perf_counter()))
 
@@ -540,12 +540,17 @@ def main(argv: list[str] | None = None) -> int:
             connections.close_all()
             drop_postgres_database(url)
     print(markdown(result))
-    args.output_dir.mkdir(parents=True, exist_ok=True)
+    save(result, args.output_dir, "clearsessions")
+    return 0
+
+
+def save(result: dict, output_dir: Path, name: str) -> None:
+    """Write a benchmark's result as ``<name>-<UTC time>.json`` and say where."""
+    output_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(dt_timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = args.output_dir / f"clearsessions-{stamp}.json"
+    path = output_dir / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"Saved {path}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ class SessionPlusConfig(AppConfig):
         checks.register(sessionplus_checks.check_file_and_cache_engines)
         checks.register(sessionplus_checks.check_redis_engine)
         checks.register(sessionplus_checks.check_session_cookie)
+        checks.register(sessionplus_checks.check_previous_engine)
         checks.register(
             sessionplus_checks.check_session_cookie_security, checks.Tags.security, deploy=True
         )

@@ -461,3 +461,33 @@ def _unapplied_migrations(engine: str) -> list[CheckMessage]:
             id="sessionplus.E051",
         )
     ]
+
+
+def check_previous_engine(**kwargs: Any) -> list[CheckMessage]:
+    """SESSIONPLUS_PREVIOUS_ENGINE names another engine that can be imported."""
+    previous = conf.SESSIONPLUS_PREVIOUS_ENGINE
+    if not previous:
+        return []
+    if previous == getattr(settings, "SESSION_ENGINE", ""):
+        return [
+            Warning(
+                "SESSIONPLUS_PREVIOUS_ENGINE is SESSION_ENGINE itself: no session is adopted.",
+                hint="Set it to the engine the site used before sessionplus, or remove it.",
+                id="sessionplus.W060",
+            )
+        ]
+    from sessionplus.backends.adoption import engine_class
+
+    try:
+        engine_class(previous)
+    except (ImportError, AttributeError) as exc:
+        return [
+            Warning(
+                f"SESSIONPLUS_PREVIOUS_ENGINE {previous!r} cannot be imported ({exc}): "
+                "sessions of the previous engine are not adopted.",
+                hint="Name a module with a SessionStore class, such as "
+                "'django.contrib.sessions.backends.db'.",
+                id="sessionplus.W061",
+            )
+        ]
+    return []

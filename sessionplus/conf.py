@@ -21,6 +21,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONPLUS_COOKIE_CHECK_NAME": "sessionplus_cookiecheck",
     "SESSIONPLUS_COOKIE_PARTITIONED": False,
     "SESSIONPLUS_MAX_SIZE": 256 * 1024,
+    "SESSIONPLUS_PREVIOUS_ENGINE": None,
 }
 
 
@@ -62,6 +63,7 @@ class Settings:
     SESSIONPLUS_COOKIE_CHECK_NAME: str
     SESSIONPLUS_COOKIE_PARTITIONED: bool
     SESSIONPLUS_MAX_SIZE: int
+    SESSIONPLUS_PREVIOUS_ENGINE: str | None
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:

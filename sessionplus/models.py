@@ -22,7 +22,11 @@ class Session(AbstractBaseSession):
     # NULL, not "", means "anonymous" so the per-user index skips those rows.
     user_id = models.CharField(max_length=255, null=True, blank=True, db_index=True)  # noqa: DJ001
     ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=USER_AGENT_MAX_LENGTH, blank=True, default="")
+    # db_default: a row inserted by plain SQL with only Django's three columns (a session
+    # moved in from django_session) is valid, with no user agent recorded.
+    user_agent = models.CharField(
+        max_length=USER_AGENT_MAX_LENGTH, blank=True, default="", db_default=""
+    )
     created_at = models.DateTimeField(null=True, blank=True)
     last_activity = models.DateTimeField(null=True, blank=True)
 

@@ -32,7 +32,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "key_prefix": session.session_key[:8] if has_session else None,
         "expiry": session.get_expiry_date() if has_session else None,
         "expires_at_browser_close": session.get_expire_at_browser_close(),
-        "metadata": session.metadata if has_session else None,
+        # Django's own engines (the adoption demo's first stage) record no metadata.
+        "metadata": getattr(session, "metadata", None) if has_session else None,
         "data": [(key, repr(value)[:VALUE_PREVIEW]) for key, value in sorted(session.items())],
         "catalog": CATALOG,
         "cart": [(item, CATALOG[item], count) for item, count in cart.items() if item in CATALOG],

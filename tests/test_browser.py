@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,22 @@ class DemoServer:
             assert time.monotonic() < deadline, self.log_path.read_text(errors="replace")
             time.sleep(0.1)
 
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Serve the demo with ``manage.py runserver`` (a real server process) meanwhile."""
+        runserver = self.command("runserver", f"127.0.0.1:{self.port}", "--noreload")
+        with (
+            open(self.log_path, "ab") as log,
+            subprocess.Popen(
+                runserver, cwd=repo_root(), env=self.env, stdout=log, stderr=subprocess.STDOUT
+            ) as process,
+        ):
+            try:
+                self.wait_until_listening(process)
+                yield
+            finally:
+                process.terminate()
+
     def session_records(self) -> int:
         with closing(sqlite3.connect(self.db)) as connection:
             (count,) = connection.execute("SELECT COUNT(*) FROM sessionplus_session").fetchone()
@@ -112,18 +128,8 @@ def demo_server() -> Iterator[DemoServer]:
         server = DemoServer(Path(directory))
         server.manage("migrate", "--noinput")
         server.manage("create_demo_user")
-        runserver = server.command("runserver", f"127.0.0.1:{server.port}", "--noreload")
-        with (
-            open(server.log_path, "wb") as log,
-            subprocess.Popen(
-                runserver, cwd=repo_root(), env=server.env, stdout=log, stderr=subprocess.STDOUT
-            ) as process,
-        ):
-            try:
-                server.wait_until_listening(process)
-                yield server
-            finally:
-                process.terminate()
+        with server.serving():
+            yield server
 
 
 class BrowserTestCase(SimpleTestCase):

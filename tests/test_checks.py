@@ -22,6 +22,7 @@ from sessionplus.checks import (
     check_deployment,
     check_file_and_cache_engines,
     check_middleware,
+    check_previous_engine,
     check_redis_engine,
     check_session_cookie,
     check_session_cookie_security,
@@ -522,3 +523,32 @@ class CheckPremiseTests(TestCase):
     def test_sessionplus_middleware_after_authentication_middleware_fails_every_request(self):
         with self.assertRaisesMessage(ImproperlyConfigured, "requires session middleware"):
             self.client.get("/read/")
+
+
+class PreviousEngineCheckTests(SimpleTestCase):
+    def test_no_previous_engine_passes(self):
+        assert check_previous_engine() == []
+
+    @override_settings(SESSIONPLUS_PREVIOUS_ENGINE="django.contrib.sessions.backends.db")
+    def test_another_engine_that_imports_passes(self):
+        assert check_previous_engine() == []
+
+    @override_settings(SESSIONPLUS_PREVIOUS_ENGINE="sessionplus.backends.db")
+    def test_w060_the_previous_engine_is_the_current_one(self):
+        assert ids(check_previous_engine()) == ["sessionplus.W060"]
+
+    @override_settings(SESSIONPLUS_PREVIOUS_ENGINE="django.contrib.sessions.backends.nosuch")
+    def test_w061_the_previous_engine_cannot_be_imported(self):
+        [warning] = check_previous_engine()
+        assert warning.id == "sessionplus.W061"
+        assert "'django.contrib.sessions.backends.nosuch' cannot be imported" in warning.msg
+
+    @override_settings(SESSIONPLUS_PREVIOUS_ENGINE="tests")
+    def test_w061_a_module_without_a_session_store(self):
+        assert ids(check_previous_engine()) == ["sessionplus.W061"]
+
+    @override_settings(SESSIONPLUS_PREVIOUS_ENGINE="sessionplus.backends.db")
+    def test_registered(self):
+        err = StringIO()
+        call_command("check", stdout=StringIO(), stderr=err)
+        assert "sessionplus.W060" in err.getvalue()

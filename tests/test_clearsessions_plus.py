@@ -23,7 +23,6 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session as DjangoSession
 from django.core.cache import caches
-from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.db.models.signals import post_init, pre_delete
 from django.test import SimpleTestCase, TestCase, TransactionTestCase, override_settings
@@ -37,6 +36,7 @@ from sessionplus.backends.base import now_timestamp
 from sessionplus.cleanup import delete_expired_rows
 from sessionplus.models import Session
 from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
+from tests.commands import TtyOutput, run_command
 from tests.counting import count_cache_calls
 from tests.services import dead_port, repo_root
 
@@ -56,21 +56,9 @@ class SessionStore(SessionBase):
     """An engine that cannot clear expired sessions: ``--engine tests.test_clearsessions_plus``."""
 
 
-class TtyOutput(io.StringIO):
-    """Captured output that says it is a terminal, as a console would."""
-
-    def isatty(self) -> bool:
-        return True
-
-
 def run(*args: str, stdout: io.StringIO | None = None) -> tuple[str, str, int]:
     """Run the command as cron would; return its output, error message and exit status."""
-    out, err = stdout or io.StringIO(), io.StringIO()
-    try:
-        call_command("clearsessions_plus", *args, stdout=out, stderr=err)
-    except CommandError as exc:
-        return out.getvalue(), err.getvalue() + str(exc), exc.returncode
-    return out.getvalue(), err.getvalue(), 0
+    return run_command("clearsessions_plus", *args, stdout=stdout)
 
 
 def key(kind: str, number: int) -> str:

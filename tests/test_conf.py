@@ -35,6 +35,7 @@ class ConfTests(SimpleTestCase):
             "SESSIONPLUS_COOKIE_CHECK_NAME": "cc",
             "SESSIONPLUS_COOKIE_PARTITIONED": True,
             "SESSIONPLUS_MAX_SIZE": 1024,
+            "SESSIONPLUS_PREVIOUS_ENGINE": "django.contrib.sessions.backends.db",
         }
         assert set(overrides) == set(DEFAULTS)
         before = {name: getattr(conf, name) for name in overrides}  # now cached

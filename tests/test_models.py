@@ -74,6 +74,22 @@ class SessionModelTests(TestCase):
         with self.assertLogs("django.security.SuspiciousSession", "WARNING"):
             assert row.get_decoded() == {}
 
+    def test_a_row_inserted_with_only_djangos_three_columns_is_a_session_without_metadata(self):
+        # What moving rows in from django_session by plain SQL writes.
+        data = SessionStore().encode({"moved": True})
+        expire_date = timezone.now() + timedelta(hours=1)
+        table = connection.ops.quote_name(Session._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (session_key, session_data, expire_date) VALUES (%s, %s, %s)",
+                ["m" * 32, data, expire_date],
+            )
+        session = SessionStore("m" * 32)
+        assert session["moved"] is True
+        assert session.metadata.user_agent is None
+        assert session.metadata.created_at is None
+        assert Session.objects.get(pk="m" * 32).user_agent == ""
+
 
 class AppNotInstalledTests(SimpleTestCase):
     def test_importing_the_model_without_the_app_names_the_missing_setting(self):

@@ -181,6 +181,14 @@ def stored_expiry_is_valid(value: object) -> bool:
     return True
 
 
+def _adoption() -> Any:
+    # Imported on first use: adoption needs the engines and the app registry, which
+    # importing an engine module must not.
+    from sessionplus.backends import adoption
+
+    return adoption
+
+
 class _CheckingSerializer:
     """What ``encode()`` hands to ``signing``: SESSION_SERIALIZER plus the data rule."""
 
@@ -598,12 +606,20 @@ class SessionPlusBase(SessionBase):
     def _get_session(self, no_load: bool = False) -> dict[str, Any]:
         if hasattr(self, "_session_cache"):
             return super()._get_session(no_load)
-        return self._without_corrupt_expiry(super()._get_session(no_load))
+        key = self.session_key
+        session = super()._get_session(no_load)
+        if self.session_key is None and key is not None:  # the load missed
+            session = self._session_cache = _adoption().adopt(self, key)
+        return self._without_corrupt_expiry(session)
 
     async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
         if hasattr(self, "_session_cache"):
             return await super()._aget_session(no_load)
-        return self._without_corrupt_expiry(await super()._aget_session(no_load))
+        key = self.session_key
+        session = await super()._aget_session(no_load)
+        if self.session_key is None and key is not None:
+            session = self._session_cache = await _adoption().aadopt(self, key)
+        return self._without_corrupt_expiry(session)
 
     # SessionBase binds ``_session`` to its own ``_get_session``.
     _session = property(_get_session)
@@ -730,12 +746,16 @@ class SessionPlusBase(SessionBase):
         raise RuntimeError("Unable to create a new session key.")
 
     def flush(self) -> None:
+        key = self.session_key
         super().flush()
         self._metadata = {}
+        _adoption().end_in_previous(key)
 
     async def aflush(self) -> None:
+        key = self.session_key
         await super().aflush()
         self._metadata = {}
+        await _adoption().aend_in_previous(key)
 
     # Touch ---------------------------------------------------------------------
 

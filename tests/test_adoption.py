@@ -1,0 +1,371 @@
+"""Adopting the sessions of Django's engines: read-through, migratesessions_plus, rollback."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
+from unittest import mock
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth import SESSION_KEY
+from django.contrib.sessions.backends.base import CreateError
+from django.test import SimpleTestCase, TestCase, override_settings
+from django.utils import timezone
+from freezegun import freeze_time
+
+from sessionplus.backends.adoption import _writer_class, read_session, write_session
+from tests.commands import TtyOutput, run_command
+
+DJANGO = "django.contrib.sessions.backends."
+PLUS = "sessionplus.backends."
+
+
+def migrate(*args: str, stdout: io.StringIO | None = None) -> tuple[str, str, int]:
+    """Run migratesessions_plus; return its output, error message and exit status."""
+    return run_command("migratesessions_plus", *args, stdout=stdout)
+
+
+def store_class(engine: str) -> Any:
+    return import_module(engine).SessionStore
+
+
+class AdoptionContract:
+    """What every pair (Django's engine before, sessionplus's engine now) guarantees."""
+
+    previous: str
+    current: str
+    settings: dict[str, Any] = {}
+
+    def setUp(self) -> None:
+        super().setUp()
+        switched = override_settings(
+            SESSION_ENGINE=self.current, SESSIONPLUS_PREVIOUS_ENGINE=self.previous, **self.settings
+        )
+        switched.enable()
+        self.addCleanup(switched.disable)
+        self.old = store_class(self.previous)
+        self.new = store_class(self.current)
+
+    def stock_session(self, **data: Any) -> str:
+        """Save a session with Django's engine, as the site did before the switch."""
+        session = self.old()
+        session.update({SESSION_KEY: "7", "cart": [1, 2], **data})
+        session.save()
+        return session.session_key
+
+    def expiry(self, engine: Any, session_key: str) -> float:
+        found = read_session(engine, session_key)
+        assert found is not None
+        return found.expires_at
+
+    def test_a_session_of_the_previous_engine_is_adopted_with_its_key_data_and_expiry(self):
+        key = self.stock_session()
+        expires_at = self.expiry(self.old, key)
+
+        session = self.new(key)
+        assert session["cart"] == [1, 2]
+        assert session.session_key == key
+        assert session.metadata.user_id == "7"
+        assert abs(session.metadata.created_at - timezone.now()) < timedelta(seconds=5)
+        assert abs(self.expiry(self.new, key) - expires_at) <= 1
+        assert read_session(self.old, key) is None  # never served from both
+
+    def test_an_adopted_session_is_served_by_the_current_engine_alone(self):
+        key = self.stock_session()
+        assert self.new(key)["cart"] == [1, 2]
+        # A copy written to the old store now (a stale server) is never looked at.
+        stale = self.old(key)
+        stale.update({"cart": ["stale"]})
+        stale.save(must_create=True)
+        assert self.new(key)["cart"] == [1, 2]
+
+    def test_a_key_in_neither_store_is_no_session(self):
+        session = self.new("n" * 32)
+        assert dict(session.items()) == {}
+        assert session.session_key is None
+
+    def test_a_session_adopted_by_a_concurrent_request_first_is_loaded_not_overwritten(self):
+        key = self.stock_session()
+        found = read_session(self.old, key)  # this request read the old store...
+        first = self.new(key)  # ...when a concurrent one adopted the session and wrote to it
+        first["paid"] = True
+        first.save()
+        assert write_session(self.new, found) is False
+        assert self.new(key)["paid"] is True
+
+    def test_a_logout_during_the_switch_ends_the_session_in_both_stores(self):
+        key = self.stock_session()
+        self.new(key).flush()  # logout() flushes without loading
+        assert read_session(self.old, key) is None
+        assert dict(self.new(key).items()) == {}
+
+    def test_an_async_load_adopts_too(self):
+        key = self.stock_session()
+        session = self.new(key)
+        assert async_to_sync(session.aget)("cart") == [1, 2]
+        assert read_session(self.old, key) is None
+
+    def test_an_async_logout_ends_the_session_in_both_stores(self):
+        key = self.stock_session()
+        async_to_sync(self.new(key).aflush)()
+        assert read_session(self.old, key) is None
+
+    def test_without_a_previous_engine_nothing_is_adopted(self):
+        key = self.stock_session()
+        with override_settings(SESSIONPLUS_PREVIOUS_ENGINE=None):
+            assert dict(self.new(key).items()) == {}
+        assert read_session(self.old, key) is not None
+
+    def test_migratesessions_plus_moves_every_live_session_and_rolls_back(self):
+        keys = [self.stock_session(number=n) for n in range(3)]
+        expiries = [self.expiry(self.old, key) for key in keys]
+
+        out, err, code = migrate("--from", self.previous, "--batch-size", "2")
+        assert (code, err) == (0, "")
+        assert out.startswith("Moved 3 live sessions in ")
+        for n, key in enumerate(keys):
+            assert read_session(self.old, key) is None
+            found = read_session(self.new, key)
+            assert found.data == {SESSION_KEY: "7", "cart": [1, 2], "number": n}
+            assert abs(found.expires_at - expiries[n]) <= 1
+
+        out, err, code = migrate("--from", self.current, "--to", self.previous)
+        assert (code, err) == (0, "")
+        assert out.startswith("Moved 3 live sessions in ")
+        for n, key in enumerate(keys):
+            assert read_session(self.new, key) is None
+            assert self.old(key)["number"] == n  # Django's own engine loads it back
+            assert abs(self.expiry(self.old, key) - expiries[n]) <= 1
+
+    def test_migratesessions_plus_keeps_a_session_already_adopted(self):
+        key = self.stock_session()
+        found = read_session(self.old, key)
+        adopted = self.new(key)
+        adopted["paid"] = True
+        adopted.save()
+        # The old copy came back meanwhile (say, a server still on the old settings).
+        assert write_session(self.old, found) is True
+
+        out, err, code = migrate("--from", self.previous)
+        assert (code, err) == (0, "")
+        assert "Moved 0 live sessions (1 session already there: kept)" in out
+        assert self.new(key)["paid"] is True
+        assert read_session(self.old, key) is None
+
+    def test_a_dry_run_counts_and_moves_nothing(self):
+        key = self.stock_session()
+        out, err, code = migrate("--from", self.previous, "--dry-run")
+        assert (out, err, code) == ("Would move 1 live session (dry run: nothing moved).\n", "", 0)
+        assert read_session(self.old, key) is not None
+
+    def test_verbosity_0_prints_nothing(self):
+        self.stock_session()
+        assert migrate("--from", self.previous, "--verbosity", "0") == ("", "", 0)
+
+    def test_a_progress_line_is_shown_on_a_terminal(self):
+        self.stock_session()
+        out, _, code = migrate("--from", self.previous, stdout=TtyOutput())
+        assert code == 0
+        assert "\r1 sessions moved so far, " in out
+        assert "\r\x1b[K" in out
+
+
+class DjangoDBToDBTests(AdoptionContract, TestCase):
+    previous = DJANGO + "db"
+    current = PLUS + "db"
+
+    def test_an_expired_session_of_the_previous_engine_is_neither_adopted_nor_moved(self):
+        with freeze_time(timezone.now() - timedelta(days=30)):
+            key = self.stock_session()
+        assert dict(self.new(key).items()) == {}
+        out, _, code = migrate("--from", self.previous)
+        assert (out.split(" in ")[0], code) == ("Moved 0 live sessions", 0)
+        assert self.old.get_model_class().objects.filter(pk=key).exists()  # clearsessions' job
+
+    def test_a_damaged_row_is_not_moved_back(self):
+        from sessionplus.models import Session
+
+        Session.objects.create(
+            session_key="d" * 32, session_data="damaged", expire_date=timezone.now() + timedelta(1)
+        )
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING"):
+            out, _, code = migrate("--from", self.current, "--to", self.previous)
+        assert (out.split(" in ")[0], code) == ("Moved 0 live sessions", 0)
+
+    def test_a_row_changed_after_it_was_read_is_not_removed(self):
+        key = self.stock_session()
+        found = read_session(self.old, key)
+        with freeze_time(timezone.now() + timedelta(minutes=1)):
+            changed = self.old(key)
+            changed["late"] = True
+            changed.save()  # moves expire_date
+        from sessionplus.backends.adoption import remove_session
+
+        remove_session(self.old, found)
+        assert self.old(key)["late"] is True
+
+
+class DjangoDBToCachedDBTests(AdoptionContract, TestCase):
+    previous = DJANGO + "db"
+    current = PLUS + "cached_db"
+
+
+class DjangoCachedDBToCachedDBTests(AdoptionContract, TestCase):
+    previous = DJANGO + "cached_db"
+    current = PLUS + "cached_db"
+
+
+class DjangoCachedDBToDBTests(AdoptionContract, TestCase):
+    previous = DJANGO + "cached_db"
+    current = PLUS + "db"
+
+
+@pytest.mark.usefixtures("redis_db")
+class DjangoCacheToCacheTests(AdoptionContract, SimpleTestCase):
+    # django-redis: Django's cache engine on it can list its keys and report their TTL.
+    previous = DJANGO + "cache"
+    current = PLUS + "cache"
+    settings = {"SESSION_CACHE_ALIAS": "redis"}
+
+
+@pytest.mark.usefixtures("redis_db")
+class DjangoCacheToRedisTests(AdoptionContract, SimpleTestCase):
+    previous = DJANGO + "cache"
+    current = PLUS + "redis"
+    settings = {"SESSION_CACHE_ALIAS": "redis"}
+
+
+class DjangoFileToFileTests(AdoptionContract, TestCase):
+    previous = DJANGO + "file"
+    current = PLUS + "file"
+
+    def setUp(self) -> None:
+        super().setUp()
+        # Django's file engine keeps the first directory it saw on its class, and other
+        # tests point it elsewhere: here both engines share SESSION_FILE_PATH.
+        directory = mock.patch.object(
+            self.old, "_storage_path", settings.SESSION_FILE_PATH, create=True
+        )
+        directory.start()
+        self.addCleanup(directory.stop)
+        _writer_class.cache_clear()  # writers subclass the engine: none may keep another
+        self.addCleanup(_writer_class.cache_clear)
+        # Start empty.
+        for name in os.listdir(settings.SESSION_FILE_PATH):
+            os.unlink(os.path.join(settings.SESSION_FILE_PATH, name))
+
+    def test_an_adopted_session_is_served_by_the_current_engine_alone(self):
+        # One directory, one file per key: Django's engine cannot write a second copy.
+        key = self.stock_session()
+        assert self.new(key)["cart"] == [1, 2]
+        stale = self.old(key)
+        stale._session_cache = {"cart": ["stale"]}
+        with pytest.raises(CreateError):
+            stale.save(must_create=True)
+        assert self.new(key)["cart"] == [1, 2]
+
+    def test_migratesessions_plus_keeps_a_session_already_adopted(self):
+        key = self.stock_session()
+        adopted = self.new(key)
+        adopted["paid"] = True
+        adopted.save()
+        out, err, code = migrate("--from", self.previous)
+        assert (out.split(" in ")[0], err, code) == ("Moved 0 live sessions", "", 0)
+        assert self.new(key)["paid"] is True
+
+    def test_a_session_ended_after_it_was_read_is_not_moved_back_in(self):
+        key = self.stock_session()
+        found = read_session(self.old, key)
+        self.old(key).delete()  # a logout on a server still on Django's engine
+        assert write_session(self.new, found) is False
+        assert dict(self.new(key).items()) == {}
+
+    def test_sessions_move_between_a_file_engine_and_a_database_engine(self):
+        key = self.stock_session()
+        assert migrate("--from", self.previous, "--to", PLUS + "db")[2] == 0
+        assert os.listdir(settings.SESSION_FILE_PATH) == []
+        assert migrate("--from", PLUS + "db", "--to", self.previous)[2] == 0
+        assert self.old(key)["cart"] == [1, 2]
+
+    def test_a_file_is_never_written_over_by_a_session_from_elsewhere(self):
+        key = self.stock_session()
+        found = read_session(self.old, key)
+        assert write_session(self.new, dataclasses.replace(found, version=None)) is False
+
+    def test_a_damaged_file_is_not_moved(self):
+        key = self.stock_session()
+        self.new(key).save()  # adopted: now a sessionplus file
+        path = os.path.join(settings.SESSION_FILE_PATH, settings.SESSION_COOKIE_NAME + key)
+        with open(path, "a") as session_file:
+            session_file.write("tampered")
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING"):
+            out, _, code = migrate("--from", self.current, "--to", PLUS + "db")
+        assert (out.split(" in ")[0], code) == ("Moved 0 live sessions", 0)
+
+    def test_the_move_replaces_each_file_in_place_in_the_shared_directory(self):
+        key = self.stock_session()
+        path = os.path.join(settings.SESSION_FILE_PATH, settings.SESSION_COOKIE_NAME + key)
+        migrate("--from", self.previous)
+        with open(path) as session_file:
+            assert session_file.readline().startswith('{"expires_at":')
+        assert os.listdir(settings.SESSION_FILE_PATH) == [os.path.basename(path)]
+
+
+class MigrateSessionsPlusErrorTests(SimpleTestCase):
+    def test_a_cache_that_cannot_list_its_keys_says_so_and_relies_on_read_through(self):
+        with override_settings(SESSION_CACHE_ALIAS="default"):  # locmem
+            out, err, code = migrate("--from", DJANGO + "cache", "--to", PLUS + "cache")
+        assert (err, code) == ("", 0)
+        assert out.startswith(f"{DJANGO}cache cannot list its sessions")
+        assert "SESSIONPLUS_PREVIOUS_ENGINE" in out
+
+    @override_settings(
+        SESSION_ENGINE=PLUS + "cache",
+        SESSIONPLUS_PREVIOUS_ENGINE=DJANGO + "cache",
+        SESSION_CACHE_ALIAS="default",
+    )
+    def test_a_session_in_a_cache_without_readable_expiry_is_adopted_as_if_saved_now(self):
+        old = store_class(DJANGO + "cache")()
+        old["cart"] = [1]
+        old.save()
+        session = store_class(PLUS + "cache")(old.session_key)
+        assert session["cart"] == [1]
+        expected = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
+        assert abs(session.get_expiry_date() - expected) < timedelta(seconds=5)
+
+    def test_signed_cookies_need_no_move(self):
+        _, err, code = migrate("--from", DJANGO + "signed_cookies", "--to", PLUS + "signed_cookies")
+        assert code == 1
+        assert "Sessions live in signed cookies" in err
+
+    def test_an_unknown_engine_is_an_error(self):
+        _, err, code = migrate("--from", "no.such.engine")
+        assert code == 1
+        assert err.startswith("Unknown session engine 'no.such.engine'")
+
+    def test_moving_an_engine_onto_itself_is_an_error(self):
+        _, err, code = migrate("--from", PLUS + "db", "--to", PLUS + "db")
+        assert (err, code) == (f"--from and --to are the same engine ({PLUS}db).", 1)
+
+    @override_settings(SESSIONPLUS_REDIS_ALIAS="nowhere")
+    def test_a_store_that_cannot_be_reached_is_an_error(self):
+        from django.core.cache import caches
+
+        dead = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+        with override_settings(CACHES={**_caches(), "nowhere": dead}):
+            caches.close_all()
+            _, err, code = migrate("--from", PLUS + "redis", "--to", PLUS + "db")
+        assert code == 1
+        assert err.startswith(f"Cannot move sessions from {PLUS}redis to {PLUS}db: ")
+
+
+def _caches() -> dict[str, Any]:
+    from django.conf import settings
+
+    return settings.CACHES
