@@ -83,6 +83,11 @@ def append(request: HttpRequest, item: str) -> HttpResponse:
     return HttpResponse("appended")
 
 
+async def aappend(request: HttpRequest, item: str) -> HttpResponse:
+    (await request.session.aget("cart")).append(item)
+    return HttpResponse("appended")
+
+
 urlpatterns = [
     path("untouched/", untouched),
     path("read/", read),
@@ -93,4 +98,5 @@ urlpatterns = [
     path("rotate/<str:old>/<str:new>/", rotate),
     path("async/rotate/<str:old>/<str:new>/", arotate),
     path("append/<str:item>/", append),
+    path("async/append/<str:item>/", aappend),
 ]

@@ -362,6 +362,19 @@ class RedisInPlaceChangeTests(SimpleTestCase):
         assert client.get("/append/apple/").status_code == 200
         assert SessionStore(key)["cart"] == ["apple"]
 
+    @override_settings(
+        ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE, SESSION_SAVE_EVERY_REQUEST=True
+    )
+    async def test_async_save_every_request_stores_an_in_place_change(self):
+        client = AsyncClient()
+        assert (await client.get("/write/cart/")).status_code == 200
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
+        session = SessionStore(key)
+        await session.aset("cart", [])
+        await session.asave()
+        assert (await client.get("/async/append/apple/")).status_code == 200
+        assert await SessionStore(key).aget("cart") == ["apple"]
+
     async def test_async_save_after_an_in_place_change_stores_it(self):
         key = (await asaved(**{TOKENS: {"t1": "issued"}})).session_key
         await arotate(SessionStore(key), "t1", "t2")
