@@ -369,3 +369,22 @@ def _caches() -> dict[str, Any]:
     from django.conf import settings
 
     return settings.CACHES
+
+
+@override_settings(
+    ROOT_URLCONF="tests.urls",
+    SESSION_ENGINE=PLUS + "signed_cookies",
+    SESSIONPLUS_PREVIOUS_ENGINE=DJANGO + "signed_cookies",
+    SESSIONPLUS_ABSOLUTE_TIMEOUT=3600,
+)
+class DjangoSignedCookiesToSignedCookiesTests(SimpleTestCase):
+    def test_a_cookie_from_djangos_engine_comes_under_the_absolute_timeout(self):
+        with freeze_time("2026-01-01 12:00:00") as frozen:
+            cookie = store_class(DJANGO + "signed_cookies")()  # issued before the switch
+            cookie["cart"] = [1]
+            cookie.save()
+            self.client.cookies[settings.SESSION_COOKIE_NAME] = cookie.session_key
+            frozen.tick(1800)
+            assert self.client.get("/session-keys/").content == b"cart"
+            frozen.tick(1801)  # an hour after Django's engine signed it
+            assert self.client.get("/session-keys/").content == b""
