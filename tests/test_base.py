@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
+from freezegun import freeze_time
 
 from sessionplus.backends.base import (
     MAX_EXPIRY_SECONDS,
@@ -305,3 +306,16 @@ class StoredExpiryTests(SimpleTestCase):
         assert stored_expiry_is_valid(moment.isoformat()) is True
         aware = datetime.now(dt_timezone.utc) + timedelta(days=1)
         assert stored_expiry_is_valid(aware.isoformat()) is False
+
+
+class SecondsSinceTests(SimpleTestCase):
+    """The timeout and touch decisions read metadata timestamps as plain numbers."""
+
+    def test_is_none_until_the_timestamp_is_recorded_then_counts_seconds_from_it(self):
+        session = SessionPlusBase()
+        assert session.seconds_since("last_activity") is None
+        session.metadata_for_write(now=1000.0)
+        assert session.seconds_since("last_activity", now=1030.5) == 30.5
+        assert session.seconds_since("created_at", now=1000.0) == 0
+        with freeze_time(datetime.fromtimestamp(1060, tz=dt_timezone.utc)):
+            assert session.seconds_since("created_at") == 60

@@ -445,6 +445,20 @@ class SessionPlusBase(SessionBase):
         self._get_session()
         return SessionMetadata.from_stored(self._metadata)
 
+    def seconds_since(self, name: str, now: float | None = None) -> float | None:
+        """
+        Return the seconds from metadata timestamp ``name`` (``created_at`` or
+        ``last_activity``) to now, or None when it is not recorded.
+
+        The timeout and touch decisions compare two numbers per request: this spares them
+        building ``metadata`` and its datetimes.
+        """
+        self._get_session()
+        moment = self._metadata.get(name)
+        if moment is None:
+            return None
+        return (now_timestamp() if now is None else now) - moment
+
     def update_metadata(
         self,
         *,
