@@ -119,6 +119,13 @@ def check_assignment(key: object, value: Any) -> None:
         raise ValueError(f"{value!r} is not a session expiry; use set_expiry().")
 
 
+def _check_assignments(data: Mapping[Any, Any]) -> None:
+    # Every key is checked before any is set, so a refused update() changes nothing.
+    for key in data:
+        if type(key) is not str or key == EXPIRY_KEY:
+            check_assignment(key, data[key])
+
+
 def check_keys(data: Mapping[Any, Any]) -> None:
     """Raise TypeError / ValueError unless every key of ``data`` may be stored."""
     for key in data:
@@ -330,14 +337,11 @@ class SessionPlusBase(SessionBase):
         self.modified = True
 
     def update(self, dict_: Mapping[str, Any]) -> None:
-        # Every key is checked before any is set, so a refused update changes nothing.
-        for key, value in dict_.items():
-            check_assignment(key, value)
+        _check_assignments(dict_)
         super().update(dict_)
 
     async def aupdate(self, dict_: Mapping[str, Any]) -> None:
-        for key, value in dict_.items():
-            check_assignment(key, value)
+        _check_assignments(dict_)
         await super().aupdate(dict_)
 
     async def adelete_test_cookie(self) -> None:
@@ -518,8 +522,12 @@ class SessionPlusBase(SessionBase):
         await super().aset_expiry(value)
 
     def _get_session(self, no_load: bool = False) -> dict[str, Any]:
-        if hasattr(self, "_session_cache"):
-            return super()._get_session(no_load)
+        # Django's fast path, inlined: every read and assignment comes through here.
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            pass
         key = self.session_key
         session = super()._get_session(no_load)
         if self.session_key is None and key is not None:  # the load missed
