@@ -4,17 +4,21 @@ Per-operation benchmark of one engine, in a process of its own.
 Django stock (A), sessionplus (B) and the bare-client floor (F) take turns, round after
 round, for every scenario; each request goes through the full middleware stack
 (session + auth + messages) to a trivial view. Timed passes count nothing; a separate
-pass counts SQL statements, Redis commands and round trips per request.
+pass counts SQL statements, Redis commands and round trips per request. With ``--profile``
+a last pass runs each scenario's sessionplus requests under cProfile and keeps the top
+functions of sessionplus's own code.
 
-    python -m benchmarks.per_operation --engine db_postgres --output result.json
+    python -m benchmarks.per_operation --engine db_postgres --output result.json [--profile 15]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
 import os
+import pstats
 import statistics
 import sys
 import time
@@ -27,11 +31,15 @@ from typing import Any
 
 import django
 
+import sessionplus
+
 COUNTED_REQUESTS = 3
 ROLLING_REQUESTS = 100
 # Two ways to spend 100 requests: a burst inside one touch interval, and a visitor browsing
 # for 50 minutes (one request every 30 s) against a 300 s touch interval.
 ROLLING_PATTERNS = {"burst (1 request/s)": 1, "browsing (1 request/30 s)": 30}
+# Profiled frames are sessionplus's own: Django's and the clients' show up inside their time.
+PACKAGE_DIR = os.path.dirname(sessionplus.__file__) + os.sep
 
 
 def setup_django() -> None:
@@ -233,9 +241,35 @@ class EngineBenchmark:
                 operations += writes
         return {"requests": ROLLING_REQUESTS, "writing_requests": wrote, "writes": operations}
 
+    # Profile -----------------------------------------------------------------------
+
+    def profile(self, scenario, top: int) -> list[dict[str, Any]]:
+        """Return sessionplus's ``top`` functions by cumulative time over one round of requests."""
+        profiler = cProfile.Profile()
+        with self.configured("sessionplus", scenario) as handler:
+            requests = self.requests_for(scenario, self.requests)
+            for request in requests:
+                profiler.enable()
+                response = handler.get_response(request)
+                profiler.disable()
+                check(response, "sessionplus", scenario)
+        functions = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+        rows = [
+            {
+                "function": f"{path[len(PACKAGE_DIR) :]}:{line} {name}",
+                "calls": round(calls / self.requests, 2),
+                "own_us": round(own * 1e6 / self.requests, 1),
+                "cumulative_us": round(cumulative * 1e6 / self.requests, 1),
+            }
+            for (path, line, name), (_, calls, own, cumulative, _) in functions.items()
+            if path.startswith(PACKAGE_DIR)
+        ]
+        rows.sort(key=lambda row: (-row["cumulative_us"], -row["own_us"]))
+        return rows[:top]
+
     # Everything --------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self, profile_top: int = 0) -> dict[str, Any]:
         from benchmarks.engines import SCENARIOS, TOUCH_INTERVAL, middleware_landed
         from benchmarks.floor import FLOOR_DESCRIPTIONS
 
@@ -256,6 +290,11 @@ class EngineBenchmark:
             pattern: {variant: self.rolling_writes(variant, step) for variant in self.variants}
             for pattern, step in ROLLING_PATTERNS.items()
         }
+        profiles = (
+            {scenario.name: self.profile(scenario, profile_top) for scenario in SCENARIOS}
+            if profile_top and "sessionplus" in self.variants
+            else None
+        )
         self.close()
         return {
             "engine": self.engine.name,
@@ -269,6 +308,7 @@ class EngineBenchmark:
             "rounds": self.rounds,
             "scenarios": scenarios,
             "rolling": {"touch_interval": TOUCH_INTERVAL, "patterns": rolling},
+            **({"profile": profiles} if profiles else {}),
         }
 
     def close(self) -> None:
@@ -311,11 +351,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--file-dir", required=True, help="where the file engines store")
     parser.add_argument("--output", required=True, help="JSON file to write")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="keep sessionplus's top N functions"
+    )
     args = parser.parse_args(argv)
     setup_django()
     prepare_database()
     benchmark = EngineBenchmark(args.engine, args.requests, args.rounds, args.warmup, args.file_dir)
-    result = benchmark.run()
+    result = benchmark.run(args.profile)
     with open(args.output, "w") as file:
         json.dump(result, file, indent=1)
 

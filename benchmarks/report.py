@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 # DESIGN.md's budgets in storage operations per request: S1 none, S2 one load, S3 a load and
@@ -139,6 +140,45 @@ def per_operation_table(engines: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def geometric_mean_line(engines: list[dict[str, Any]]) -> str:
+    ratios = [
+        entry["verdict"]["ratio"]
+        for engine in engines
+        for entry in (engine.get("scenarios") or {}).values()
+        if "ratio" in entry.get("verdict", {})
+    ]
+    if not ratios:
+        return "No cell measured on both sides."
+    mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
+    return f"Geometric mean of B/A over {len(ratios)} cells: {mean:.2f}; worst: {max(ratios):.2f}."
+
+
+def profile_tables(engines: list[dict[str, Any]]) -> list[str]:
+    """Each engine's and scenario's top sessionplus functions, from ``--profile``."""
+    lines = []
+    for engine in engines:
+        for scenario, rows in (engine.get("profile") or {}).items():
+            lines += [
+                "",
+                f"#### {engine['label']}, {scenario}",
+                "",
+                "| sessionplus function | calls | own µs | cumulative µs |",
+                "|---|--:|--:|--:|",
+                *(
+                    f"| {row['function']} | {row['calls']:g} | {row['own_us']:.1f} "
+                    f"| {row['cumulative_us']:.1f} |"
+                    for row in rows
+                ),
+            ]
+    if not lines:
+        return []
+    return [
+        "",
+        "### Profile: sessionplus's own functions per request (cProfile, top by cumulative time)",
+        *lines,
+    ]
+
+
 def rolling_table(engines: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| engine | pattern (100 unmodified reads) | Django, SESSION_SAVE_EVERY_REQUEST "
@@ -201,6 +241,8 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *per_operation_table(result["per_operation"]),
         "",
+        geometric_mean_line(result["per_operation"]),
+        "",
         "Storage ops: SQL statements (those on auth_user, a login's last_login, in brackets) and "
         "Redis commands / round trips, per request. Floor: the bare client doing the least "
         "storage work the scenario needs.",
@@ -212,5 +254,6 @@ def markdown(result: dict[str, Any]) -> str:
         "### Under load",
         "",
         *load_table(result["load"]),
+        *profile_tables(result["per_operation"]),
     ]
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@
 benchmark; prints a markdown table and writes the JSON to benchmarks/results/.
 
     python -m benchmarks [--engines db_postgres,redis] [--requests 200] [--rounds 8] [--no-load]
+                         [--profile [N]]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from benchmarks.services import (
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {"postgres": "PostgreSQL", "mariadb": "MariaDB"}
 RESULTS = Path(__file__).with_name("results")
+PROFILE_TOP = 12
 
 
 def machine() -> dict[str, Any]:
@@ -126,6 +128,7 @@ def run_engine(
     command += ["--requests", str(args.requests), "--rounds", str(args.rounds)]
     command += ["--warmup", str(args.warmup), "--output", output]
     command += ["--file-dir", os.path.join(workdir, f"{name}-files")]
+    command += ["--profile", str(args.profile)]
     returncode, log = run_logged(command, env=environment)
     if returncode != 0:
         return {**base, "not_measured": "failed", "error": log}
@@ -168,6 +171,15 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds per engine")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
     parser.add_argument("--no-load", action="store_true", help="skip gunicorn + wrk")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        nargs="?",
+        const=PROFILE_TOP,
+        default=0,
+        metavar="N",
+        help=f"print sessionplus's top N functions per scenario (cProfile; N={PROFILE_TOP})",
+    )
     parser.add_argument("--load-seconds", type=int, default=12)
     parser.add_argument("--load-warmup", type=int, default=3)
     parser.add_argument("--load-rounds", type=int, default=3)

@@ -14,13 +14,11 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
-from django.utils import timezone
 
 from sessionplus.backends.base import SessionPlusBase, hashed_key
 from sessionplus.client import client_ip, ip_network, user_agent
@@ -58,10 +56,11 @@ class RequestState:
         session_created.send(sender=self.sender, session_key=session_key, request=self.request)
 
 
-def _past(moment: datetime | None, seconds: int | None) -> bool:
-    if not seconds or moment is None:
+def _past(session: SessionPlusBase, name: str, seconds: int | None) -> bool:
+    if not seconds:
         return False
-    return timezone.now() - moment >= timedelta(seconds=seconds)
+    elapsed = session.seconds_since(name)
+    return elapsed is not None and elapsed >= seconds
 
 
 def binding_changes(
@@ -90,15 +89,13 @@ def binding_changes(
 
 def end_reason(session: SessionPlusBase, request: HttpRequest) -> str | None:
     """Return why a just-loaded session must end now, or None to keep it."""
-    # Each setting read once, and the metadata only built when one of them is on: this
-    # runs on every request that reads a stored session.
+    # Each setting read once, and timestamps compared as numbers: this runs on every
+    # request that reads a stored session.
     absolute, idle = conf.SESSIONPLUS_ABSOLUTE_TIMEOUT, conf.SESSIONPLUS_IDLE_TIMEOUT
-    if absolute or idle:
-        metadata = session.metadata
-        if _past(metadata.created_at, absolute):
-            return "absolute"
-        if _past(metadata.last_activity, idle):
-            return "idle"
+    if _past(session, "created_at", absolute):
+        return "absolute"
+    if _past(session, "last_activity", idle):
+        return "idle"
     changes = binding_changes(session, request, conf.SESSIONPLUS_BIND)
     if changes:
         security_logger.warning(

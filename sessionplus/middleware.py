@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from http.cookies import Morsel
 
 from django.conf import settings
@@ -14,7 +13,6 @@ from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponseBase
-from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import http_date
 from django.utils.log import log_response
@@ -243,13 +241,14 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
 def _session_cookie(request: HttpRequest) -> str | None:
     name = settings.SESSION_COOKIE_NAME
+    raw = request.META.get("HTTP_COOKIE", "")
     # A second cookie of the same name was planted by a parent domain or path (cookie
-    # tossing), and which one is the user's cannot be told: trust neither.
-    sent = [
-        part.partition("=")[0].strip() for part in request.META.get("HTTP_COOKIE", "").split(";")
-    ]
-    if sent.count(name) > 1:
-        return None
+    # tossing), and which one is the user's cannot be told: trust neither. The header is
+    # only split when the name occurs in it twice (or inside another cookie's name).
+    if raw.count(name) > 1:
+        sent = [part.partition("=")[0].strip() for part in raw.split(";")]
+        if sent.count(name) > 1:
+            return None
     return request.COOKIES.get(name)
 
 
@@ -259,8 +258,8 @@ def _touch_due(session: SessionPlusBase) -> bool:
         if conf.SESSIONPLUS_IDLE_TIMEOUT is None:
             return False
         interval = 0  # the idle timeout needs last activity recorded on every request
-    last_activity = session.metadata.last_activity
-    return last_activity is None or timezone.now() - last_activity >= timedelta(seconds=interval)
+    idle = session.seconds_since("last_activity")
+    return idle is None or idle >= interval
 
 
 def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> None:

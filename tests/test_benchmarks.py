@@ -23,6 +23,7 @@ from tests.services import redis_url, repo_root
 SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6"]
 REQUESTS = 2
 ROUNDS = 1
+PROFILE_TOP = 4
 
 
 def engines() -> list[str]:
@@ -41,6 +42,7 @@ def smoke_run(redis_url: str) -> tuple[subprocess.CompletedProcess[str], dict[st
     with tempfile.TemporaryDirectory(prefix="sessionplus-bench-smoke-") as output:
         command = [sys.executable, "-m", "benchmarks", "--engines", ",".join(engines())]
         command += ["--requests", str(REQUESTS), "--rounds", str(ROUNDS), "--no-load"]
+        command += ["--profile", str(PROFILE_TOP)]
         command += ["--output-dir", output, "--drop-database"]
         command += ["--database-name", f"test_sessionplus_bench_{os.getpid()}"]
         finished = subprocess.run(
@@ -77,6 +79,8 @@ class BenchmarkSmokeTests(SimpleTestCase):
         assert "| engine | scenario | A: Django µs | B: sessionplus µs |" in finished.stdout
         rows = [line for line in finished.stdout.splitlines() if line.startswith("| ")]
         assert len(rows) >= len(engines()) * len(SCENARIOS)
+        cells = len(engines()) * len(SCENARIOS)
+        assert f"Geometric mean of B/A over {cells} cells: " in finished.stdout
         assert set(result) >= {"date", "machine", "versions", "config", "per_operation", "load"}
         assert result["machine"]["cores"] >= 1
         assert {"Python", "Django", "sessionplus"} <= set(result["versions"])
@@ -133,3 +137,20 @@ class BenchmarkSmokeTests(SimpleTestCase):
                 assert stock["writing_requests"] == stock["requests"] == 100
                 touches = plus["requests"] * step // interval
                 assert plus["writing_requests"] == touches, (engine["engine"], pattern, plus)
+
+    def test_profile_prints_sessionplus_top_functions_per_engine_and_scenario(self):
+        finished, result = self.smoke()
+        assert "### Profile: sessionplus's own functions per request" in finished.stdout
+        assert "#### db on SQLite, S3" in finished.stdout
+        for engine in result["per_operation"]:
+            assert list(engine["profile"]) == SCENARIOS
+            for scenario, rows in engine["profile"].items():
+                assert 0 < len(rows) <= PROFILE_TOP, (engine["engine"], scenario)
+                # Only sessionplus's own frames, named by their path inside the package.
+                assert all(row["function"].split(":")[0].endswith(".py") for row in rows)
+                assert all(not row["function"].startswith("/") for row in rows)
+                cumulative = [row["cumulative_us"] for row in rows]
+                assert cumulative == sorted(cumulative, reverse=True)
+                assert all(row["calls"] > 0 and row["own_us"] >= 0 for row in rows)
+        middleware = [row["function"] for row in self.engine("db_sqlite")["profile"]["S1"]]
+        assert any(name.startswith("middleware.py:") for name in middleware), middleware

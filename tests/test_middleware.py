@@ -458,6 +458,18 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         assert middleware.engine_store_class(key)["value"] == "x"
 
     @override_settings(SESSION_ENGINE=MEMORY)
+    def test_cookies_whose_names_contain_the_session_cookies_name_leave_it_trusted(self):
+        middleware = SessionMiddleware(lambda request: HttpResponse())
+        stored = middleware.engine_store_class()
+        stored["value"] = "x"
+        stored.save()
+        request = self.factory.get(
+            "/", HTTP_COOKIE=f"x{COOKIE}=1; {COOKIE}={stored.session_key}; {COOKIE}_old=2"
+        )
+        middleware.process_request(request)
+        assert request.session["value"] == "x"
+
+    @override_settings(SESSION_ENGINE=MEMORY)
     def test_a_request_without_a_session_is_passed_through(self):
         middleware = SessionMiddleware(lambda request: HttpResponse())
         response = HttpResponse("as it was")

@@ -1,4 +1,4 @@
-"""What every sessionplus engine shares: key rules, encoding, change tracking, metadata."""
+"""What every sessionplus engine shares: key rules, the data rule, encoding, metadata."""
 
 from __future__ import annotations
 
@@ -31,10 +31,8 @@ from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 
 __all__ = [
-    "MAX_NESTING_DEPTH",
     "METADATA_FIELDS",
     "CreateError",
-    "SessionDelta",
     "SessionMetadata",
     "SessionPlusBase",
     "StoredSession",
@@ -58,21 +56,12 @@ _CONTROL_CHARACTERS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
 # colliding means the store is answering CreateError for another reason.
 MAX_CREATE_ATTEMPTS = 10
 
-# Deeper than any session a site keeps, shallow enough that encoding and decoding stay
-# far from Python's recursion limit (and a self-referencing value is caught, not looped on).
-MAX_NESTING_DEPTH = 32
-
 EXPIRY_KEY = "_session_expiry"
 # Session keys sessionplus keeps for its own fields (signed cookies store metadata there).
 RESERVED_KEY_PREFIX = "_sessionplus"
 # Expiries further away than this are mistakes, and would overflow datetime arithmetic
 # (year 9999) long before they mattered.
 MAX_EXPIRY_SECONDS = 1000 * 366 * 86400
-# JSON writes one character as at most 12 bytes (a surrogate pair, ``\ud83d\ude00``), and
-# an int or float this small in at most 24: bounds that let check_item() skip serializing.
-_JSON_MAX_BYTES_PER_CHAR = 12
-_JSON_MAX_NUMBER_BYTES = 24
-_JSON_PLAIN_INT = 2**63
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
@@ -111,25 +100,46 @@ def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
         raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
 
 
-def _plain_int(value: int) -> bool:
-    return -_JSON_PLAIN_INT < value < _JSON_PLAIN_INT
-
-
 def require_str_key(key: object) -> None:
     """Raise TypeError unless ``key`` may name a session value."""
     if not isinstance(key, str):
         raise TypeError(f"Session keys must be str, not {type(key).__name__}: {key!r}.")
 
 
-def nests_deeper_than(value: Any, depth: int) -> bool:
-    """Return whether containers inside ``value`` nest more than ``depth`` levels deep."""
-    if isinstance(value, dict):
-        children: Any = value.values()
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        children = value
-    else:
-        return False
-    return depth == 0 or any(nests_deeper_than(child, depth - 1) for child in children)
+def check_assignment(key: object, value: Any) -> None:
+    """
+    Raise unless ``session[key] = value`` may be done now: the per-assignment part of the
+    data rule, which ``serialize_data()`` completes at save.
+
+    A directly assigned expiry is checked here rather than at save because the middleware
+    reads it (for the cookie's max-age) before saving.
+    """
+    require_str_key(key)
+    if key == EXPIRY_KEY and not stored_expiry_is_valid(value):
+        raise ValueError(f"{value!r} is not a session expiry; use set_expiry().")
+
+
+def _check_assignments(data: Mapping[Any, Any]) -> None:
+    # Every key is checked before any is set, so a refused update() changes nothing.
+    for key in data:
+        if type(key) is not str or key == EXPIRY_KEY:
+            check_assignment(key, data[key])
+
+
+def check_keys(data: Mapping[Any, Any]) -> None:
+    """Raise TypeError / ValueError unless every key of ``data`` may be stored."""
+    for key in data:
+        # One test per key in the common case: a plain ASCII key of the site's own.
+        if type(key) is str and key.isascii() and not key.startswith(RESERVED_KEY_PREFIX):
+            continue
+        require_str_key(key)
+        if key.startswith(RESERVED_KEY_PREFIX):
+            raise ValueError(f"Session keys starting with {RESERVED_KEY_PREFIX!r} are reserved.")
+        try:
+            key.encode()
+        except UnicodeEncodeError as exc:
+            # Engines that store keys as names (Redis hash fields) need real text.
+            raise ValueError(f"Session key {key!r} is not valid Unicode text: {exc}") from None
 
 
 def _check_expiry_seconds(seconds: float) -> None:
@@ -196,7 +206,7 @@ class _CheckingSerializer:
         self.store = store
 
     def dumps(self, obj: dict[str, Any]) -> bytes:
-        return self.store.serialize_data(obj)
+        return self.store._serialized(obj)
 
 
 @dataclass(frozen=True)
@@ -278,15 +288,6 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str)
 
 
-@dataclass(frozen=True)
-class SessionDelta:
-    """What changed in the session data since it was loaded or last saved."""
-
-    changed: dict[str, Any]
-    deleted: frozenset[str]
-    replace_all: bool
-
-
 class SessionPlusBase(SessionBase):
     """
     Base class of every sessionplus engine.
@@ -300,8 +301,6 @@ class SessionPlusBase(SessionBase):
     _loaded_data: str | None = None
 
     def __init__(self, session_key: str | None = None) -> None:
-        self._modified = False
-        self._reset_tracking()
         self._metadata: dict[str, Any] = {}
         self._metadata_changes: dict[str, Any] = {}
         super().__init__(session_key)
@@ -321,159 +320,53 @@ class SessionPlusBase(SessionBase):
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()
 
-    # Change tracking -------------------------------------------------------------
-
-    def _reset_tracking(self) -> None:
-        self._changed_keys: set[str] = set()
-        self._deleted_keys: set[str] = set()
-        self._replace_all = False
-
-    @property
-    def modified(self) -> bool:
-        return self._modified
-
-    @modified.setter
-    def modified(self, value: bool) -> None:
-        # Code that mutates a nested value in place and then sets ``modified = True``
-        # (as Django documents) cannot say which key changed, so write every key.
-        # sessionplus's own mutators track keys and set ``_modified`` directly.
-        if value:
-            self._replace_all = True
-        self._modified = bool(value)
-
-    def _note_set(self, key: str) -> None:
-        require_str_key(key)
-        self._deleted_keys.discard(key)
-        self._changed_keys.add(key)
-        self._modified = True
-
-    def _note_deleted(self, key: str) -> None:
-        self._changed_keys.discard(key)
-        self._deleted_keys.add(key)
-        self._modified = True
+    # The data rule -------------------------------------------------------------
+    # Per assignment only the key's type (Django's __setitem__ is two lines; so is this);
+    # everything else is checked once, at save, by serialize_data().
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self.check_item(key, value)
-        self._note_set(key)
+        if type(key) is not str or key == EXPIRY_KEY:
+            check_assignment(key, value)
         self._session[key] = value
+        self.modified = True
 
     async def aset(self, key: str, value: Any) -> None:
-        self.check_item(key, value)
-        self._note_set(key)
+        if type(key) is not str or key == EXPIRY_KEY:
+            check_assignment(key, value)
         (await self._aget_session())[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self._session[key]
-        self._note_deleted(key)
-
-    _not_given = object()
-
-    def pop(self, key: str, default: Any = _not_given) -> Any:
-        session = self._session
-        if key in session:
-            self._note_deleted(key)
-        return session.pop(key) if default is self._not_given else session.pop(key, default)
-
-    async def apop(self, key: str, default: Any = _not_given) -> Any:
-        session = await self._aget_session()
-        if key in session:
-            self._note_deleted(key)
-        return session.pop(key) if default is self._not_given else session.pop(key, default)
+        self.modified = True
 
     def update(self, dict_: Mapping[str, Any]) -> None:
-        self._check_items(dict_)
-        for key in dict_:
-            self._note_set(key)
-        self._session.update(dict_)
+        _check_assignments(dict_)
+        super().update(dict_)
 
     async def aupdate(self, dict_: Mapping[str, Any]) -> None:
-        self._check_items(dict_)
-        for key in dict_:
-            self._note_set(key)
-        (await self._aget_session()).update(dict_)
+        _check_assignments(dict_)
+        await super().aupdate(dict_)
 
     async def adelete_test_cookie(self) -> None:
         # Django's version forgets to mark the session modified.
         await self.apop(self.TEST_COOKIE_NAME)
 
-    def clear(self) -> None:
-        super().clear()
-        self._reset_tracking()
-        self._replace_all = True
-
-    def pending_delta(self) -> SessionDelta:
-        """Return what a save has to write: changed keys, deleted keys, or everything."""
-        if self._replace_all:
-            return SessionDelta(dict(self._get_session()), frozenset(), True)
-        session = self._get_session(no_load=True)
-        changed = {key: session[key] for key in self._changed_keys if key in session}
-        return SessionDelta(changed, frozenset(self._deleted_keys), False)
-
     def _mark_saved(self) -> None:
-        """Forget tracked changes once they reached storage."""
-        self._reset_tracking()
+        """Forget staged metadata once it reached storage."""
         self._metadata_changes = {}
-
-    # The data rule -------------------------------------------------------------
-
-    def check_item(self, key: str, value: Any) -> None:
-        """Raise TypeError, ValueError or SessionTooLarge unless ``key: value`` may be stored."""
-        self._check_item(key, value, conf.SESSIONPLUS_MAX_SIZE)
-
-    def _check_item(self, key: str, value: Any, max_size: int) -> None:
-        require_str_key(key)
-        if key.startswith(RESERVED_KEY_PREFIX):
-            raise ValueError(f"Session keys starting with {RESERVED_KEY_PREFIX!r} are reserved.")
-        try:
-            key.encode()
-        except UnicodeEncodeError as exc:
-            # Engines that store keys as names (Redis hash fields) need real text.
-            raise ValueError(f"Session key {key!r} is not valid Unicode text: {exc}") from None
-        if key == EXPIRY_KEY and not stored_expiry_is_valid(value):
-            raise ValueError(f"{value!r} is not a session expiry; use set_expiry().")
-        if not self._surely_storable(key, value, max_size):
-            self.serialize_data({key: value})
-
-    def _surely_storable(self, key: str, value: Any, max_size: int) -> bool:
-        """
-        Return whether the default JSON serializer surely stores ``key: value`` in
-        ``max_size`` bytes, judged without serializing (most values are plain scalars).
-        """
-        if self.serializer is not signing.JSONSerializer:
-            return False
-        kind = type(value)
-        if kind is str:
-            length = len(value)
-        elif value is None or kind in (bool, float) or (kind is int and _plain_int(value)):
-            length = _JSON_MAX_NUMBER_BYTES
-        else:
-            return False
-        # {"key":value}: the key and the value, quotes and punctuation.
-        worst = _JSON_MAX_BYTES_PER_CHAR * (len(key) + length) + 8
-        return worst <= max_size
-
-    def _check_items(self, dict_: Mapping[str, Any]) -> None:
-        # Every value is checked before any is set, so a refused update changes nothing.
-        max_size = conf.SESSIONPLUS_MAX_SIZE  # read once: a settings lookup costs a value's check
-        for key, value in dict_.items():
-            self._check_item(key, value, max_size)
 
     def serialize_data(self, data: dict[str, Any]) -> bytes:
         """
         Serialize session data with SESSION_SERIALIZER, enforcing the data rule.
 
-        Raise TypeError naming the key whose value the serializer refuses, and
-        SessionTooLarge when a value nests deeper than MAX_NESTING_DEPTH or the result is
-        larger than SESSIONPLUS_MAX_SIZE. Engines that store fields separately call it
+        Raise TypeError / ValueError for a key that cannot be stored, TypeError naming the
+        key whose value the serializer refuses (a value containing itself included),
+        and SessionTooLarge when a value nests too deeply for the serializer or the result
+        is larger than SESSIONPLUS_MAX_SIZE. Engines that store fields separately call it
         (or ``validate_for_write()``) before writing anything.
         """
-        for key, value in data.items():
-            require_str_key(key)
-            if nests_deeper_than(value, MAX_NESTING_DEPTH):
-                raise SessionTooLarge(
-                    f"The session value for key {key!r} nests more than "
-                    f"{MAX_NESTING_DEPTH} levels deep (or contains itself)."
-                )
+        check_keys(data)
+        return self._serialized(data)
+
+    def _serialized(self, data: dict[str, Any]) -> bytes:
+        # The data rule's values part: what the serializer refuses, and the size.
         try:
             serialized = self.serializer().dumps(data)
         except Exception as exc:  # a serializer may raise anything on a value it refuses
@@ -486,10 +379,15 @@ class SessionPlusBase(SessionBase):
             )
         return serialized
 
-    def _serialization_error(self, data: dict[str, Any], exc: Exception) -> TypeError:
+    def _serialization_error(self, data: dict[str, Any], exc: Exception) -> Exception:
         for key, value in data.items():
             try:
                 self.serializer().dumps({key: value})
+            except RecursionError:
+                return SessionTooLarge(
+                    f"The session value for key {key!r} nests too deeply for "
+                    f"{settings.SESSION_SERIALIZER}."
+                )
             except Exception as value_exc:  # as above
                 return TypeError(
                     f"The session value for key {key!r} cannot be serialized by "
@@ -503,10 +401,16 @@ class SessionPlusBase(SessionBase):
 
     # Encoding ------------------------------------------------------------------
 
-    def encode(self, session_dict: dict[str, Any]) -> str:
-        # Django's encoding, with the data rule applied to its one serialization.
+    def encode(
+        self, session_dict: dict[str, Any], own_fields: Mapping[str, Any] | None = None
+    ) -> str:
+        """
+        Return Django's encoding of ``session_dict``, with the data rule applied to its one
+        serialization; ``own_fields`` (an engine's, under reserved keys) are encoded with it.
+        """
+        check_keys(session_dict)
         return signing.dumps(
-            session_dict,
+            session_dict if own_fields is None else {**session_dict, **own_fields},
             salt=self.key_salt,
             serializer=partial(_CheckingSerializer, self),
             compress=True,
@@ -544,6 +448,20 @@ class SessionPlusBase(SessionBase):
         """Return what is recorded about this session besides its data."""
         self._get_session()
         return SessionMetadata.from_stored(self._metadata)
+
+    def seconds_since(self, name: str, now: float | None = None) -> float | None:
+        """
+        Return the seconds from metadata timestamp ``name`` (``created_at`` or
+        ``last_activity``) to now, or None when it is not recorded.
+
+        The timeout and touch decisions compare two numbers per request: this spares them
+        building ``metadata`` and its datetimes.
+        """
+        self._get_session()
+        moment = self._metadata.get(name)
+        if moment is None:
+            return None
+        return (now_timestamp() if now is None else now) - moment
 
     def update_metadata(
         self,
@@ -604,8 +522,12 @@ class SessionPlusBase(SessionBase):
         await super().aset_expiry(value)
 
     def _get_session(self, no_load: bool = False) -> dict[str, Any]:
-        if hasattr(self, "_session_cache"):
-            return super()._get_session(no_load)
+        # Django's fast path, inlined: every read and assignment comes through here.
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            pass
         key = self.session_key
         session = super()._get_session(no_load)
         if self.session_key is None and key is not None:  # the load missed
@@ -730,7 +652,7 @@ class SessionPlusBase(SessionBase):
                 self.save(must_create=True)
             except CreateError:
                 continue
-            self._modified = True
+            self.modified = True
             return
         raise RuntimeError("Unable to create a new session key.")
 
@@ -741,7 +663,7 @@ class SessionPlusBase(SessionBase):
                 await self.asave(must_create=True)
             except CreateError:
                 continue
-            self._modified = True
+            self.modified = True
             return
         raise RuntimeError("Unable to create a new session key.")
 

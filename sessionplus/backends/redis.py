@@ -448,7 +448,7 @@ class SessionStore(SessionPlusBase):
             for call in after:
                 self._call(call)
             self._session_key = new_key
-            self._modified = True
+            self.modified = True
             return
         raise RuntimeError("Unable to create a new session key.")
 
@@ -477,7 +477,7 @@ class SessionStore(SessionPlusBase):
             for call in after:
                 await self._acall(call)
             self._session_key = new_key
-            self._modified = True
+            self.modified = True
             return
         raise RuntimeError("Unable to create a new session key.")
 

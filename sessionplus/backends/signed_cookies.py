@@ -141,7 +141,7 @@ class SessionStore(SessionPlusBase):
         own = {"created_at": int(self.metadata_for_write()["created_at"])}
         if self._nonce is not None:
             own["nonce"] = self._nonce
-        value = self.encode({**self._get_session(), METADATA_KEY: own})
+        value = self.encode(self._get_session(), {METADATA_KEY: own})
         size = len(settings.SESSION_COOKIE_NAME.encode()) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(
@@ -150,7 +150,7 @@ class SessionStore(SessionPlusBase):
                 "session, or use a server-side engine."
             )
         self._session_key = value
-        self._modified = True
+        self.modified = True
         self._mark_saved()
 
     async def asave(self, must_create: bool = False) -> None:
@@ -165,7 +165,7 @@ class SessionStore(SessionPlusBase):
 
     def create(self) -> None:
         # Nothing to store: the cookie is set when the response goes out.
-        self._modified = True
+        self.modified = True
 
     async def acreate(self) -> None:
         self.create()
@@ -190,7 +190,7 @@ class SessionStore(SessionPlusBase):
         self._session_key = None
         self._nonce = None
         self._session_cache = {}
-        self._modified = True
+        self.modified = True
 
     async def adelete(self, session_key: str | None = None) -> None:
         self.delete(session_key)
