@@ -1,16 +1,36 @@
-"""A read-only admin for stored sessions: metadata and decoded data, nothing editable."""
+"""
+A read-only admin for stored sessions: metadata and decoded data, never a usable key.
+
+Whoever reads a session key can take the session over, so the admin never holds one: the
+rows its queryset yields carry the session's public id (``sessionplus.identifiers``) in
+place of the key, so every link, title, popup value and autocomplete answer Django builds
+from an object's primary key names the public id, and a URL's id is looked up through the
+indexed ``public_id`` column.
+"""
 
 from __future__ import annotations
 
 import pprint
+from collections.abc import Iterator
+from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.db.models.query import ModelIterable
+from django.http import Http404, HttpRequest
 from django.utils.html import format_html
 
+from sessionplus.identifiers import public_id
 from sessionplus.models import Session
 
-KEY_PREFIX_LENGTH = 8
+
+class _PublicIdRows(ModelIterable):
+    """Yield sessions whose key reads as their public id (the instances are never saved)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        for row in super().__iter__():
+            row.public_id = row.session_key = public_id(row.session_key)
+            yield row
 
 
 @admin.register(Session)
@@ -21,10 +41,14 @@ class SessionAdmin(admin.ModelAdmin):
     A row deleted from the admin would outlive its copy in the cached_db engine's cache,
     and an edited one would bypass the engine's encoding: end sessions through the engine
     (``SessionStore.end_sessions_for_user()``) instead.
+
+    Decoded data hides the keys ``is_hidden_data_key()`` names: by default every key
+    starting with ``_``, which covers Django's auth keys (the user's id, password hash
+    and backend). Override it to show more or less.
     """
 
     list_display = (
-        "key_prefix",
+        "public_id",
         "user_id",
         "ip",
         "created_at",
@@ -32,10 +56,10 @@ class SessionAdmin(admin.ModelAdmin):
         "expire_date",
     )
     list_filter = ("expire_date",)
-    search_fields = ("user_id",)
+    search_fields = ("user_id", "=public_id")
     ordering = ("-expire_date",)
     fields = (
-        "key_prefix",
+        "public_id",
         "user_id",
         "ip",
         "user_agent",
@@ -45,6 +69,22 @@ class SessionAdmin(admin.ModelAdmin):
         "data",
     )
     readonly_fields = fields
+    actions = None
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
+        queryset = super().get_queryset(request)
+        queryset._iterable_class = _PublicIdRows
+        return queryset
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> Session:
+        # A 404 rather than Django's redirect, whose message would repeat the id: a URL
+        # naming an unknown session (or holding a key by mistake) echoes nothing.
+        session = self.get_queryset(request).filter(public_id=object_id).first()
+        if session is None:
+            raise Http404("No such session.")
+        return session
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -55,13 +95,14 @@ class SessionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Session | None = None) -> bool:
         return False
 
-    @admin.display(description="session key")
-    def key_prefix(self, obj: Session) -> str:
-        # Enough to tell sessions apart without putting keys that would let a reader take
-        # a session over on screen. (A change page's URL holds the key: grant the view
-        # permission as you would read access to the table.)
-        return obj.session_key[:KEY_PREFIX_LENGTH] + "…"
+    def is_hidden_data_key(self, key: str) -> bool:
+        """Return whether the change page leaves the data item ``key`` out."""
+        return key.startswith("_")
 
     @admin.display(description="data")
     def data(self, obj: Session) -> str:
-        return format_html("<pre>{}</pre>", pprint.pformat(obj.get_decoded(), width=80))
+        decoded = obj.get_decoded()
+        shown = {key: value for key, value in decoded.items() if not self.is_hidden_data_key(key)}
+        hidden = len(decoded) - len(shown)
+        note = f"({hidden} internal item{'s' if hidden != 1 else ''} not shown)" if hidden else ""
+        return format_html("<pre>{}</pre>{}", pprint.pformat(shown, width=80), note)

@@ -20,13 +20,15 @@ from django.utils.log import log_response
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.client import client_ip, user_agent
 from sessionplus.conf import conf
-from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 from sessionplus.lifecycle import RequestState, request_store_class
 from sessionplus.outage import is_store_outage, unavailable_response
+from sessionplus.pages import page_response
 
 logger = logging.getLogger(__name__)
 
 STATE_ATTRIBUTE = "_sessionplus_state"
+TOO_LARGE_TEMPLATE = "sessionplus/session_too_large.html"
 INTERRUPTED = (
     "The request's session was deleted before the request completed. The user may have "
     "logged out in a concurrent request, for example."
@@ -85,7 +87,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if state.outage is None and not isinstance(exception, SessionStoreUnavailable):
             return None
         state.record_outage(exception)
-        return unavailable_response()
+        return unavailable_response(request)
 
     # The response -------------------------------------------------------------------
 
@@ -177,6 +179,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
     ) -> HttpResponseBase:
         if isinstance(exc, UpdateError):
             raise SessionInterrupted(INTERRUPTED) from exc
+        if isinstance(exc, SessionTooLarge):
+            return _too_large(request, exc)
         if not is_store_outage(exc):
             raise exc
         state.record_outage(exc)
@@ -186,7 +190,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def _unavailable(
         request: HttpRequest, state: RequestState, response: HttpResponseBase
     ) -> HttpResponseBase:
-        unavailable = unavailable_response()
+        unavailable = unavailable_response(request)
         # Other middleware that ran into the outage made Django log its 500 already.
         unavailable._has_been_logged = getattr(response, "_has_been_logged", False)
         # Logged like Django logs responses (which then skips logging this one again).
@@ -237,6 +241,25 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if cookie_sent or accessed:
             patch_vary_headers(response, ("Cookie",))
         return response
+
+
+def _too_large(request: HttpRequest, exc: SessionTooLarge) -> HttpResponseBase:
+    """
+    Answer 413 for a session that grew past its limit: nothing was written (the engines
+    check before writing), so the stored session and the cookie stay as they were.
+    """
+    response = page_response(
+        request, TOO_LARGE_TEMPLATE, {}, {"error": "session_too_large"}, status=413
+    )
+    log_response(
+        "Session not saved: %s (%s)",
+        request.path,
+        exc,
+        response=response,
+        request=request,
+        logger=logger,
+    )
+    return response
 
 
 def _session_cookie(request: HttpRequest) -> str | None:

@@ -6,6 +6,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
+from sessionplus.identifiers import PUBLIC_ID_LENGTH
 
 # The engines import this module at the first request. Without the app, Django's own error
 # is about the model's app_label, and no system check of ours runs to say what is missing.
@@ -29,6 +30,11 @@ class Session(AbstractBaseSession):
     )
     created_at = models.DateTimeField(null=True, blank=True)
     last_activity = models.DateTimeField(null=True, blank=True)
+    # public_id(session_key), written by the engines: the admin finds a row by the name it
+    # shows through this index, never by the key. NULL only on a row written by other code.
+    public_id = models.CharField(  # noqa: DJ001
+        max_length=PUBLIC_ID_LENGTH, null=True, blank=True, editable=False, db_index=True
+    )
 
     class Meta(AbstractBaseSession.Meta):
         db_table = "sessionplus_session"

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from django.http import HttpResponse
-from django.template.loader import render_to_string
-from django.utils.cache import add_never_cache_headers
+from django.http import HttpRequest, HttpResponse
 
 from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.pages import page_response
 
 # Seconds a client is asked to wait: outages worth a 503 (a failover, a restart) are short.
 RETRY_AFTER = 5
@@ -70,14 +69,19 @@ def is_store_outage(exc: BaseException) -> bool:
     return False
 
 
-def unavailable_response() -> HttpResponse:
+def unavailable_response(request: HttpRequest) -> HttpResponse:
     """
-    Return the 503 page sent when the session store is down.
+    Return the 503 sent when the session store is down: a page, or JSON when preferred.
 
-    Rendered without the request: context processors would read ``request.user`` and
-    with it the unreachable session.
+    Only the request's ``Accept`` header is read: ``request.user`` and context processors
+    would read the unreachable session.
     """
-    response = HttpResponse(render_to_string(TEMPLATE_NAME), status=503)
+    response = page_response(
+        request,
+        TEMPLATE_NAME,
+        {},
+        {"error": "session_store_unavailable", "retry_after": RETRY_AFTER},
+        status=503,
+    )
     response["Retry-After"] = str(RETRY_AFTER)
-    add_never_cache_headers(response)
     return response

@@ -10,7 +10,9 @@ answers a GET or HEAD without the cookie by setting it and redirecting once to t
 with a marker parameter. If the cookie comes back the view runs; if not, the
 "cookies required" page is rendered. A request that already carries the marker is never
 redirected again, so there is no loop. Other methods (a POST from a form) without the cookie
-get the page at once: the GET that rendered the form did the check.
+get the page at once: the GET that rendered the form did the check. The page is JSON for a
+client that prefers it, and renders with or without a project template engine
+(``sessionplus.pages``).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
-from django.shortcuts import render
 from django.utils.cache import add_never_cache_headers
 
 from sessionplus.conf import conf
+from sessionplus.pages import page_response
 
 __all__ = [
     "COOKIES_REQUIRED_TEMPLATE",
@@ -99,15 +101,14 @@ def cookie_check_response(
     if cookies_enabled(request):
         return None
     name = conf.SESSIONPLUS_COOKIE_CHECK_NAME
-    response: HttpResponseBase
     if request.method in CHECKED_METHODS and name not in request.GET:
         response = HttpResponseRedirect("?" + _query_string(request, marker=True))
         set_test_cookie(response)
-    else:
-        context = {"retry_url": "?" + _query_string(request, marker=False)}
-        response = render(request, template_name, context, status=status)
-    add_never_cache_headers(response)
-    return response
+        add_never_cache_headers(response)
+        return response
+    retry_url = "?" + _query_string(request, marker=False)
+    data = {"error": "cookies_required", "retry_url": retry_url}
+    return page_response(request, template_name, {"retry_url": retry_url}, data, status)
 
 
 @overload

@@ -30,6 +30,7 @@ if os.environ.get("DATABASE_URL"):
 DATABASES["replica"] = dict(DATABASES["default"])
 
 INSTALLED_APPS = [
+    "django.contrib.admin",  # its tables: the sessionplus admin's history page reads them
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.sessions",

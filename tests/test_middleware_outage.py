@@ -73,6 +73,24 @@ class OutageContract(MiddlewareTestMixin):
         self.log_records = logs.records
         return response, [record.name for record in logs.records]
 
+    def test_a_project_without_template_engines_gets_the_page(self):
+        with self.settings(TEMPLATES=[]):
+            response, _ = self.logged_once("/write/")
+        self.assert_unavailable(response)
+
+    def test_a_template_engine_without_app_directories_gets_the_page(self):
+        engine = {"BACKEND": "django.template.backends.django.DjangoTemplates"}
+        with self.settings(TEMPLATES=[engine]):
+            response, _ = self.logged_once("/write/")
+        self.assert_unavailable(response)
+
+    def test_a_client_preferring_json_gets_json(self):
+        response, _ = self.logged_once("/write/", headers={"Accept": "application/json"})
+        assert response.status_code == 503
+        assert response.json() == {"error": "session_store_unavailable", "retry_after": 5}
+        assert response["Retry-After"] == "5"
+        assert COOKIE not in response.cookies
+
     def test_a_request_that_never_touches_the_session_is_unaffected(self):
         with self.assertNoLogs(level="WARNING"):
             response = self.get("/nothing/")

@@ -5,6 +5,7 @@ rolling expiry by touch, metadata capture, binding, and the async path's store c
 
 from __future__ import annotations
 
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -70,6 +71,42 @@ class PlusContract(MiddlewareTestMixin):
 
     def last_activity(self) -> datetime | None:
         return self.stored_session(self.session_key()).metadata.last_activity
+
+    # A session growing past its limit --------------------------------------------------
+
+    # Random text does not compress: two items pass both SESSIONPLUS_MAX_SIZE below and
+    # the signed_cookies engine's cookie limit (4093 bytes), one does not.
+    @override_settings(SESSIONPLUS_MAX_SIZE=3000)
+    def test_a_session_growing_past_its_limit_gets_413_and_keeps_what_was_stored(self):
+        first = secrets.token_urlsafe(1500)
+        assert self.get("/add/", {"key": "a", "value": first}).status_code == 200
+        key = self.session_key()
+        with self.assertLogs("sessionplus.middleware", "WARNING") as logs:
+            response = self.get("/add/", {"key": "b", "value": secrets.token_urlsafe(1500)})
+        assert response.status_code == 413
+        assert b"Too much to keep" in response.content
+        assert COOKIE not in response.cookies
+        assert [record.levelname for record in logs.records] == ["WARNING"]
+        assert logs.records[0].getMessage().startswith("Session not saved: /add/ (")
+        assert dict(self.stored_session(key).items()) == {"a": first}
+        # The session goes on from what was stored.
+        assert self.get("/add/", {"key": "c", "value": "small"}).status_code == 200
+        assert dict(self.stored_session(self.session_key()).items()) == {
+            "a": first,
+            "c": "small",
+        }
+
+    @override_settings(SESSIONPLUS_MAX_SIZE=3000)
+    def test_a_client_preferring_json_gets_the_413_as_json(self):
+        self.get("/add/", {"key": "a", "value": secrets.token_urlsafe(1500)})
+        with self.assertLogs("sessionplus.middleware", "WARNING"):
+            response = self.get(
+                "/add/",
+                {"key": "b", "value": secrets.token_urlsafe(1500)},
+                headers={"Accept": "application/json"},
+            )
+        assert response.status_code == 413
+        assert response.json() == {"error": "session_too_large"}
 
     # Idle and absolute timeouts ------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib
 from datetime import timedelta
 from io import StringIO
+from types import SimpleNamespace
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
@@ -16,6 +18,7 @@ from django.utils import timezone
 import sessionplus.models
 from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
 from sessionplus.backends.db import SessionStore
+from sessionplus.identifiers import public_id
 from sessionplus.models import Session
 
 
@@ -38,10 +41,11 @@ class SessionModelTests(TestCase):
             "user_agent",
             "created_at",
             "last_activity",
+            "public_id",
         }
         assert Session._meta.get_field("user_agent").max_length == USER_AGENT_MAX_LENGTH
 
-    def test_expire_date_and_user_id_are_indexed(self):
+    def test_expire_date_user_id_and_public_id_are_indexed(self):
         with connection.cursor() as cursor:
             constraints = connection.introspection.get_constraints(cursor, Session._meta.db_table)
         indexed = {
@@ -49,7 +53,7 @@ class SessionModelTests(TestCase):
             for constraint in constraints.values()
             if constraint["index"] and not constraint["primary_key"]
         }
-        assert {("expire_date",), ("user_id",)} <= indexed
+        assert {("expire_date",), ("user_id",), ("public_id",)} <= indexed
 
     def test_the_migration_matches_the_model(self):
         out = StringIO()
@@ -62,7 +66,7 @@ class SessionModelTests(TestCase):
         session["a"] = 1
         session.save()
         row = Session.objects.get(pk=session.session_key)
-        assert str(row) == session.session_key
+        assert str(row) == session.session_key  # as Django's: the admin shows no str()
         assert row.get_decoded() == {"a": 1}
 
     def test_damaged_data_decodes_to_an_empty_dict_and_is_logged(self):
@@ -89,6 +93,31 @@ class SessionModelTests(TestCase):
         assert session.metadata.user_agent is None
         assert session.metadata.created_at is None
         assert Session.objects.get(pk="m" * 32).user_agent == ""
+
+    def test_the_engine_writes_the_public_id_with_every_save(self):
+        session = SessionStore()
+        session["a"] = 1
+        session.save()
+        session["b"] = 2
+        session.save()
+        assert Session.objects.get(pk=session.session_key).public_id == public_id(
+            session.session_key
+        )
+
+    def test_the_migration_fills_the_public_id_of_rows_written_before_it(self):
+        keys = []
+        for _ in range(3):
+            session = SessionStore()
+            session["a"] = 1
+            session.save()
+            keys.append(session.session_key)
+        Session.objects.update(public_id=None)
+        migration = importlib.import_module("sessionplus.migrations.0003_public_id")
+        # RunPython reads only the editor's connection; SQLite refuses a real schema
+        # editor inside the test's transaction.
+        migration.fill_public_ids(apps, SimpleNamespace(connection=connection))
+        stored = dict(Session.objects.values_list("session_key", "public_id"))
+        assert stored == {key: public_id(key) for key in keys}
 
 
 class AppNotInstalledTests(SimpleTestCase):

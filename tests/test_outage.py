@@ -7,7 +7,7 @@ import pytest
 import redis
 from django.db import DatabaseError
 from django.db.utils import ConnectionHandler
-from django.test import SimpleTestCase, override_settings
+from django.test import RequestFactory, SimpleTestCase, override_settings
 
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_response
@@ -206,7 +206,7 @@ class MySQLErrorsTests(SimpleTestCase):
 
 class UnavailableResponseTests(SimpleTestCase):
     def test_a_503_asking_to_retry_that_no_cache_keeps(self):
-        response = unavailable_response()
+        response = unavailable_response(RequestFactory().get("/"))
         assert response.status_code == 503
         assert response["Retry-After"] == str(RETRY_AFTER)
         assert "no-store" in response["Cache-Control"]
@@ -228,4 +228,4 @@ class UnavailableResponseTests(SimpleTestCase):
         ]
     )
     def test_a_site_can_override_the_page(self):
-        assert unavailable_response().content == b"Back soon."
+        assert unavailable_response(RequestFactory().get("/")).content == b"Back soon."

@@ -36,6 +36,10 @@ CUSTOM_TEMPLATES = [
 ]
 
 
+# A project engine that finds no package template: no APP_DIRS, no loaders of its own.
+NO_APP_DIRS_TEMPLATES = [{"BACKEND": "django.template.backends.django.DjangoTemplates"}]
+
+
 @require_cookies
 def sync_view(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"view ran for {request.method}")
@@ -273,6 +277,24 @@ class RequireCookiesTests(SimpleTestCase):
         response = self.client.post(self.url + "?next=/x/", {"a": "1"})
         self.assert_cookies_required_page(response, "?next=%2Fx%2F")
         assert NAME not in response.cookies
+
+    @override_settings(TEMPLATES=[])
+    def test_a_project_without_template_engines_gets_the_page(self):
+        response = self.client.get(f"{self.url}?{MARKER}")
+        self.assert_cookies_required_page(response, "?")
+
+    @override_settings(TEMPLATES=NO_APP_DIRS_TEMPLATES)
+    def test_a_template_engine_without_app_directories_gets_the_page(self):
+        response = self.client.get(f"{self.url}?{MARKER}")
+        self.assert_cookies_required_page(response, "?")
+
+    def test_a_client_preferring_json_gets_json(self):
+        headers = {"Accept": "application/json, text/html;q=0.5"}
+        response = self.client.get(f"{self.url}?a=1&{MARKER}", headers=headers)
+        assert response.status_code == 403
+        assert response.json() == {"error": "cookies_required", "retry_url": "?a=1"}
+        assert "Accept" in response["Vary"]
+        assert "no-store" in response["Cache-Control"]
 
     def test_post_with_cookie_runs_the_view(self):
         self.client.cookies[NAME] = signed_check_cookie()

@@ -10,6 +10,7 @@ urlpatterns = [
     path("nothing/", views.nothing),
     path("read/", views.read),
     path("write/", views.write),
+    path("add/", views.add_item),
     path("public-write/", views.public_write),
     path("remove/", views.remove),
     path("flush/", views.flush),

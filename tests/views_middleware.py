@@ -25,6 +25,11 @@ def write(request: HttpRequest) -> HttpResponse:
     return HttpResponse("written")
 
 
+def add_item(request: HttpRequest) -> HttpResponse:
+    request.session[request.GET["key"]] = request.GET["value"]
+    return HttpResponse("added")
+
+
 @cache_control(public=True, max_age=3600)
 def public_write(request: HttpRequest) -> HttpResponse:
     request.session["value"] = "x"

@@ -31,6 +31,7 @@ from sessionplus.backends.base import (
     now_timestamp,
 )
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
+from sessionplus.identifiers import public_id
 
 _TIMESTAMP_FIELDS = ("created_at", "last_activity")
 
@@ -75,6 +76,11 @@ def carried_in_data(metadata: Mapping[str, Any], columns: tuple[str, ...]) -> di
         for name, value in metadata.items()
         if value is not None and (name not in columns or value == "")
     }
+
+
+@functools.cache
+def _has_public_id_column(model: type[AbstractBaseSession]) -> bool:
+    return any(field.name == "public_id" for field in model._meta.concrete_fields)
 
 
 def delete_rows(rows: QuerySet) -> int:
@@ -238,6 +244,8 @@ class SessionStore(SessionPlusBase):
         )
         for name, value in self._column_values(metadata).items():
             setattr(row, name, value)
+        if _has_public_id_column(self.model):
+            row.public_id = public_id(row.session_key)
         return row
 
     async def acreate_model_instance(self, data: dict[str, Any]) -> AbstractBaseSession:

@@ -4,6 +4,10 @@ Redis clients for the redis engine, all taken from a django-redis ``CACHES`` ali
 The sync client is django-redis's own primary connection. The asyncio client is built from
 that connection's settings (host, port, db, credentials, timeouts, TLS, Sentinel service or
 Cluster nodes), once per event loop, and closed when its loop shuts down.
+
+A connection the alias gives no socket timeouts waits on a silent server for redis-py's
+default (5 s in redis-py 6+, forever before): the session engine gives up after
+``DEFAULT_SOCKET_TIMEOUT`` instead, and answers 503. Timeouts the alias sets are kept.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     exceptions.RedisClusterException,
 )
 
+# Seconds a session operation waits to connect, and then for an answer, unless the alias
+# says otherwise (OPTIONS SOCKET_CONNECT_TIMEOUT / SOCKET_TIMEOUT).
+DEFAULT_SOCKET_TIMEOUT = 1.0
+TIMEOUT_PARAMETERS = ("socket_timeout", "socket_connect_timeout")
+
 SYNC_CLUSTER = redis.cluster.RedisCluster
 ASYNC_CLUSTER = redis.asyncio.cluster.RedisCluster
 
@@ -54,7 +63,19 @@ _ASYNC_CONNECTION_CLASSES = {
 
 def sync_client(alias: str) -> Any:
     """Return the alias's client for the primary (a ``Redis`` or a ``RedisCluster``)."""
-    return get_redis_connection(alias, write=True)
+    client = get_redis_connection(alias, write=True)
+    pool = getattr(client, "connection_pool", None)  # a cluster's were set up in its factory
+    if pool is not None:
+        # The pool's connections, made from these settings, are shared with the alias's
+        # cache: it gets the same defaults. Connections it opened before keep theirs.
+        default_timeouts(pool.connection_kwargs)
+    return client
+
+
+def default_timeouts(connection_kwargs: dict[str, Any]) -> None:
+    """Give connection settings ``DEFAULT_SOCKET_TIMEOUT`` wherever they set no timeout."""
+    for name in TIMEOUT_PARAMETERS:
+        connection_kwargs.setdefault(name, DEFAULT_SOCKET_TIMEOUT)
 
 
 def is_cluster(client: Any) -> bool:
@@ -196,6 +217,7 @@ class ClusterConnectionFactory(ConnectionFactory):
             }
             kwargs.update(self.pool_cls_kwargs)
             kwargs.update(self.redis_client_cls_kwargs)
+            default_timeouts(kwargs)
             self._clusters[url] = redis.cluster.RedisCluster.from_url(url, **kwargs)
         return self._clusters[url]
 

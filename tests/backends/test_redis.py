@@ -719,13 +719,12 @@ class RedisUserIndexTests(SimpleTestCase):
         assert await SessionStore.aprune_user_indexes() == 0
 
 
-def outage_settings(url: str) -> override_settings:
+SHORT_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3}
+
+
+def outage_settings(url: str, options: dict[str, Any] = SHORT_TIMEOUTS) -> override_settings:
     """Point the engine at ``url`` through its own django-redis alias, with short timeouts."""
-    alias = {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": url,
-        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3},
-    }
+    alias = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
     return override_settings(
         CACHES={**settings.CACHES, "outage": alias}, SESSIONPLUS_REDIS_ALIAS="outage"
     )
@@ -787,6 +786,41 @@ class RedisOutageTests(SimpleTestCase):
     async def test_async_a_server_that_never_answers_is_unavailable(self):
         with SilentListener() as listener, outage_settings(listener.url):
             await self.assert_every_async_operation_unavailable(redis_exceptions.TimeoutError)
+
+    def test_an_alias_without_timeouts_gets_the_default_and_a_silent_server_a_503(self):
+        client = Client()
+        client.cookies[settings.SESSION_COOKIE_NAME] = "a" * 32
+        with (
+            SilentListener() as listener,
+            outage_settings(listener.url, options={}),
+            override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE),
+        ):
+            response = client.get("/write/a/")
+            connection_kwargs = redis_clients.sync_client(
+                "outage"
+            ).connection_pool.connection_kwargs
+        assert response.status_code == 503
+        assert listener.accepted  # it connected, then gave up waiting for an answer
+        # redis-py's own default is 5 s (forever before redis-py 6).
+        assert redis_clients.DEFAULT_SOCKET_TIMEOUT == 1.0
+        assert connection_kwargs["socket_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
+        assert connection_kwargs["socket_connect_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
+
+    async def test_async_an_alias_without_timeouts_gets_the_default(self):
+        with SilentListener() as listener, outage_settings(listener.url, options={}):
+            with pytest.raises(SessionStoreUnavailable):
+                await SessionStore("a" * 32).aload()
+            client = await async_client("outage")
+            connection_kwargs = client.connection_pool.connection_kwargs
+        assert connection_kwargs["socket_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
+        assert connection_kwargs["socket_connect_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
+
+    def test_timeouts_the_alias_sets_are_kept(self):
+        with SilentListener() as listener, outage_settings(listener.url):
+            client = redis_clients.sync_client("outage")
+            connection_kwargs = client.connection_pool.connection_kwargs
+        assert connection_kwargs["socket_timeout"] == 0.3
+        assert connection_kwargs["socket_connect_timeout"] == 0.3
 
     def test_a_request_that_never_touches_the_session_is_unaffected(self):
         client = Client()
