@@ -19,8 +19,25 @@ class SessionPlusConfig(AppConfig):
         checks.register(sessionplus_checks.check_redis_engine)
         checks.register(sessionplus_checks.check_session_cookie)
         checks.register(sessionplus_checks.check_previous_engine)
+        checks.register(sessionplus_checks.check_user_sessions)
         checks.register(
             sessionplus_checks.check_session_cookie_security, checks.Tags.security, deploy=True
         )
         checks.register(sessionplus_checks.check_setup)
         checks.register(sessionplus_checks.check_deployment, checks.Tags.database, deploy=True)
+
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.signals import user_logged_in
+        from django.db.models.signals import post_save
+
+        from sessionplus import receivers
+
+        # Both return at once while their setting is off.
+        post_save.connect(
+            receivers.end_sessions_on_password_change,
+            sender=get_user_model(),
+            dispatch_uid="sessionplus.end_sessions_on_password_change",
+        )
+        user_logged_in.connect(
+            receivers.cap_sessions_at_login, dispatch_uid="sessionplus.cap_sessions_at_login"
+        )

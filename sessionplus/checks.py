@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.db import DatabaseError, connections, router
 from django.db.migrations.loader import MigrationLoader
+from django.urls import NoReverseMatch, reverse
 from django.utils.module_loading import import_string
 
 from sessionplus.conf import DEFAULTS, conf
@@ -491,3 +492,72 @@ def check_previous_engine(**kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+USER_SESSIONS_SETTINGS = (
+    "SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE",
+    "SESSIONPLUS_MAX_SESSIONS_PER_USER",
+)
+MAX_SESSIONS_POLICIES = ("end_oldest", "refuse")
+
+
+def _pages_installed() -> bool:
+    try:
+        reverse("sessionplus:sessions")
+    except NoReverseMatch:
+        return False
+    return True
+
+
+def _user_sessions_settings() -> list[CheckMessage]:
+    messages: list[CheckMessage] = []
+    end_on_change = conf.SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE
+    if not isinstance(end_on_change, bool):
+        messages.append(
+            Error(
+                "SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE should be a bool, "
+                f"not {end_on_change!r}.",
+                id="sessionplus.E070",
+            )
+        )
+    cap = conf.SESSIONPLUS_MAX_SESSIONS_PER_USER
+    if cap is not None and not _is_positive_int(cap):
+        messages.append(
+            Error(
+                "SESSIONPLUS_MAX_SESSIONS_PER_USER should be a positive integer or None, "
+                f"not {cap!r}.",
+                id="sessionplus.E071",
+            )
+        )
+    policy = conf.SESSIONPLUS_MAX_SESSIONS_POLICY
+    if policy not in MAX_SESSIONS_POLICIES:
+        messages.append(
+            Error(
+                "SESSIONPLUS_MAX_SESSIONS_POLICY should be 'end_oldest' or 'refuse', "
+                f"not {policy!r}.",
+                id="sessionplus.E072",
+            )
+        )
+    return messages
+
+
+def check_user_sessions(**kwargs: Any) -> list[CheckMessage]:
+    """Check the settings of "Your sessions", and that the engine can list sessions by user."""
+    messages = _user_sessions_settings()
+    used = [name for name in USER_SESSIONS_SETTINGS if getattr(conf, name)]
+    if _pages_installed():
+        used.append("sessionplus.urls")
+    try:
+        store_class = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    except ImportError:  # Django reports a broken SESSION_ENGINE on the first request
+        return messages
+    if used and not hasattr(store_class, "user_session_metadata"):
+        messages.append(
+            Warning(
+                f"{', '.join(used)} cannot work with SESSION_ENGINE "
+                f"{settings.SESSION_ENGINE!r}: it cannot list the sessions of a user.",
+                hint="Use 'sessionplus.backends.db', 'cached_db' or 'redis'.",
+                id="sessionplus.W070",
+            )
+        )
+    return messages

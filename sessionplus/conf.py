@@ -22,6 +22,9 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONPLUS_COOKIE_PARTITIONED": False,
     "SESSIONPLUS_MAX_SIZE": 256 * 1024,
     "SESSIONPLUS_PREVIOUS_ENGINE": None,
+    "SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE": False,
+    "SESSIONPLUS_MAX_SESSIONS_PER_USER": None,
+    "SESSIONPLUS_MAX_SESSIONS_POLICY": "end_oldest",
 }
 
 
@@ -64,6 +67,9 @@ class Settings:
     SESSIONPLUS_COOKIE_PARTITIONED: bool
     SESSIONPLUS_MAX_SIZE: int
     SESSIONPLUS_PREVIOUS_ENGINE: str | None
+    SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE: bool
+    SESSIONPLUS_MAX_SESSIONS_PER_USER: int | None
+    SESSIONPLUS_MAX_SESSIONS_POLICY: str  # "end_oldest" or "refuse"
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
+
 
 class SessionStoreUnavailable(Exception):
     """
@@ -25,4 +27,14 @@ class SessionsNotEnumerable(Exception):
 
     Only engines that keep a per-user index can: ``sessionplus.backends.db``,
     ``cached_db`` and ``redis``. Raised by ``sessionplus.sessions`` and its pages.
+    """
+
+
+class TooManySessions(PermissionDenied):
+    """
+    A login refused: the user has ``SESSIONPLUS_MAX_SESSIONS_PER_USER`` sessions already.
+
+    Raised from the login (``user_logged_in``) once the new session is ended, under
+    ``SESSIONPLUS_MAX_SESSIONS_POLICY = "refuse"``. Django answers 403 and gives the
+    message to the project's ``403.html`` as ``exception``.
     """

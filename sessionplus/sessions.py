@@ -76,7 +76,8 @@ def _named(family: str, major: str | None) -> str:
     return f"{family} {major}" if major else family
 
 
-def _store_class() -> Any:
+def enumerable_engine() -> Any:
+    """Return the ``SessionStore`` of ``SESSION_ENGINE``; raise unless it can list by user."""
     store_class = import_module(settings.SESSION_ENGINE).SessionStore
     if not hasattr(store_class, "user_session_metadata"):
         raise SessionsNotEnumerable(
@@ -96,26 +97,31 @@ def _current_key(request: HttpRequest | None) -> str | None:
     return getattr(session, "session_key", None)
 
 
-def _records(found: dict[str, SessionMetadata], current: str | None) -> list[UserSession]:
-    records = [
-        UserSession(
-            id=public_id(key),
-            created_at=metadata.created_at,
-            last_activity=metadata.last_activity,
-            ip=metadata.ip,
-            user_agent=metadata.user_agent,
-            device=describe_device(metadata.user_agent),
-            is_current=key == current,
-        )
-        for key, metadata in found.items()
-    ]
-    # This device first, then the most recently used.
-    records.sort(key=lambda record: (record.is_current, _seconds(record.last_activity)))
-    return records[::-1]
+def newest_first(found: dict[str, SessionMetadata]) -> list[str]:
+    """Return the keys of ``found`` by last use, most recent first (ties broken by key)."""
+    return sorted(found, key=lambda key: (_seconds(found[key].last_activity), key), reverse=True)
 
 
 def _seconds(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else 0.0
+
+
+def _records(found: dict[str, SessionMetadata], current: str | None) -> list[UserSession]:
+    # This device first, then the most recently used.
+    keys = newest_first(found)
+    keys.sort(key=lambda key: key != current)
+    return [
+        UserSession(
+            id=public_id(key),
+            created_at=found[key].created_at,
+            last_activity=found[key].last_activity,
+            ip=found[key].ip,
+            user_agent=found[key].user_agent,
+            device=describe_device(found[key].user_agent),
+            is_current=key == current,
+        )
+        for key in keys
+    ]
 
 
 def _matching(keys: list[str], identifier: str) -> list[str]:
@@ -141,7 +147,7 @@ def user_sessions(user: Any, request: HttpRequest | None = None) -> list[UserSes
 
     Costs one query (db, cached_db) or two round trips (redis), whatever the count.
     """
-    store_class = _store_class()
+    store_class = enumerable_engine()
     user_id = _user_id(user)
     found = {} if user_id is None else store_class.user_session_metadata(user_id)
     return _records(found, _current_key(request))
@@ -155,7 +161,7 @@ def end_keys(store_class: Any, keys: list[str], reason: str, request: HttpReques
 
 
 def _end_picked(user: Any, pick: Pick, request: HttpRequest | None) -> int:
-    store_class = _store_class()
+    store_class = enumerable_engine()
     user_id = _user_id(user)
     keys = pick(store_class.sessions_for_user(user_id)) if user_id is not None else []
     return end_keys(store_class, keys, "revoked", request)
@@ -181,7 +187,7 @@ def end_all_sessions(user: Any, request: HttpRequest | None = None) -> int:
 
 
 async def auser_sessions(user: Any, request: HttpRequest | None = None) -> list[UserSession]:
-    store_class = _store_class()
+    store_class = enumerable_engine()
     user_id = _user_id(user)
     found = {} if user_id is None else await store_class.auser_session_metadata(user_id)
     return _records(found, _current_key(request))
@@ -196,7 +202,7 @@ async def aend_keys(
 
 
 async def _aend_picked(user: Any, pick: Pick, request: HttpRequest | None) -> int:
-    store_class = _store_class()
+    store_class = enumerable_engine()
     user_id = _user_id(user)
     keys = pick(await store_class.asessions_for_user(user_id)) if user_id is not None else []
     return await aend_keys(store_class, keys, "revoked", request)

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
+from sessionplus.exceptions import SessionsNotEnumerable
+from sessionplus.sessions import enumerable_engine
 from testproject import views
 
 urlpatterns = [
@@ -14,3 +16,11 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="home"), name="logout"),
     path("admin/", admin.site.urls),
 ]
+
+# "Your sessions" needs an engine that can list a user's sessions (check sessionplus.W070).
+try:
+    enumerable_engine()
+except SessionsNotEnumerable:
+    pass
+else:
+    urlpatterns.append(path("account/sessions/", include("sessionplus.urls")))

@@ -142,6 +142,11 @@ class BrowserTestCase(SimpleTestCase):
         self.server = demo_server
 
     def setUp(self) -> None:
+        self.driver = self.new_browser()
+        self.records_before = self.server.session_records()
+
+    def new_browser(self) -> webdriver.Chrome:
+        """Start Chromium with a profile of its own: its own cookies, as a second device has."""
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
         for flag in CHROMIUM_FLAGS:
@@ -151,10 +156,10 @@ class BrowserTestCase(SimpleTestCase):
         options.add_argument(f"--user-data-dir={profile}")
         if self.chrome_prefs:
             options.add_experimental_option("prefs", self.chrome_prefs)
-        self.driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-        self.addCleanup(self.driver.quit)
-        self.driver.set_page_load_timeout(WAIT_SECONDS)
-        self.records_before = self.server.session_records()
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+        self.addCleanup(driver.quit)
+        driver.set_page_load_timeout(WAIT_SECONDS)
+        return driver
 
     def open(self, path: str) -> None:
         self.driver.get(self.server.url + path)
@@ -225,3 +230,63 @@ class CookiesBlockedTests(BrowserTestCase):
         assert self.navigation() == {"redirects": 1, "status": 403}
         assert self.heading() == "Cookies required"
         assert self.new_session_records() == 0
+
+
+class YourSessionsTests(BrowserTestCase):
+    """Two browser profiles signed in as the demo user: one ends the other's session."""
+
+    def sign_in(self) -> None:
+        self.open("/login/")
+        self.driver.find_element(By.NAME, "username").send_keys("demo")
+        self.driver.find_element(By.NAME, "password").send_keys("demo")
+        self.click(By.XPATH, "//button[normalize-space()='Log in']")
+        assert "Signed in as demo" in self.header()
+
+    def header(self) -> str:
+        return self.driver.find_element(By.TAG_NAME, "header").text
+
+    def listed(self) -> list[str]:
+        return [
+            item.text
+            for item in self.driver.find_elements(By.CSS_SELECTOR, ".sessionplus-sessions li")
+        ]
+
+    def test_ending_the_other_browsers_session_signs_it_out_on_its_next_request(self):
+        # Other tests of this module signed the demo user in too: start from no session.
+        with closing(sqlite3.connect(self.server.db)) as connection, connection:
+            connection.execute("DELETE FROM sessionplus_session")
+        laptop, phone = self.driver, self.new_browser()
+        self.sign_in()
+        self.driver = phone
+        self.sign_in()
+        self.driver = laptop
+        self.click(By.LINK_TEXT, "your sessions")
+        assert self.heading() == "Your sessions"
+        this_device, other = self.listed()
+        assert "This device" in this_device
+        assert "This device" not in other
+        assert "HeadlessChrome" in other  # parsed from the user agent
+        self.save_screenshot()
+
+        self.click(By.XPATH, "(//ul[@class='sessionplus-sessions']/li)[2]//button")
+        assert "1 session ended." in self.driver.page_source
+        assert len(self.listed()) == 1
+
+        phone.refresh()
+        assert "Not signed in" in phone.find_element(By.TAG_NAME, "header").text
+        laptop.refresh()
+        assert "Signed in as demo" in self.header()
+
+    def save_screenshot(self) -> None:
+        """
+        Save the page as a small PNG: into a scratch directory, or the directory named by
+        SESSIONPLUS_SCREENSHOTS (``SESSIONPLUS_SCREENSHOTS=docs/images`` renews the README's).
+        """
+        self.driver.set_window_size(900, 900)
+        png = self.driver.find_element(By.TAG_NAME, "main").screenshot_as_png
+        assert png.startswith(b"\x89PNG\r\n\x1a\n")
+        scratch = tempfile.mkdtemp(prefix="sessionplus-screenshots-")
+        self.addCleanup(shutil.rmtree, scratch, ignore_errors=True)
+        path = Path(os.environ.get("SESSIONPLUS_SCREENSHOTS") or scratch, "your-sessions.png")
+        path.write_bytes(png)
+        assert path.stat().st_size < 100_000

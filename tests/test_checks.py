@@ -28,6 +28,7 @@ from sessionplus.checks import (
     check_session_cookie_security,
     check_settings,
     check_setup,
+    check_user_sessions,
 )
 from tests.services import remount_read_only, tmpfs
 
@@ -553,3 +554,53 @@ class PreviousEngineCheckTests(SimpleTestCase):
         err = StringIO()
         call_command("check", stdout=StringIO(), stderr=err)
         assert "sessionplus.W060" in err.getvalue()
+
+
+class UserSessionsCheckTests(SimpleTestCase):
+    def test_default_settings_pass(self):
+        assert check_user_sessions() == []
+
+    @override_settings(SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE="yes")
+    def test_e070_password_change_setting_not_a_bool(self):
+        assert ids(check_user_sessions()) == ["sessionplus.E070"]
+
+    def test_e071_cap_not_a_positive_integer(self):
+        for bad in (0, -1, "2", 1.5, True):
+            with self.settings(SESSIONPLUS_MAX_SESSIONS_PER_USER=bad):
+                assert ids(check_user_sessions()) == ["sessionplus.E071"]
+
+    @override_settings(SESSIONPLUS_MAX_SESSIONS_POLICY="oldest")
+    def test_e072_unknown_cap_policy(self):
+        assert ids(check_user_sessions()) == ["sessionplus.E072"]
+
+    @override_settings(SESSION_ENGINE=CACHE_ENGINE, SESSIONPLUS_MAX_SESSIONS_PER_USER=3)
+    def test_w070_names_the_settings_that_cannot_work(self):
+        (message,) = check_user_sessions()
+        assert message.msg.startswith("SESSIONPLUS_MAX_SESSIONS_PER_USER cannot work")
+
+    @override_settings(SESSION_ENGINE=CACHE_ENGINE, ROOT_URLCONF="tests.urls_sessions")
+    def test_w070_pages_installed_with_an_engine_that_cannot_list_sessions(self):
+        (message,) = check_user_sessions()
+        assert message.id == "sessionplus.W070"
+        assert message.msg.startswith("sessionplus.urls cannot work with SESSION_ENGINE")
+
+    def test_engines_with_a_user_index_pass(self):
+        for engine in ("db", "cached_db", "redis"):
+            with self.settings(
+                SESSION_ENGINE=f"sessionplus.backends.{engine}",
+                ROOT_URLCONF="tests.urls_sessions",
+                SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE=True,
+                SESSIONPLUS_MAX_SESSIONS_PER_USER=2,
+                SESSIONPLUS_MAX_SESSIONS_POLICY="refuse",
+            ):
+                assert check_user_sessions() == []
+
+    @override_settings(SESSION_ENGINE="no.such.engine", ROOT_URLCONF="tests.urls_sessions")
+    def test_a_broken_engine_is_left_to_django(self):
+        assert check_user_sessions() == []
+
+    @override_settings(SESSION_ENGINE=FILE_ENGINE, ROOT_URLCONF="tests.urls_sessions")
+    def test_registered_with_manage_py_check(self):
+        err = StringIO()
+        call_command("check", stdout=StringIO(), stderr=err)
+        assert "sessionplus.W070" in err.getvalue()

@@ -18,6 +18,9 @@ class ConfTests(SimpleTestCase):
         assert conf.SESSIONPLUS_COOKIE_CHECK_NAME == "sessionplus_cookiecheck"
         assert conf.SESSIONPLUS_COOKIE_PARTITIONED is False
         assert conf.SESSIONPLUS_MAX_SIZE == 256 * 1024
+        assert conf.SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE is False
+        assert conf.SESSIONPLUS_MAX_SESSIONS_PER_USER is None
+        assert conf.SESSIONPLUS_MAX_SESSIONS_POLICY == "end_oldest"
 
     @override_settings(SESSIONPLUS_REDIS_ALIAS="default")
     def test_redis_alias_reads_the_overridden_value(self):
@@ -36,6 +39,9 @@ class ConfTests(SimpleTestCase):
             "SESSIONPLUS_COOKIE_PARTITIONED": True,
             "SESSIONPLUS_MAX_SIZE": 1024,
             "SESSIONPLUS_PREVIOUS_ENGINE": "django.contrib.sessions.backends.db",
+            "SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE": True,
+            "SESSIONPLUS_MAX_SESSIONS_PER_USER": 3,
+            "SESSIONPLUS_MAX_SESSIONS_POLICY": "refuse",
         }
         assert set(overrides) == set(DEFAULTS)
         before = {name: getattr(conf, name) for name in overrides}  # now cached
