@@ -14,14 +14,20 @@ import pprint
 from collections.abc import Iterator
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
 from django.http import Http404, HttpRequest
 from django.utils.html import format_html
+from django.utils.module_loading import import_string
 
+from sessionplus.backends.db import SessionStore as DbStore
 from sessionplus.identifiers import public_id
 from sessionplus.models import Session
+from sessionplus.sessions import end_keys
 
 
 class _PublicIdRows(ModelIterable):
@@ -33,14 +39,22 @@ class _PublicIdRows(ModelIterable):
             yield row
 
 
+def _engine() -> Any:
+    """Return the engine keeping ``Session`` rows: cached_db's (its cache forgets too), or db's."""
+    engine = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    return (
+        engine if issubclass(engine, DbStore) and engine.get_model_class() is Session else DbStore
+    )
+
+
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     """
     List and inspect sessions; never add, change or delete them here.
 
     A row deleted from the admin would outlive its copy in the cached_db engine's cache,
-    and an edited one would bypass the engine's encoding: end sessions through the engine
-    (``SessionStore.end_sessions_for_user()``) instead.
+    and an edited one would bypass the engine's encoding: the "End selected sessions"
+    action (staff with the delete permission) ends sessions through the engine instead.
 
     Decoded data hides the keys ``is_hidden_data_key()`` names: by default every key
     starting with ``_``, which covers Django's auth keys (the user's id, password hash
@@ -69,7 +83,7 @@ class SessionAdmin(admin.ModelAdmin):
         "data",
     )
     readonly_fields = fields
-    actions = None
+    actions = ["end_selected_sessions"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Session]:
         queryset = super().get_queryset(request)
@@ -94,6 +108,27 @@ class SessionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Session | None = None) -> bool:
         return False
+
+    def has_end_permission(self, request: HttpRequest) -> bool:
+        """Ending sessions is deleting them: staff with the delete permission may."""
+        codename = get_permission_codename("delete", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet[Session]) -> Any:
+        # The checkboxes carry public ids (a row's pk reads as one), and Django selects
+        # rows by pk: translate them to keys on the server, where keys may be.
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        keys = Session.objects.filter(public_id__in=selected).values_list("session_key", flat=True)
+        request.POST = request.POST.copy()
+        request.POST.setlist(helpers.ACTION_CHECKBOX_NAME, list(keys))
+        return super().response_action(request, queryset)
+
+    @admin.action(description="End selected sessions", permissions=["end"])
+    def end_selected_sessions(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:
+        """End the sessions through the engine, so cached_db's cache forgets them too."""
+        keys = list(queryset.values_list("session_key", flat=True))
+        ended = end_keys(_engine(), keys, "revoked", request)
+        self.message_user(request, f"{ended} session{'s' if ended != 1 else ''} ended.")
 
     def is_hidden_data_key(self, key: str) -> bool:
         """Return whether the change page leaves the data item ``key`` out."""

@@ -11,10 +11,12 @@ from django.contrib.auth.models import Permission, User
 from django.http import HttpResponse
 from django.test import TestCase, override_settings
 from django.urls import reverse
+from django.utils.module_loading import import_string
 
 from sessionplus.backends.db import SessionStore
 from sessionplus.identifiers import public_id
 from sessionplus.models import Session
+from sessionplus.signals import session_ended
 
 SESSIONS_URL = "/admin/sessionplus/session/"
 LINK = re.compile(r'(?:href|action|src|data-[a-z-]+)="([^"]*)"')
@@ -162,3 +164,63 @@ class SessionAdminTests(TestCase):
         assert response.status_code in (200, 302, 403, 404), url
         leaked = [secret for secret in secrets if secret in text]
         assert leaked == [], url
+
+
+@override_settings(ROOT_URLCONF="tests.urls_admin")
+class EndSelectedSessionsTests(TestCase):
+    """The "End selected sessions" action: staff with the delete permission, through the engine."""
+
+    def setUp(self) -> None:
+        self.staff = User.objects.create_user("ender", password="pw", is_staff=True)
+        self.staff.user_permissions.add(
+            *Permission.objects.filter(
+                codename__in=("view_session", "delete_session"),
+                content_type__app_label="sessionplus",
+            )
+        )
+        self.client.force_login(self.staff)
+        self.ended: list[dict[str, object]] = []
+        receiver = lambda **kwargs: self.ended.append(kwargs)  # noqa: E731
+        session_ended.connect(receiver, weak=False)
+        self.addCleanup(session_ended.disconnect, receiver)
+
+    def end(self, *ids: str) -> HttpResponse:
+        data = {"action": "end_selected_sessions", "index": "0", "_selected_action": list(ids)}
+        return self.client.post(SESSIONS_URL, data, follow=True)
+
+    def test_ends_the_selected_sessions_through_the_engine(self):
+        for engine in ("db", "cached_db", "cache"):  # cache: the rows are db's
+            with (
+                self.subTest(engine),
+                override_settings(SESSION_ENGINE=f"sessionplus.backends.{engine}"),
+            ):
+                store_class = import_string(f"sessionplus.backends.{engine}.SessionStore")
+                if engine == "cache":
+                    store_class = SessionStore
+                chosen, kept = (store_class() for _ in range(2))
+                for session in (chosen, kept):
+                    session.update_metadata(user_id="42")
+                    session["a"] = 1
+                    session.save()
+                assert store_class(chosen.session_key).get("a") == 1  # cached_db: now cached
+                page = self.client.get(SESSIONS_URL).content.decode()
+                assert 'value="end_selected_sessions"' in page
+                assert f'value="{public_id(chosen.session_key)}"' in page
+                response = self.end(public_id(chosen.session_key))
+                assert "1 session ended." in response.content.decode()
+                assert store_class().exists(chosen.session_key) is False
+                assert store_class(kept.session_key).get("a") == 1
+                assert self.ended[-1]["session_key"] == chosen.session_key
+                assert self.ended[-1]["reason"] == "revoked"
+
+    def test_staff_without_the_delete_permission_are_neither_offered_nor_obeyed(self):
+        session = save_session("42", "192.0.2.7", a=1)
+        self.staff.user_permissions.remove(
+            Permission.objects.get(codename="delete_session", content_type__app_label="sessionplus")
+        )
+        self.staff = User.objects.get(pk=self.staff.pk)  # permissions are cached per instance
+        page = self.client.get(SESSIONS_URL).content.decode()
+        assert "end_selected_sessions" not in page
+        self.end(public_id(session.session_key))
+        assert SessionStore().exists(session.session_key) is True
+        assert self.ended == []
