@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test compat lint bench bench-migrate clean
+.PHONY: demo test compat lint docs bench bench-migrate clean
 
 # The coverage floor (pyproject's fail_under) holds where every service is guaranteed: CI=true, where a
 # missing service fails its tests. Elsewhere tests that need memcached or Chromium are skipped with a
@@ -49,6 +49,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The documentation site (docs/, Sphinx + furo + MyST) into docs/_build/html. Warnings are errors
+# and every cross-reference must resolve (-n), as in CI; --keep-going reports them all at once.
+DOCS_STAMP := $(VENV)/.installed-docs
+
+$(DOCS_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+
 # Stock Django against sessionplus: per operation, under load (gunicorn + wrk), rolling writes.
 bench: $(STAMP)
 	bash benchmarks/prepare
@@ -62,4 +73,4 @@ bench-migrate: $(STAMP)
 	$(BIN)/python -m benchmarks.migratesessions $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* htmlcov *.egg-info demo.sqlite3
+	rm -rf $(VENV) .coverage .coverage.* htmlcov *.egg-info demo.sqlite3 docs/_build

@@ -1,0 +1,44 @@
+"""The docs/ reference pages name every setting and every system check the code has."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from django.test import SimpleTestCase
+
+from sessionplus import checks
+from sessionplus.conf import DEFAULTS
+from tests.services import repo_root
+
+DOCS = repo_root() / "docs"
+
+
+def headings(page: str) -> set[str]:
+    """Return the text of every Markdown heading of a docs page."""
+    text = (DOCS / page).read_text()
+    return {match.strip() for match in re.findall(r"^#+ (.+)$", text, flags=re.MULTILINE)}
+
+
+def check_ids_in(text: str) -> set[str]:
+    return set(re.findall(r"sessionplus\.[EW]\d{3}", text))
+
+
+class SettingsReferenceTests(SimpleTestCase):
+    def test_every_setting_in_conf_defaults_has_a_heading(self):
+        assert sorted(set(DEFAULTS) - headings("settings.md")) == []
+
+    def test_every_sessionplus_setting_heading_is_a_setting_conf_reads(self):
+        documented = {name for name in headings("settings.md") if name.startswith("SESSIONPLUS_")}
+        assert sorted(documented - set(DEFAULTS)) == []
+
+
+class ChecksReferenceTests(SimpleTestCase):
+    def test_every_check_id_in_checks_py_is_listed(self):
+        code = check_ids_in(inspect.getsource(checks))
+        assert code  # the pattern still finds the ids
+        assert sorted(code - check_ids_in((DOCS / "checks.md").read_text())) == []
+
+    def test_every_listed_check_id_exists_in_checks_py(self):
+        listed = check_ids_in((DOCS / "checks.md").read_text())
+        assert sorted(listed - check_ids_in(inspect.getsource(checks))) == []
