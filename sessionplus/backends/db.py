@@ -8,12 +8,14 @@ from contextlib import nullcontext
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
@@ -79,8 +81,80 @@ def carried_in_data(metadata: Mapping[str, Any], columns: tuple[str, ...]) -> di
 
 
 @functools.cache
+def _loaded_columns(model: type[AbstractBaseSession]) -> tuple[str, ...]:
+    return ("session_data", "expire_date", *_metadata_columns_of(model))
+
+
+@functools.cache
 def _has_public_id_column(model: type[AbstractBaseSession]) -> bool:
     return any(field.name == "public_id" for field in model._meta.concrete_fields)
+
+
+class _LoadStatement:
+    """
+    The load's SELECT for one session model on one connection, built once.
+
+    Building and compiling the equivalent QuerySet took most of a load's time; the SQL,
+    the field preparation and the backend's result converters do not change per request.
+    """
+
+    def __init__(self, model: type[AbstractBaseSession], connection: BaseDatabaseWrapper) -> None:
+        meta = model._meta
+        fields = [meta.get_field(name) for name in _loaded_columns(model)]
+        quote = connection.ops.quote_name
+        self.names = tuple(field.name for field in fields)
+        # The key is the primary key: at most one row, so no ORDER BY or LIMIT.
+        self.sql = "SELECT {} FROM {} WHERE {} = %s AND {} > %s".format(
+            ", ".join(quote(field.column) for field in fields),
+            quote(meta.db_table),
+            quote(meta.get_field("session_key").column),
+            quote(meta.get_field("expire_date").column),
+        )
+        self.prepare_key = functools.partial(
+            meta.get_field("session_key").get_db_prep_value, connection=connection
+        )
+        self.prepare_moment = functools.partial(
+            meta.get_field("expire_date").get_db_prep_value, connection=connection
+        )
+        # What the ORM's compiler applies to each selected column (SQLite and MySQL turn
+        # datetimes aware under USE_TZ, for instance).
+        self.converters = []
+        for index, field in enumerate(fields):
+            column = field.get_col(meta.db_table)
+            converters = connection.ops.get_db_converters(column)
+            converters += column.get_db_converters(connection)
+            if converters:
+                self.converters.append((index, converters, column))
+
+    def fetch(self, connection: BaseDatabaseWrapper, session_key: str) -> dict[str, Any] | None:
+        """Return the live row of ``session_key`` by field name, or None."""
+        params = (self.prepare_key(session_key), self.prepare_moment(timezone.now()))
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = list(row)
+        for index, converters, column in self.converters:
+            for converter in converters:
+                values[index] = converter(values[index], column, connection)
+        return dict(zip(self.names, values, strict=True))
+
+
+# Per connection object (each thread has its own), so the converters bound to a
+# connection's operations are never used on another's; gone with the connection.
+_load_statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[type, _LoadStatement]] = (
+    WeakKeyDictionary()
+)
+
+
+def _load_statement(
+    model: type[AbstractBaseSession], connection: BaseDatabaseWrapper
+) -> _LoadStatement:
+    by_model = _load_statements.setdefault(connection, {})
+    if model not in by_model:
+        by_model[model] = _LoadStatement(model, connection)
+    return by_model[model]
 
 
 def delete_rows(rows: QuerySet) -> int:
@@ -170,10 +244,6 @@ class SessionStore(SessionPlusBase):
         metadata = cls._stored_metadata(row)
         return StoredSession(row["session_data"], as_timestamp(row["expire_date"]), metadata)
 
-    def _row_query(self, session_key: str) -> QuerySet:
-        columns = ("session_data", "expire_date", *self._metadata_columns())
-        return self._live_rows().filter(session_key=session_key).values(*columns)
-
     def _row_values(self, row: AbstractBaseSession) -> dict[str, Any]:
         return {
             field.attname: getattr(row, field.attname)
@@ -183,16 +253,10 @@ class SessionStore(SessionPlusBase):
 
     # Load ----------------------------------------------------------------------------
 
-    # The key is the primary key: at most one row, so no .first() (its ORDER BY and LIMIT
-    # cost more to compile than the plain SELECT costs to run).
-
     def _read(self, session_key: str) -> StoredSession | None:
-        rows = list(self._row_query(session_key))
-        return self._stored(rows[0]) if rows else None
-
-    async def _aread(self, session_key: str) -> StoredSession | None:
-        rows = [row async for row in self._row_query(session_key)]
-        return self._stored(rows[0]) if rows else None
+        connection = connections[router.db_for_write(self.model)]
+        row = _load_statement(self.model, connection).fetch(connection, session_key)
+        return None if row is None else self._stored(row)
 
     def _accept(self, record: StoredSession | None) -> dict[str, Any]:
         data = super()._accept(record)
