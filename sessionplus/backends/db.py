@@ -141,20 +141,67 @@ class _LoadStatement:
         return dict(zip(self.names, values, strict=True))
 
 
+class _UpdateStatement:
+    """An UPDATE of one session row's ``names`` columns, built once per model and connection."""
+
+    def __init__(
+        self,
+        model: type[AbstractBaseSession],
+        connection: BaseDatabaseWrapper,
+        names: tuple[str, ...],
+        checks_data: bool,
+    ) -> None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        self.fields = [(name, meta.get_field(name)) for name in names]
+        conditions = [meta.get_field("session_key")]
+        if checks_data:
+            # Only while the stored data is still what this session loaded.
+            conditions.append(meta.get_field("session_data"))
+        self.conditions = conditions
+        self.sql = "UPDATE {} SET {} WHERE {}".format(
+            quote(meta.db_table),
+            ", ".join(f"{quote(field.column)} = %s" for _, field in self.fields),
+            " AND ".join(f"{quote(field.column)} = %s" for field in conditions),
+        )
+
+    def run(self, connection: BaseDatabaseWrapper, values: Mapping[str, Any], *where: Any) -> int:
+        """Write ``values`` (by ``names``) to the row ``where`` matches; return the row count."""
+        params = [field.get_db_prep_save(values[name], connection) for name, field in self.fields]
+        params += [
+            field.get_db_prep_value(value, connection)
+            for field, value in zip(self.conditions, where, strict=True)
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            return cursor.rowcount
+
+
 # Per connection object (each thread has its own), so the converters bound to a
 # connection's operations are never used on another's; gone with the connection.
-_load_statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[type, _LoadStatement]] = (
-    WeakKeyDictionary()
-)
+_statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple, Any]] = WeakKeyDictionary()
 
 
 def _load_statement(
     model: type[AbstractBaseSession], connection: BaseDatabaseWrapper
 ) -> _LoadStatement:
-    by_model = _load_statements.setdefault(connection, {})
-    if model not in by_model:
-        by_model[model] = _LoadStatement(model, connection)
-    return by_model[model]
+    by_key = _statements.setdefault(connection, {})
+    if model not in by_key:
+        by_key[model] = _LoadStatement(model, connection)
+    return by_key[model]
+
+
+def _update_statement(
+    model: type[AbstractBaseSession],
+    connection: BaseDatabaseWrapper,
+    names: tuple[str, ...],
+    checks_data: bool,
+) -> _UpdateStatement:
+    by_key = _statements.setdefault(connection, {})
+    key = (model, names, checks_data)
+    if key not in by_key:
+        by_key[key] = _UpdateStatement(model, connection, names, checks_data)
+    return by_key[key]
 
 
 def delete_rows(rows: QuerySet) -> int:
@@ -356,12 +403,23 @@ class SessionStore(SessionPlusBase):
             raise CreateError from exc
 
     def _update(self, row: AbstractBaseSession) -> None:
-        if not self._rows().filter(pk=row.pk).update(**self._row_values(row)):
-            raise UpdateError
+        self._update_row(row)
 
     async def _aupdate(self, row: AbstractBaseSession) -> None:
-        if not await self._rows().filter(pk=row.pk).aupdate(**self._row_values(row)):
+        # Not _update(): a subclass's override of it runs around this one (cached_db).
+        await sync_to_async(self._update_row)(row)
+
+    def _update_row(self, row: AbstractBaseSession) -> None:
+        values = self._row_values(row)
+        if not self._run_update(values, tuple(values), False, row.pk):
             raise UpdateError
+
+    def _run_update(
+        self, values: Mapping[str, Any], names: tuple[str, ...], checks_data: bool, *where: Any
+    ) -> int:
+        connection = connections[router.db_for_write(self.model)]
+        statement = _update_statement(self.model, connection, names, checks_data)
+        return statement.run(connection, values, *where)
 
     # Touch ---------------------------------------------------------------------------
 
@@ -402,28 +460,23 @@ class SessionStore(SessionPlusBase):
         await self._atouch_row(self._touch_values(now_timestamp()))
         self._mark_saved()
 
-    def _touched_rows(self, values: dict[str, Any]) -> tuple[QuerySet, QuerySet | None]:
-        """Return the rows a touch updates and, when it checks the data, the fallback."""
-        rows = self._rows().filter(pk=self.session_key)
-        if not (self.touch_checks_data or "session_data" in values):
-            return rows, None
-        return rows.filter(session_data=self._loaded_data), rows
-
     def _touch_row(self, values: dict[str, Any]) -> bool:
         """Touch the row; return whether its data was the loaded data (UpdateError if gone)."""
-        rows, fallback = self._touched_rows(values)
-        if rows.update(**values):
-            return True
-        # Rarely a second statement: a newer save, or a deleted row.
-        if fallback is None or not fallback.exists():
-            raise UpdateError
-        return False
+        return self._touch_stored_row(values)
 
     async def _atouch_row(self, values: dict[str, Any]) -> bool:
-        rows, fallback = self._touched_rows(values)
-        if await rows.aupdate(**values):
+        # Not _touch_row(): a subclass's override of it runs around this one (cached_db).
+        return await sync_to_async(self._touch_stored_row)(values)
+
+    def _touch_stored_row(self, values: dict[str, Any]) -> bool:
+        if not (self.touch_checks_data or "session_data" in values):
+            if not self._run_update(values, tuple(values), False, self.session_key):
+                raise UpdateError
             return True
-        if fallback is None or not await fallback.aexists():
+        if self._run_update(values, tuple(values), True, self.session_key, self._loaded_data):
+            return True
+        # Rarely a second statement: a newer save, or a deleted row.
+        if not self._rows().filter(pk=self.session_key).exists():
             raise UpdateError
         return False
 
