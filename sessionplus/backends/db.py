@@ -186,9 +186,12 @@ def _load_statement(
     model: type[AbstractBaseSession], connection: BaseDatabaseWrapper
 ) -> _LoadStatement:
     by_key = _statements.setdefault(connection, {})
-    if model not in by_key:
-        by_key[model] = _LoadStatement(model, connection)
-    return by_key[model]
+    # Which converters a backend returns depends on USE_TZ (MySQL's make datetimes aware
+    # only under it), which tests and settings.configure() may change after a first load.
+    key = (model, settings.USE_TZ)
+    if key not in by_key:
+        by_key[key] = _LoadStatement(model, connection)
+    return by_key[key]
 
 
 def _update_statement(
