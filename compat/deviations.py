@@ -32,13 +32,14 @@ class Deviation:
     An expected failure.
 
     ``test`` is ``StockClass.test_method`` or a bare ``test_method`` (any stock class
-    run for the engine); ``readme`` the README anchor documenting the difference.
+    run for the engine); ``docs`` the docs/ page (``page.md`` or ``page.md#anchor``)
+    documenting the difference for users.
     """
 
     test: str
     engines: tuple[str, ...]
     reason: str
-    readme: str
+    docs: str
 
     def matches(self, engine: str, test: str) -> bool:
         if engine not in self.engines:
@@ -46,25 +47,24 @@ class Deviation:
         return test == self.test if "." in self.test else test.split(".")[1] == self.test
 
 
-def readme_anchors(readme: Path) -> set[str]:
-    """Return the anchors GitHub gives the README's headings."""
+def heading_anchors(page: Path) -> set[str]:
+    """Return the anchors GitHub (and MyST, as docs/conf.py sets it) gives a page's headings."""
     anchors = set()
-    for line in readme.read_text().splitlines():
+    for line in page.read_text().splitlines():
         if line.startswith("#"):
             heading = line.lstrip("#").strip().lower()
             anchors.add(re.sub(r"[^\w\- ]", "", heading).replace(" ", "-"))
     return anchors
 
 
-def load_deviations(path: Path, readme: Path) -> list[Deviation]:
+def load_deviations(path: Path, docs: Path) -> list[Deviation]:
     """Read and check the deviations file; raise SystemExit naming the first bad entry."""
-    anchors = readme_anchors(readme)
     entries = tomllib.loads(path.read_text()).get("deviation", [])
     deviations = []
     for number, entry in enumerate(entries, 1):
         try:
             deviation = Deviation(
-                entry["test"], tuple(entry["engines"]), entry["reason"].strip(), entry["readme"]
+                entry["test"], tuple(entry["engines"]), entry["reason"].strip(), entry["docs"]
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise SystemExit(f"{path.name}: entry {number} lacks {exc}") from None
@@ -73,8 +73,9 @@ def load_deviations(path: Path, readme: Path) -> list[Deviation]:
         ]
         if not deviation.engines or not deviation.reason:
             problems.append("no engines or no reason")
-        if deviation.readme.removeprefix("#") not in anchors:
-            problems.append(f"README.md has no heading {deviation.readme!r}")
+        page, _, anchor = deviation.docs.partition("#")
+        if not (docs / page).is_file() or (anchor and anchor not in heading_anchors(docs / page)):
+            problems.append(f"docs/ has no page or heading {deviation.docs!r}")
         if problems:
             raise SystemExit(f"{path.name}: entry {number} ({deviation.test}): {problems}")
         deviations.append(deviation)

@@ -271,7 +271,7 @@ def main(argv: list[str]) -> int:
         for target in chosen
         for stock in target.stock
     )
-    deviations = load_deviations(HERE / "deviations.toml", HERE.parent / "README.md")
+    deviations = load_deviations(HERE / "deviations.toml", HERE.parent / "docs")
     server = private_redis()
     if server is not None:
         server.start()

@@ -1,4 +1,4 @@
-"""System checks. Ids are never reused; see the README for the list."""
+"""System checks. Ids are never reused; docs/checks.md lists them."""
 
 from __future__ import annotations
 
@@ -402,7 +402,7 @@ def _unknown_settings() -> list[CheckMessage]:
                     f"{name} is not a sessionplus setting, so nothing reads it.",
                     hint=f"Did you mean {known[close[0]]}?"
                     if close
-                    else "See the README's Settings section for the names sessionplus reads.",
+                    else "See docs/settings.md for the names sessionplus reads.",
                     id="sessionplus.W053",
                 )
             )

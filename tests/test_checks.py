@@ -410,7 +410,7 @@ class SetupCheckTests(SimpleTestCase):
     @override_settings(SESSIONPLUS_FROBNICATE=True)
     def test_w053_unknown_setting_without_a_close_name_points_at_the_readme(self):
         [message] = check_setup()
-        assert message.hint == "See the README's Settings section for the names sessionplus reads."
+        assert message.hint == "See docs/settings.md for the names sessionplus reads."
 
     @override_settings(MIDDLEWARE=[AUTH_MW, PLUS_MW], SESSIONPLUS_BINDING=["user_agent"])
     def test_manage_py_check_runs_the_setup_checks(self):
@@ -480,23 +480,23 @@ class DeploymentCheckTests(TestCase):
             call_command("check", deploy=True, stdout=StringIO(), stderr=StringIO())
 
 
-def readme_production_settings() -> dict[str, object]:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("### Recommended production settings", 1)[1]
+def documented_production_settings() -> dict[str, object]:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "security.md").read_text()
+    section = page.split("## Recommended production settings", 1)[1]
     namespace: dict[str, object] = {}
     exec(section.split("```python\n", 1)[1].split("```", 1)[0], namespace)
     return {name: value for name, value in namespace.items() if name.isupper()}
 
 
-class ReadmeProductionSettingsTests(SimpleTestCase):
+class DocumentedProductionSettingsTests(SimpleTestCase):
     def test_the_recommended_block_passes_every_sessionplus_check_under_deploy(self):
-        with override_settings(**readme_production_settings()):
+        with override_settings(**documented_production_settings()):
             messages = run_checks(include_deployment_checks=True)
         assert [m for m in messages if m.id.startswith("sessionplus.")] == []
 
     def test_the_recommended_block_trusts_no_proxy(self):
         # Copied onto a server without a proxy, a trusted X-Forwarded-For is the client's own.
-        assert "SESSIONPLUS_TRUSTED_PROXIES" not in readme_production_settings()
+        assert "SESSIONPLUS_TRUSTED_PROXIES" not in documented_production_settings()
 
 
 @override_settings(
