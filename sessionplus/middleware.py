@@ -22,7 +22,7 @@ from sessionplus.client import client_ip, user_agent
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 from sessionplus.lifecycle import RequestState, request_store_class
-from sessionplus.outage import is_store_outage, unavailable_response
+from sessionplus.outage import is_store_outage, outages, unavailable_response
 from sessionplus.pages import page_response
 
 logger = logging.getLogger(__name__)
@@ -109,6 +109,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 getattr(session, write)()
         except Exception as exc:
             return self._storage_failed(request, state, response, exc)
+        if write or state.started_live:
+            _store_answered(session, write)
         return self._send_cookie(request, state, session, response, accessed, write)
 
     async def aprocess_response(
@@ -129,6 +131,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 await getattr(session, f"a{write}")()
         except Exception as exc:
             return self._storage_failed(request, state, response, exc)
+        if write or state.started_live:
+            _store_answered(session, write)
         return self._send_cookie(request, state, session, response, accessed, write)
 
     def _state(self, request: HttpRequest) -> RequestState:
@@ -193,15 +197,28 @@ class SessionMiddleware(DjangoSessionMiddleware):
         unavailable = unavailable_response(request)
         # Other middleware that ran into the outage made Django log its 500 already.
         unavailable._has_been_logged = getattr(response, "_has_been_logged", False)
-        # Logged like Django logs responses (which then skips logging this one again).
-        log_response(
-            "Session store unavailable: %s",
-            request.path,
-            response=unavailable,
-            request=request,
-            logger=logger,
-            exception=state.outage,
-        )
+        failures = outages.failed()
+        # Logged like Django logs responses (which then skips logging this one again):
+        # the first failure of an outage in full, the next ones without the traceback.
+        if failures == 1:
+            log_response(
+                "Session store unavailable: %s",
+                request.path,
+                response=unavailable,
+                request=request,
+                logger=logger,
+                exception=state.outage,
+            )
+        else:
+            log_response(
+                "Session store still unavailable: %s (%s requests failed in this outage)",
+                request.path,
+                failures,
+                response=unavailable,
+                request=request,
+                logger=logger,
+                level="warning",
+            )
         return unavailable
 
     # The cookie -----------------------------------------------------------------------
@@ -273,6 +290,18 @@ def _session_cookie(request: HttpRequest) -> str | None:
         if sent.count(name) > 1:
             return None
     return request.COOKIES.get(name)
+
+
+def _store_answered(session: SessionBase, write: str | None) -> None:
+    # Django's cache engine answers an unreachable cache with an empty session (ticket
+    # #17810): there only a write proves that the store is back.
+    if not write and not isinstance(session, SessionPlusBase):
+        return
+    ended = outages.answered()
+    if ended is not None:
+        logger.warning(
+            "Session store available again after %.1f seconds (%s requests failed).", *ended
+        )
 
 
 def _touch_due(session: SessionPlusBase) -> bool:
