@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE": False,
     "SESSIONPLUS_MAX_SESSIONS_PER_USER": None,
     "SESSIONPLUS_MAX_SESSIONS_POLICY": "end_oldest",
+    "SESSIONPLUS_PREVIOUS_COOKIE_NAME": None,
 }
 
 
@@ -70,6 +71,7 @@ class Settings:
     SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE: bool
     SESSIONPLUS_MAX_SESSIONS_PER_USER: int | None
     SESSIONPLUS_MAX_SESSIONS_POLICY: str  # "end_oldest" or "refuse"
+    SESSIONPLUS_PREVIOUS_COOKIE_NAME: str | None
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:

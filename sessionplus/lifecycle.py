@@ -41,6 +41,8 @@ class RequestState:
     started_live: bool = False
     # A stored session was ended (logout, timeout, binding) during this request.
     ended: bool = False
+    # The session cookie came under SESSIONPLUS_PREVIOUS_COOKIE_NAME, this name.
+    previous_cookie: str | None = None
 
     def record_outage(self, exc: BaseException) -> None:
         if self.outage is None:

@@ -22,7 +22,7 @@ from sessionplus.client import client_ip, user_agent
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 from sessionplus.lifecycle import RequestState, request_store_class
-from sessionplus.outage import is_store_outage, unavailable_response
+from sessionplus.outage import is_store_outage, outages, unavailable_response
 from sessionplus.pages import page_response
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,25 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def process_request(self, request: HttpRequest) -> None:
         state = RequestState(request=request, sender=self.engine_store_class)
         setattr(request, STATE_ATTRIBUTE, state)
-        request.session = self.SessionStore(_session_cookie(request), state)
+        session_key = _session_cookie(request, settings.SESSION_COOKIE_NAME)
+        if session_key is None:
+            session_key = self._previous_cookie(request, state)
+        request.session = self.SessionStore(session_key, state)
+        if state.previous_cookie is not None:
+            # Saved (if it is live) so that the response sets the cookie under its
+            # current name; _send_cookie deletes the old one.
+            request.session.modified = True
+
+    @staticmethod
+    def _previous_cookie(request: HttpRequest, state: RequestState) -> str | None:
+        """Return the session key sent under ``SESSIONPLUS_PREVIOUS_COOKIE_NAME``, if any."""
+        name = conf.SESSIONPLUS_PREVIOUS_COOKIE_NAME
+        if name is None:
+            return None
+        session_key = _session_cookie(request, name)
+        if session_key is not None:
+            state.previous_cookie = name
+        return session_key
 
     def process_exception(
         self, request: HttpRequest, exception: Exception
@@ -109,6 +127,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 getattr(session, write)()
         except Exception as exc:
             return self._storage_failed(request, state, response, exc)
+        if write or state.started_live:
+            _store_answered(session, write)
         return self._send_cookie(request, state, session, response, accessed, write)
 
     async def aprocess_response(
@@ -129,6 +149,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 await getattr(session, f"a{write}")()
         except Exception as exc:
             return self._storage_failed(request, state, response, exc)
+        if write or state.started_live:
+            _store_answered(session, write)
         return self._send_cookie(request, state, session, response, accessed, write)
 
     def _state(self, request: HttpRequest) -> RequestState:
@@ -193,15 +215,28 @@ class SessionMiddleware(DjangoSessionMiddleware):
         unavailable = unavailable_response(request)
         # Other middleware that ran into the outage made Django log its 500 already.
         unavailable._has_been_logged = getattr(response, "_has_been_logged", False)
-        # Logged like Django logs responses (which then skips logging this one again).
-        log_response(
-            "Session store unavailable: %s",
-            request.path,
-            response=unavailable,
-            request=request,
-            logger=logger,
-            exception=state.outage,
-        )
+        failures = outages.failed()
+        # Logged like Django logs responses (which then skips logging this one again):
+        # the first failure of an outage in full, the next ones without the traceback.
+        if failures == 1:
+            log_response(
+                "Session store unavailable: %s",
+                request.path,
+                response=unavailable,
+                request=request,
+                logger=logger,
+                exception=state.outage,
+            )
+        else:
+            log_response(
+                "Session store still unavailable: %s (%s requests failed in this outage)",
+                request.path,
+                failures,
+                response=unavailable,
+                request=request,
+                logger=logger,
+                level="warning",
+            )
         return unavailable
 
     # The cookie -----------------------------------------------------------------------
@@ -225,15 +260,14 @@ class SessionMiddleware(DjangoSessionMiddleware):
         # Only a session emptied here loses its cookie: an unknown or expired key that
         # was merely read gets no Set-Cookie (nor does any request during an outage).
         elif cookie_key is not None and session.is_empty() and (session.modified or state.ended):
-            response.delete_cookie(
-                name,
-                path=settings.SESSION_COOKIE_PATH,
-                domain=settings.SESSION_COOKIE_DOMAIN,
-                samesite=settings.SESSION_COOKIE_SAMESITE,
-            )
-            _partition(response, name)
+            _delete_cookie(response, name)
         else:
             cookie_sent = False
+        # The cookie under the previous name goes once it is re-issued under the current
+        # one, or names no session; a failed request (no save) keeps it for the next.
+        if state.previous_cookie is not None and (write or session.is_empty()):
+            _delete_cookie(response, state.previous_cookie)
+            cookie_sent = True
         if cookie_sent:
             # A response that sets or deletes a session cookie must never reach another
             # user from a shared cache.
@@ -262,8 +296,7 @@ def _too_large(request: HttpRequest, exc: SessionTooLarge) -> HttpResponseBase:
     return response
 
 
-def _session_cookie(request: HttpRequest) -> str | None:
-    name = settings.SESSION_COOKIE_NAME
+def _session_cookie(request: HttpRequest, name: str) -> str | None:
     raw = request.META.get("HTTP_COOKIE", "")
     # A second cookie of the same name was planted by a parent domain or path (cookie
     # tossing), and which one is the user's cannot be told: trust neither. The header is
@@ -273,6 +306,18 @@ def _session_cookie(request: HttpRequest) -> str | None:
         if sent.count(name) > 1:
             return None
     return request.COOKIES.get(name)
+
+
+def _store_answered(session: SessionBase, write: str | None) -> None:
+    # Django's cache engine answers an unreachable cache with an empty session (ticket
+    # #17810): there only a write proves that the store is back.
+    if not write and not isinstance(session, SessionPlusBase):
+        return
+    ended = outages.answered()
+    if ended is not None:
+        logger.warning(
+            "Session store available again after %.1f seconds (%s requests failed).", *ended
+        )
 
 
 def _touch_due(session: SessionPlusBase) -> bool:
@@ -303,6 +348,16 @@ def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> Non
         samesite=settings.SESSION_COOKIE_SAMESITE,
     )
     _partition(response, settings.SESSION_COOKIE_NAME)
+
+
+def _delete_cookie(response: HttpResponseBase, name: str) -> None:
+    response.delete_cookie(
+        name,
+        path=settings.SESSION_COOKIE_PATH,
+        domain=settings.SESSION_COOKIE_DOMAIN,
+        samesite=settings.SESSION_COOKIE_SAMESITE,
+    )
+    _partition(response, name)
 
 
 def _partition(response: HttpResponseBase, name: str) -> None:

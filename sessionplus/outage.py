@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 
 from django.http import HttpRequest, HttpResponse
 
@@ -67,6 +69,47 @@ def is_store_outage(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__
     return False
+
+
+class OutageLog:
+    """
+    Whether the store is down, as this process has seen it, so an outage is logged once.
+
+    The first failed request of an outage is logged with its traceback, the next ones
+    with a short line, and the first request the store answers again ends the outage.
+    The state is per process: each worker of a multi-process server logs its own first
+    failure and its own recovery (threads of one process share it, behind a lock).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._down_since: float | None = None
+        self._failures = 0
+
+    def failed(self) -> int:
+        """Record a request the store failed; return how many failed in this outage so far."""
+        with self._lock:
+            if self._down_since is None:
+                self._down_since, self._failures = time.monotonic(), 0
+            self._failures += 1
+            return self._failures
+
+    def answered(self) -> tuple[float, int] | None:
+        """
+        Record a request the store answered; return the outage it ends, if any.
+
+        The outage is returned once, as (seconds it lasted, requests that failed).
+        """
+        # An uncontended lock costs less than a tenth of a microsecond.
+        with self._lock:
+            down_since, self._down_since = self._down_since, None
+            failures = self._failures
+        if down_since is None:
+            return None
+        return time.monotonic() - down_since, failures
+
+
+outages = OutageLog()
 
 
 def unavailable_response(request: HttpRequest) -> HttpResponse:

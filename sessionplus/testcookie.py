@@ -1,5 +1,5 @@
 """
-Check that the browser keeps cookies, in one hop and without a session record.
+Check that the browser keeps cookies, without a session record.
 
 Django's ``request.session.set_test_cookie()`` needs two requests and stores its marker in
 the session, so every visitor who is merely checked (bots included) costs a stored session.
@@ -7,10 +7,12 @@ Here the marker is a small signed cookie of its own; nothing is stored server-si
 
 A view wrapped by ``require_cookies`` (or a class-based view using ``RequireCookiesMixin``)
 answers a GET or HEAD without the cookie by setting it and redirecting once to the same URL
-with a marker parameter. If the cookie comes back the view runs; if not, the
-"cookies required" page is rendered. A request that already carries the marker is never
-redirected again, so there is no loop. Other methods (a POST from a form) without the cookie
-get the page at once: the GET that rendered the form did the check. The page is JSON for a
+with a marker parameter. If the cookie comes back, a second redirect drops the marker and
+the view runs; if not, the "cookies required" page is rendered. A request that carries the
+marker without the cookie is never redirected again, so there is no loop. Other methods (a
+POST from a form) without the cookie get the page at once: the GET that rendered the form
+did the check. Django's CSRF middleware rejects such a POST before the view runs, so
+``csrf_failure`` below gives a browser without cookies the same page. The page is JSON for a
 client that prefers it, and renders with or without a project template engine
 (``sessionplus.pages``).
 """
@@ -25,7 +27,10 @@ from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponseRedirect
 from django.http.response import HttpResponseBase
+from django.middleware.csrf import REASON_NO_CSRF_COOKIE
 from django.utils.cache import add_never_cache_headers
+from django.utils.encoding import escape_uri_path
+from django.views.csrf import csrf_failure as django_csrf_failure
 
 from sessionplus.conf import conf
 from sessionplus.pages import page_response
@@ -35,6 +40,8 @@ __all__ = [
     "RequireCookiesMixin",
     "cookie_check_response",
     "cookies_enabled",
+    "cookies_required_response",
+    "csrf_failure",
     "delete_test_cookie",
     "require_cookies",
     "set_test_cookie",
@@ -87,6 +94,39 @@ def _query_string(request: HttpRequest, *, marker: bool) -> str:
     return query.urlencode()
 
 
+def _redirect(location: str, *, set_cookie: bool) -> HttpResponseRedirect:
+    response = HttpResponseRedirect(location)
+    if set_cookie:
+        set_test_cookie(response)
+    add_never_cache_headers(response)
+    return response
+
+
+def _without_marker(request: HttpRequest) -> str:
+    """
+    Return a reference to the requested URL without the marker, relative to it.
+
+    A relative reference (``?…`` or the path's last segment after ``./``, which keeps a
+    segment holding ``:`` from reading as a scheme) is resolved by the browser against the
+    URL it requested, so it can never leave the site whatever the path looks like.
+    """
+    query = _query_string(request, marker=False)
+    if query:
+        return "?" + query
+    return "./" + escape_uri_path(request.path.rpartition("/")[2])
+
+
+def cookies_required_response(
+    request: HttpRequest,
+    template_name: str = COOKIES_REQUIRED_TEMPLATE,
+    status: int = COOKIES_REQUIRED_STATUS,
+) -> HttpResponseBase:
+    """Return the "cookies required" page, with a link that checks again."""
+    retry_url = "?" + _query_string(request, marker=False)
+    data = {"error": "cookies_required", "retry_url": retry_url}
+    return page_response(request, template_name, {"retry_url": retry_url}, data, status)
+
+
 def cookie_check_response(
     request: HttpRequest,
     template_name: str = COOKIES_REQUIRED_TEMPLATE,
@@ -95,20 +135,34 @@ def cookie_check_response(
     """
     Return the response that checks cookies, or None when the view may run.
 
-    The redirect is a query-only reference ("?…"): the browser resolves it against the URL
-    it just requested, so it can never leave the site whatever the path looks like.
+    The redirects are query-only references ("?…") or the path's last segment: the browser
+    resolves them against the URL it just requested, so they never leave the site.
     """
-    if cookies_enabled(request):
-        return None
     name = conf.SESSIONPLUS_COOKIE_CHECK_NAME
-    if request.method in CHECKED_METHODS and name not in request.GET:
-        response = HttpResponseRedirect("?" + _query_string(request, marker=True))
-        set_test_cookie(response)
-        add_never_cache_headers(response)
-        return response
-    retry_url = "?" + _query_string(request, marker=False)
-    data = {"error": "cookies_required", "retry_url": retry_url}
-    return page_response(request, template_name, {"retry_url": retry_url}, data, status)
+    checked = request.method in CHECKED_METHODS
+    if cookies_enabled(request):
+        # The check passed: the marker goes, so that a form on the page never posts to it
+        # and the address bar shows the URL as it was asked for.
+        if checked and name in request.GET:
+            return _redirect(_without_marker(request), set_cookie=False)
+        return None
+    if checked and name not in request.GET:
+        return _redirect("?" + _query_string(request, marker=True), set_cookie=True)
+    return cookies_required_response(request, template_name, status)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponseBase:
+    """
+    Answer a CSRF failure as Django does, except for a browser that sent no cookies at all.
+
+    ``CsrfViewMiddleware`` rejects a POST without its cookie before any view runs, so a
+    browser that refuses cookies would get Django's CSRF page instead of the "cookies
+    required" one. With ``CSRF_FAILURE_VIEW = "sessionplus.testcookie.csrf_failure"`` it
+    gets the "cookies required" page; every other CSRF failure gets Django's page.
+    """
+    if reason == REASON_NO_CSRF_COOKIE and not request.COOKIES:
+        return cookies_required_response(request)
+    return django_csrf_failure(request, reason)
 
 
 @overload

@@ -45,6 +45,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+# A login POST from a browser that refuses cookies gets "cookies required", not a CSRF error.
+CSRF_FAILURE_VIEW = "sessionplus.testcookie.csrf_failure"
 
 TEMPLATES = [
     {

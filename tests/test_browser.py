@@ -190,10 +190,10 @@ class BrowserTestCase(SimpleTestCase):
 
 
 class CookiesAllowedTests(BrowserTestCase):
-    def test_login_page_loads_after_one_hop_and_the_demo_user_logs_in(self):
+    def test_login_page_loads_without_the_marker_after_the_check_and_the_demo_user_logs_in(self):
         self.open("/login/")
-        assert self.driver.current_url == f"{self.server.url}/login/?{MARKER}"
-        assert self.navigation() == {"redirects": 1, "status": 200}
+        assert self.driver.current_url == f"{self.server.url}/login/"
+        assert self.navigation() == {"redirects": 2, "status": 200}
         assert self.heading() == "Sign in"
         assert self.new_session_records() == 0
 
@@ -221,6 +221,16 @@ class CookiesBlockedTests(BrowserTestCase):
         assert self.driver.current_url == f"{self.server.url}/login/?next=%2Fadmin%2F&{MARKER}"
         assert self.navigation() == {"redirects": 1, "status": 403}
         assert self.heading() == "Cookies required"
+        assert self.new_session_records() == 0
+
+    def test_signing_in_from_the_home_page_says_cookies_are_required_not_csrf_failed(self):
+        # The home page's form skips the check; CsrfViewMiddleware rejects its POST, and
+        # the demo's CSRF_FAILURE_VIEW answers with the page that says what to do.
+        self.open("/")
+        self.click(By.XPATH, "//button[normalize-space()='Log in as demo']")
+        assert self.navigation() == {"redirects": 0, "status": 403}
+        assert self.heading() == "Cookies required"
+        assert "CSRF" not in self.driver.page_source
         assert self.new_session_records() == 0
 
     def test_try_again_checks_once_more_without_a_loop(self):

@@ -42,6 +42,7 @@ class ConfTests(SimpleTestCase):
             "SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE": True,
             "SESSIONPLUS_MAX_SESSIONS_PER_USER": 3,
             "SESSIONPLUS_MAX_SESSIONS_POLICY": "refuse",
+            "SESSIONPLUS_PREVIOUS_COOKIE_NAME": "sessionid",
         }
         assert set(overrides) == set(DEFAULTS)
         before = {name: getattr(conf, name) for name in overrides}  # now cached

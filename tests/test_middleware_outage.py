@@ -1,6 +1,7 @@
 """
 A session store that cannot be reached: 503 with Retry-After for requests that need the
-session, the cookie left alone, one log line; requests that never touch it are unaffected.
+session, the cookie left alone, one traceback per outage; requests that never touch it are
+unaffected.
 
 The outage is real: the cache alias points at a loopback port nothing listens on.
 """
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 from unittest import skipUnless
+from urllib.parse import urlsplit
 
+import pytest
+from django.conf import settings
 from django.db import OperationalError, connection
 from django.test import SimpleTestCase, TestCase
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -27,7 +31,7 @@ from tests.middleware_support import (
     SyncRequests,
     cache_control,
 )
-from tests.services import dead_port
+from tests.services import dead_port, redis_url
 
 KNOWN_LOOKING_KEY = "k" * 32
 DJANGO_REDIS = "django_redis.cache.RedisCache"
@@ -210,6 +214,79 @@ class DjangoCacheDjangosRedisAsyncOutageTests(
     DjangosCacheEngineOutageContract, AsyncRequests, TestCase
 ):
     engine, cache_backend = DJANGO_CACHE, DJANGOS_REDIS
+
+
+@pytest.mark.usefixtures("redis_db")
+class OutageLoggingContract(MiddlewareTestMixin):
+    """
+    One outage, one traceback: the redis engine on the suite's real Redis behind a proxy
+    whose link is cut and restored, as a failover would.
+    """
+
+    engine = PLUS_REDIS
+
+    def setUp(self) -> None:
+        target = urlsplit(redis_url())
+        self.proxy = CuttableProxy(target.hostname, target.port).__enter__()
+        self.addCleanup(self.proxy.__exit__, None, None, None)
+        proxied = {
+            "BACKEND": DJANGO_REDIS,
+            "LOCATION": f"redis://127.0.0.1:{self.proxy.port}{target.path}",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        }
+        self.extra_settings = {
+            "CACHES": {**settings.CACHES, "proxied": proxied},
+            "SESSIONPLUS_REDIS_ALIAS": "proxied",
+        }
+        super().setUp()
+
+    def test_the_first_503_is_logged_in_full_the_next_briefly_and_the_recovery_once(self):
+        assert self.get("/write/").status_code == 200
+        self.proxy.cut()
+        with self.assertLogs("sessionplus.middleware", "WARNING") as logs:
+            for path in ("/read/", "/write/", "/read/"):
+                assert self.get(path).status_code == 503
+        first, *others = logs.records
+        assert first.levelname == "ERROR"
+        assert first.getMessage() == "Session store unavailable: /read/"
+        assert first.exc_info[0] is SessionStoreUnavailable
+        assert [(record.levelname, record.exc_info) for record in others] == [
+            ("WARNING", None),
+            ("WARNING", None),
+        ]
+        assert [record.getMessage() for record in others] == [
+            "Session store still unavailable: /write/ (2 requests failed in this outage)",
+            "Session store still unavailable: /read/ (3 requests failed in this outage)",
+        ]
+
+        self.proxy.restore()
+        with self.assertLogs("sessionplus.middleware", "INFO") as logs:
+            assert self.get("/read/").content == b"x"
+        [recovery] = logs.records
+        assert recovery.levelname == "WARNING"
+        assert recovery.getMessage().startswith("Session store available again after ")
+        assert recovery.getMessage().endswith(" seconds (3 requests failed).")
+        with self.assertNoLogs("sessionplus.middleware", "DEBUG"):
+            assert self.get("/read/").status_code == 200
+
+    def test_the_next_outage_is_logged_in_full_again(self):
+        assert self.get("/write/").status_code == 200
+        for _ in range(2):
+            self.proxy.cut()
+            with self.assertLogs("sessionplus.middleware", "ERROR") as logs:
+                assert self.get("/write/").status_code == 503
+            assert logs.records[0].exc_info[0] is SessionStoreUnavailable
+            self.proxy.restore()
+            with self.assertLogs("sessionplus.middleware", "WARNING"):
+                assert self.get("/write/").status_code == 200
+
+
+class OutageLoggingSyncTests(OutageLoggingContract, SyncRequests, TestCase):
+    pass
+
+
+class OutageLoggingAsyncTests(OutageLoggingContract, AsyncRequests, TestCase):
+    pass
 
 
 @skipUnless(

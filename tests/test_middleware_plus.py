@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.http import HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -41,6 +43,13 @@ from tests.middleware_support import (
     received,
 )
 
+NEW_COOKIE = "__Host-sessionid"
+# The recommended cookie name, deployed with the transition setting.
+RENAMED = {
+    "SESSION_COOKIE_NAME": NEW_COOKIE,
+    "SESSION_COOKIE_SECURE": True,
+    "SESSIONPLUS_PREVIOUS_COOKIE_NAME": COOKIE,
+}
 UA_A = "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0"
 UA_B = "Mozilla/5.0 (Macintosh) Safari/17.0"
 
@@ -469,6 +478,105 @@ class PlusSignedCookiesSyncPlusTests(SignedCookiesPlusContract, SyncRequests, Te
 
 class PlusSignedCookiesAsyncPlusTests(SignedCookiesPlusContract, AsyncRequests, TestCase):
     engine = PLUS_SIGNED_COOKIES
+
+
+class CookieRenameContract(MiddlewareTestMixin):
+    """
+    ``SESSION_COOKIE_NAME`` changed to the recommended ``__Host-`` name with
+    ``SESSIONPLUS_PREVIOUS_COOKIE_NAME`` naming the old one: nobody is signed out.
+    """
+
+    def secure_get(self, path: str, data: dict | None = None) -> HttpResponse:
+        # The __Host- prefix needs a Secure cookie, so the requests are HTTPS.
+        if self.mode == "async":
+            return async_to_sync(self.browser.get)(path, data, secure=True)
+        return self.browser.get(path, data, secure=True)
+
+    def secure_whoami(self) -> HttpResponse:
+        return self.secure_get("/whoami/")
+
+    def test_a_user_signed_in_under_the_previous_cookie_name_stays_signed_in(self):
+        self.create_user("ada")
+        self.get("/login/", {"username": "ada"})
+        with override_settings(**RENAMED):
+            with received(session_created) as created:
+                response = self.secure_whoami()
+            assert response.content == b"ada"
+            reissued = response.cookies[NEW_COOKIE]
+            assert (reissued["secure"], reissued["path"], reissued["httponly"]) == (True, "/", True)
+            assert reissued["max-age"] == settings.SESSION_COOKIE_AGE
+            assert response.cookies[COOKIE]["max-age"] == 0  # the old cookie is deleted
+            assert response.cookies[COOKIE]["path"] == "/"
+            assert created == []  # the same session, under another name
+
+            self.browser.cookies.pop(COOKIE)  # as the browser drops the deleted cookie
+            response = self.secure_whoami()  # signed in by the re-issued cookie alone
+            assert response.content == b"ada"
+            assert response.cookies == {}
+
+    def test_a_dead_session_under_the_previous_cookie_name_loses_that_cookie_only(self):
+        self.set_cookie("k" * 32)
+        with override_settings(**RENAMED):
+            response = self.secure_whoami()
+        assert response.content == b"anonymous"
+        assert NEW_COOKIE not in response.cookies
+        assert response.cookies[COOKIE]["max-age"] == 0
+
+    def test_a_visitor_without_either_cookie_gets_the_new_one_only(self):
+        with override_settings(**RENAMED):
+            self.create_user("ada")
+            response = self.secure_get("/login/", {"username": "ada"})
+        assert response.content == b"logged in"
+        assert NEW_COOKIE in response.cookies
+        assert COOKIE not in response.cookies
+
+    def test_renaming_the_cookie_without_the_setting_signs_everyone_out(self):
+        self.create_user("ada")
+        self.get("/login/", {"username": "ada"})
+        with override_settings(SESSION_COOKIE_NAME=NEW_COOKIE, SESSION_COOKIE_SECURE=True):
+            response = self.secure_whoami()
+        assert response.content == b"anonymous"
+        assert response.cookies == {}
+
+
+class PlusDbSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
+    engine = PLUS_DB
+
+
+class PlusDbAsyncCookieRenameTests(CookieRenameContract, AsyncRequests, TestCase):
+    engine = PLUS_DB
+
+
+class PlusCachedDbSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
+    engine = PLUS_CACHED_DB
+
+
+@pytest.mark.usefixtures("redis_db")
+class PlusRedisSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
+    engine = PLUS_REDIS
+
+
+class PlusSignedCookiesSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
+    engine = PLUS_SIGNED_COOKIES
+
+
+class DjangoDbSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
+    """Django's own engine behind sessionplus's middleware: the rename works the same."""
+
+    engine = DJANGO_DB
+
+
+class PlusFileCookieRenameTests(MiddlewareTestMixin, SyncRequests, TestCase):
+    engine = PLUS_FILE
+
+    def test_file_sessions_are_named_after_the_cookie_so_a_rename_signs_everyone_out(self):
+        # As in Django, each file's name starts with SESSION_COOKIE_NAME (README says so).
+        self.create_user("ada")
+        self.get("/login/", {"username": "ada"})
+        with override_settings(**RENAMED):
+            response = self.browser.get("/whoami/", secure=True)
+        assert response.content == b"anonymous"
+        assert NEW_COOKIE not in response.cookies
 
 
 class StoreCallsTests(MiddlewareTestMixin, SyncRequests, TestCase):

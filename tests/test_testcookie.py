@@ -4,7 +4,15 @@ import pytest
 from asgiref.sync import iscoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
-from django.test import RequestFactory, SimpleTestCase, TestCase, override_settings
+from django.middleware.csrf import get_token
+from django.test import (
+    AsyncClient,
+    Client,
+    RequestFactory,
+    SimpleTestCase,
+    TestCase,
+    override_settings,
+)
 from django.urls import path, resolve
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
@@ -20,6 +28,7 @@ from sessionplus.testcookie import (
 
 NAME = "sessionplus_cookiecheck"
 MARKER = f"{NAME}=1"
+CSRF_FAILURE_VIEW = "sessionplus.testcookie.csrf_failure"
 CUSTOM_TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
@@ -105,7 +114,15 @@ async def django_adelete_test_cookie(request: HttpRequest) -> HttpResponse:
     return HttpResponse("deleted")
 
 
+@require_cookies
+def form_view(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        return HttpResponse(f"posted {request.POST['a']}")
+    return HttpResponse(get_token(request))
+
+
 urlpatterns = [
+    path("form/", form_view),
     path("django/set/", django_set_test_cookie),
     path("django/worked/", django_test_cookie_worked),
     path("django/delete/", django_delete_test_cookie),
@@ -204,6 +221,18 @@ class RedirectSafetyTests(SimpleTestCase):
             assert location.startswith("?")
             assert url_has_allowed_host_and_scheme(location, allowed_hosts={"testserver"})
 
+    def test_the_redirect_dropping_the_marker_stays_on_the_site_whatever_the_path(self):
+        cookie = f"{NAME}={signed_check_cookie()}"
+        for evil, expected in (
+            ("//evil.example/", "./"),
+            ("/\\evil.example", "./%5Cevil.example"),
+            ("/https:evil.example", "./https:evil.example"),
+        ):
+            request = RequestFactory().get(f"{evil}?{MARKER}", HTTP_COOKIE=cookie)
+            location = sync_view(request)["Location"]
+            assert location == expected
+            assert url_has_allowed_host_and_scheme(location, allowed_hosts={"testserver"})
+
 
 @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[])
 class RequireCookiesTests(SimpleTestCase):
@@ -235,10 +264,11 @@ class RequireCookiesTests(SimpleTestCase):
         response = self.client.get(self.url + "?b=2&a=1&a=3&q=caf%C3%A9")
         self.assert_check_redirect(response, f"?b=2&a=1&a=3&q=caf%C3%A9&{MARKER}")
 
-    def test_return_hop_with_cookie_runs_the_view(self):
+    def test_return_hop_with_cookie_drops_the_marker_and_runs_the_view(self):
         response = self.client.get(self.url, follow=True)
         assert response.content.decode() == self.ran
-        assert response.redirect_chain == [(f"?{MARKER}", 302)]
+        assert response.redirect_chain == [(f"?{MARKER}", 302), ("./", 302)]
+        assert response.request["QUERY_STRING"] == ""
 
     def test_get_with_cookie_runs_the_view_without_a_hop(self):
         self.client.cookies[NAME] = signed_check_cookie()
@@ -246,10 +276,18 @@ class RequireCookiesTests(SimpleTestCase):
         assert response.status_code == 200
         assert response.content.decode() == self.ran
 
-    def test_get_with_cookie_and_marker_runs_the_view_without_a_hop(self):
+    def test_get_with_cookie_and_marker_is_redirected_to_the_url_without_it(self):
         self.client.cookies[NAME] = signed_check_cookie()
         response = self.client.get(f"{self.url}?{MARKER}")
-        assert response.content.decode() == self.ran
+        assert response.status_code == 302
+        assert response["Location"] == "./"
+        assert NAME not in response.cookies
+        assert "no-store" in response["Cache-Control"]
+
+    def test_dropping_the_marker_keeps_the_rest_of_the_query_string(self):
+        self.client.cookies[NAME] = signed_check_cookie()
+        response = self.client.get(f"{self.url}?b=2&{MARKER}&a=1")
+        assert response["Location"] == "?b=2&a=1"
 
     def test_return_hop_without_cookie_renders_the_page_and_does_not_redirect_again(self):
         response = self.client.get(f"{self.url}?x=1&{MARKER}&y=2")
@@ -325,7 +363,7 @@ class RequireCookiesTests(SimpleTestCase):
     @override_settings(SESSIONPLUS_COOKIE_CHECK_NAME="check")
     def test_marker_and_cookie_use_the_configured_name(self):
         response = self.client.get(self.url, follow=True)
-        assert response.redirect_chain == [("?check=1", 302)]
+        assert response.redirect_chain == [("?check=1", 302), ("./", 302)]
         assert response.content.decode() == self.ran
 
     @override_settings(TEMPLATES=CUSTOM_TEMPLATES)
@@ -348,6 +386,8 @@ class RequireCookiesTests(SimpleTestCase):
         self.assert_check_redirect(response, f"?{MARKER}")
         self.async_client.cookies[NAME] = response.cookies[NAME].value
         response = await self.async_client.get(f"{self.url}?{MARKER}")
+        assert response["Location"] == "./"
+        response = await self.async_client.get(self.url)
         assert response.content.decode() == self.ran
 
     async def test_async_client_return_hop_without_cookie_gets_the_page(self):
@@ -377,6 +417,53 @@ class AsyncMixinTests(RequireCookiesTests):
     coroutine = True
 
 
+@override_settings(ROOT_URLCONF=__name__)
+class CsrfTests(SimpleTestCase):
+    """
+    A form behind ``require_cookies``, with the test settings' ``CsrfViewMiddleware``
+    enforcing its checks as for a browser.
+    """
+
+    def setUp(self) -> None:
+        self.client = Client(enforce_csrf_checks=True)
+        self.async_client = AsyncClient(enforce_csrf_checks=True)
+
+    def assert_cookies_required_page(self, response, retry_url):
+        assert response.status_code == 403
+        assert b"Cookies required" in response.content
+        assert f'href="{retry_url}"'.encode() in response.content
+
+    def test_a_post_without_cookies_gets_djangos_csrf_page_by_default(self):
+        response = self.client.post("/form/", {"a": "1"})
+        assert response.status_code == 403
+        assert b"CSRF verification failed" in response.content
+
+    @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
+    def test_with_the_failure_view_a_post_without_cookies_gets_the_cookies_required_page(self):
+        response = self.client.post("/form/?next=/x/", {"a": "1"})
+        self.assert_cookies_required_page(response, "?next=%2Fx%2F")
+
+    @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
+    async def test_with_the_failure_view_an_async_post_without_cookies_gets_the_page(self):
+        response = await self.async_client.post("/form/", {"a": "1"})
+        self.assert_cookies_required_page(response, "?")
+
+    @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
+    def test_with_the_failure_view_a_post_without_its_token_still_gets_djangos_page(self):
+        self.client.get("/form/", follow=True)  # cookies kept, the CSRF one included
+        response = self.client.post("/form/", {"a": "1"})
+        assert response.status_code == 403
+        assert b"CSRF verification failed" in response.content
+
+    @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
+    def test_a_checked_form_posts_to_its_url_without_the_marker_and_runs(self):
+        page = self.client.get("/form/?next=/x/", follow=True)
+        assert page.request["QUERY_STRING"] == "next=%2Fx%2F"
+        token = page.content.decode()
+        response = self.client.post("/form/?next=/x/", {"a": "1", "csrfmiddlewaretoken": token})
+        assert response.content == b"posted 1"
+
+
 class StorageFreeCheckMixin:
     """A visitor who is only checked costs no session record, with or without cookies."""
 
@@ -401,7 +488,9 @@ class StorageFreeCheckMixin:
             self.async_client.cookies.clear()
             first = await self.async_client.get(url)
             assert first.status_code == 302
-            assert (await self.async_client.get(url + first["Location"])).status_code == 200
+            second = await self.async_client.get(url + first["Location"])
+            assert second["Location"] == "./"
+            assert (await self.async_client.get(url)).status_code == 200
         assert await self.astored_sessions() == 0
 
     def test_djangos_session_test_cookie_methods_keep_working(self):
