@@ -12,12 +12,13 @@ Layout under ``SESSIONPLUS_REDIS_KEY_PREFIX`` (default ``sessionplus:``):
 * ``<prefix>user:<user id>``: a set of that user's session keys, alive at least as long as
   its longest-lived member.
 
-Each session operation is one atomic Lua script on the primary (see ``redis_scripts``).
+Each session operation is one atomic round trip to the primary: a MULTI/EXEC transaction
+for a read, a Lua script for a write (see ``redis_scripts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -57,7 +58,7 @@ PRUNE_BATCH = 500
 _IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 T = TypeVar("T")
-Call = tuple[scripts.Script, list[str], list[Any]]
+Call = tuple[scripts.Script | scripts.Transaction, list[str], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ class SessionStore(SessionPlusBase):
         return self.serializer().loads(signer.unsign(name, _text(raw)))
 
     def _decode_hash(
-        self, ttl: int, flat: Sequence[bytes | str]
+        self, ttl: int, fields: dict[bytes | str, bytes | str]
     ) -> tuple[_Stored, dict[str, Any], tuple[str, float] | None] | None:
         """Split a stored hash into data, metadata and index; None (logged) if not ours."""
         if ttl < 0:
@@ -156,10 +157,10 @@ class SessionStore(SessionPlusBase):
         index = None
         signer = self._signer()
         serializer = self.serializer()
-        for position in range(0, len(flat), 2):
+        for raw_name, raw in fields.items():
             try:
-                name = _text(flat[position])
-                form = signer.unsign(name, _text(flat[position + 1]))
+                name = _text(raw_name)
+                form = signer.unsign(name, _text(raw))
                 value = serializer.loads(form)
                 kind, key = name[:2], name[2:]
                 if kind == DATA:
@@ -182,8 +183,10 @@ class SessionStore(SessionPlusBase):
     def _load_call(self) -> Call:
         return scripts.LOAD, [self.redis_key(self.session_key)], []
 
-    def _accept_hash(self, reply: list[Any] | None) -> dict[str, Any]:
-        decoded = None if reply is None else self._decode_hash(int(reply[0]), reply[1])
+    def _accept_hash(self, reply: list[Any]) -> dict[str, Any]:
+        fields, ttl = reply
+        # Redis has no empty hashes: no fields means no session (expired, deleted, never was).
+        decoded = self._decode_hash(int(ttl), fields) if fields else None
         if decoded is None:
             self._session_key = None
             self._stored, self._index = _Stored({}, {}), None

@@ -1,8 +1,10 @@
 """
-The Lua scripts behind the redis engine: each session operation is one atomic EVALSHA.
+The operations behind the redis engine: each is one atomic round trip.
 
-Every script touches only the keys it is given, so each runs unchanged on Redis Cluster
-(``CYCLE`` names two keys and is used only where both live on one server).
+A read is a MULTI/EXEC transaction of plain commands (no script to run: cheaper for the
+server and the client); every write is a Lua script run by EVALSHA. Each touches only the
+keys it is given, so each runs unchanged on Redis Cluster (``CYCLE`` names two keys and is
+used only where both live on one server).
 """
 
 from __future__ import annotations
@@ -45,14 +47,32 @@ class Script:
             return await client.eval(self.text, len(keys), *keys, *args)
 
 
-# KEYS[1] session hash. Returns false when missing, else {pttl, {field, value, ...}}.
-LOAD = Script(
+class Transaction:
     """
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then return false end
-return {ttl, redis.call('HGETALL', KEYS[1])}
-"""
-)
+    Commands run on one key as a MULTI/EXEC transaction, with the interface of ``Script``.
+
+    redis-py sends the whole transaction in one write and reads every reply back: one
+    round trip, atomic like a script, and one key, so one Cluster slot.
+    """
+
+    def __init__(self, *commands: str) -> None:
+        self.commands = commands  # redis-py method names, each called with the key
+
+    def _pipeline(self, client: Any, keys: Sequence[str]) -> Any:
+        pipe = client.pipeline(transaction=True)
+        for command in self.commands:
+            getattr(pipe, command)(*keys)
+        return pipe
+
+    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self._pipeline(client, keys).execute()
+
+    async def acall(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._pipeline(client, keys).execute()
+
+
+# KEYS[1] session hash. Returns [{field: value} (empty when missing), pttl].
+LOAD = Transaction("hgetall", "pttl")
 
 # KEYS[1] session hash; ARGV: ttl_ms, field, value, ... Writes only if the key is new.
 # Returns 1 when written, 0 when the key already exists.

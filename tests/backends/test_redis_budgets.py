@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.test import AsyncClient, Client, SimpleTestCase, override_settings
 
+from benchmarks.counting import counting_round_trips
 from tests.redis_commands import commands_received
 from tests.services import redis_url
 
@@ -23,6 +24,8 @@ REDIS = "sessionplus.backends.redis"
 DJANGO_CACHE = "django.contrib.sessions.backends.cache"
 
 Operation = Callable[[], Any]
+# A load: one transaction (commands_received records it as one entry), no script.
+READ = "MULTI HGETALL PTTL EXEC"
 
 
 def store_class(engine: str) -> Any:
@@ -113,7 +116,14 @@ class RedisBudgetTests(SimpleTestCase):
         return counted
 
     def test_load_is_one_round_trip(self):
-        assert self.count(load) == {REDIS: ["EVALSHA"], DJANGO_CACHE: ["GET"]}
+        assert self.count(load) == {REDIS: [READ], DJANGO_CACHE: ["GET"]}
+
+    def test_a_load_transaction_is_sent_in_one_write(self):
+        # commands_received cannot see writes: count them where redis-py makes them.
+        operation = load(REDIS)
+        with counting_round_trips() as sent:
+            operation()
+        assert sent == [1]
 
     def test_save_of_a_loaded_modified_session_is_one_round_trip_where_django_needs_two(self):
         assert self.count(save) == {REDIS: ["EVALSHA"], DJANGO_CACHE: ["GET", "SET"]}
@@ -156,8 +166,8 @@ class RedisBudgetTests(SimpleTestCase):
             return lambda: client.get("/write/b/")
 
         with override_settings(SESSION_ENGINE=REDIS):
-            assert self.count(reading)[REDIS] == ["EVALSHA"]
-            assert self.count(writing)[REDIS] == ["EVALSHA", "EVALSHA"]
+            assert self.count(reading)[REDIS] == [READ]
+            assert self.count(writing)[REDIS] == [READ, "EVALSHA"]
         with override_settings(SESSION_ENGINE=DJANGO_CACHE):
             assert self.count(reading)[DJANGO_CACHE] == ["GET"]
             assert self.count(writing)[DJANGO_CACHE] == ["GET", "GET", "SET"]
@@ -176,7 +186,7 @@ class RedisBudgetTests(SimpleTestCase):
         session[SESSION_KEY] = "7"
         assert counted(session.save) == ["EVALSHA", "EVALSHA"]  # index, then session
         session = store_class(REDIS)(session.session_key)
-        assert counted(lambda: session[SESSION_KEY]) == ["EVALSHA"]
+        assert counted(lambda: session[SESSION_KEY]) == [READ]
         assert counted(session.touch) == ["EVALSHA"]
         session.modified = True  # every key rewritten, the login among them: index as it was
         assert counted(session.save) == ["EVALSHA"]
@@ -249,7 +259,8 @@ class AsyncRedisBudgetTests(SimpleTestCase):
             acycle_key: ["GET", "SET", "DEL"],
         }
         for prepare, django_commands in expected.items():
-            assert await self.count(REDIS, prepare) == ["EVALSHA"], prepare.__name__
+            redis_commands = [READ] if prepare is aload else ["EVALSHA"]
+            assert await self.count(REDIS, prepare) == redis_commands, prepare.__name__
             django_counted = await self.count(DJANGO_CACHE, prepare)
             probe_as_get = ["GET" if name == "EXISTS" else name for name in django_counted]
             assert probe_as_get == django_commands, prepare.__name__
