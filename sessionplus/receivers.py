@@ -72,6 +72,7 @@ def cap_sessions_at_login(sender: type, request: HttpRequest, user: Any, **kwarg
                 "on one of them, then sign in here again."
             )
         return
-    # Every racing login orders the sessions the same way and keeps the newest, so they
-    # agree on which to end.
-    end_keys(engine, newest_first(found)[cap:], "evicted", request)
+    # Every racing login orders the sessions by creation, which no save changes, and keeps
+    # the newest, so they agree on which to end. (Last activity moves as racing requests
+    # save: logins ordering by it could disagree and end every session between them.)
+    end_keys(engine, newest_first(found, by="created_at")[cap:], "evicted", request)

@@ -97,9 +97,9 @@ def _current_key(request: HttpRequest | None) -> str | None:
     return getattr(session, "session_key", None)
 
 
-def newest_first(found: dict[str, SessionMetadata]) -> list[str]:
-    """Return the keys of ``found`` by last use, most recent first (ties broken by key)."""
-    return sorted(found, key=lambda key: (_seconds(found[key].last_activity), key), reverse=True)
+def newest_first(found: dict[str, SessionMetadata], by: str = "last_activity") -> list[str]:
+    """Return the keys of ``found`` by timestamp ``by``, most recent first (ties broken by key)."""
+    return sorted(found, key=lambda key: (_seconds(getattr(found[key], by)), key), reverse=True)
 
 
 def _seconds(moment: datetime | None) -> float:
