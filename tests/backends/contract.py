@@ -402,8 +402,12 @@ class ServerSideStoreContract(SessionStoreContract):
         assert list(loaded.keys()) == []
         assert loaded.session_key is None
 
-    def test_clear_expired_removes_expired_and_keeps_live_sessions(self):
-        live = self.saved(a=1)
+    def assert_clear_expired_removes_expired_and_keeps_live(self) -> SessionBase:
+        """Save a live and an expired session, clear, and return the expired one."""
+        live = self.store()
+        live["a"] = 1
+        live.set_expiry(3600)
+        live.save()
         expired = self.store()
         expired["a"] = 1
         expired.set_expiry(-timedelta(seconds=10))
@@ -411,22 +415,16 @@ class ServerSideStoreContract(SessionStoreContract):
         self.store_class.clear_expired()
         assert self.store().exists(live.session_key) is True
         assert self.store().exists(expired.session_key) is False
+        return expired
+
+    def test_clear_expired_removes_expired_and_keeps_live_sessions(self):
+        self.assert_clear_expired_removes_expired_and_keeps_live()
 
     def test_expiry_and_clear_expired_follow_djangos_clock_when_time_zone_disagrees(self):
         # Without USE_TZ, Django's clock is the process's local time whatever TIME_ZONE says.
         for time_zone, process_zone in ZONES_APART:
             with naive_clock_apart_from_time_zone(time_zone, process_zone):
-                live = self.store()
-                live["a"] = 1
-                live.set_expiry(3600)
-                live.save()
-                expired = self.store()
-                expired["a"] = 1
-                expired.set_expiry(-timedelta(seconds=10))
-                expired.save()
-                self.store_class.clear_expired()
-                assert self.store().exists(live.session_key) is True
-                assert self.store().exists(expired.session_key) is False
+                expired = self.assert_clear_expired_removes_expired_and_keeps_live()
                 assert list(self.reloaded(expired).keys()) == []
 
     def test_corrupt_stored_data_is_no_session_and_logged(self):
