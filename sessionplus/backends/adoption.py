@@ -140,8 +140,7 @@ def _expiry_of_loaded(store: SessionBase, data: dict[str, Any]) -> float:
         # Django's file engine counts the expiry from the file's modification time.
         return now + store.get_expiry_age(expiry=store._expiry_date(data))
     if isinstance(store, SessionPlusBase):  # the redis engine: the key's TTL is the expiry
-        milliseconds = store._run(lambda client: client.pttl(store.redis_key(store.session_key)))
-        return now + milliseconds / 1000
+        return now + store.seconds_to_live()
     ttl = getattr(getattr(store, "_cache", None), "ttl", None)
     seconds = ttl(store.cache_key) if callable(ttl) else None
     if seconds:  # django-redis reports the entry's TTL
@@ -231,9 +230,7 @@ def _stored_keys(store_class: type[SessionBase]) -> Iterator[str] | None:
     if isinstance(store, (DjangoFileStore, FileStore)):
         return _file_keys(store.storage_path, store.file_prefix)
     if hasattr(store_class, "redis_key"):
-        prefix = store_class.redis_key("")
-        keys = store._run(lambda client: list(client.scan_iter(match=prefix + "*", count=1000)))
-        return _unprefixed(keys, prefix)
+        return _unprefixed(store_class.stored_keys(), store_class.redis_key(""))
     cache = getattr(store, "_cache", None)
     prefix = getattr(store, "cache_key_prefix", None)
     if prefix is None or not hasattr(cache, "iter_keys"):
