@@ -23,7 +23,7 @@ from hypothesis.extra.django import TestCase
 from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
 from sessionplus.backends.expiry import EXPIRY_KEY
 from sessionplus.exceptions import SessionTooLarge
-from tests.engines import ENGINES, EngineTestMixin, acount_storage, count_storage
+from tests.support.engines import ENGINES, EngineTestMixin, acount_storage, count_storage
 
 
 def _as_wsgi(text: str) -> str:
