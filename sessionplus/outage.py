@@ -6,6 +6,8 @@ import functools
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.http import HttpRequest, HttpResponse
 
@@ -90,6 +92,15 @@ def is_store_outage(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__
     return False
+
+
+@contextmanager
+def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
+    """Re-raise a store client's connection errors as SessionStoreUnavailable."""
+    try:
+        yield
+    except errors as exc:
+        raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
 
 
 class OutageLog:

@@ -25,10 +25,10 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 import sessionplus.backends
-from sessionplus.backends.base import hashed_key
 from sessionplus.exceptions import SessionTooLarge
-from tests.cuttable_proxy import CuttableProxy
-from tests.engines import (
+from sessionplus.identifiers import log_id
+from tests.support.cuttable_proxy import CuttableProxy
+from tests.support.engines import (
     ENGINES,
     EngineTestMixin,
     flip_byte,
@@ -36,7 +36,7 @@ from tests.engines import (
     read_payload,
     tamper,
 )
-from tests.services import redis_url
+from tests.support.services import redis_url
 
 SUSPICIOUS = "django.security.SuspiciousSession"
 UNSERIALIZABLE_CART = re.escape(
@@ -217,7 +217,7 @@ class TamperingChecks(EngineTestMixin):
         assert session.session_key is None, what
         assert len(logs.records) == 1, (what, logs.output)
         output = logs.output[0]
-        assert hashed_key(presented) in output, what
+        assert log_id(presented) in output, what
         assert presented not in output, what
         assert original not in output, what
         assert payload not in output, what

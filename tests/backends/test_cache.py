@@ -18,12 +18,12 @@ from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
 from pymemcache.client.base import Client as MemcacheClient
 
-from sessionplus.backends.base import now_timestamp
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
-from tests.counting import count_cache_calls
-from tests.services import dead_port, private_memcached, redis_url
+from tests.support.counting import count_cache_calls
+from tests.support.services import dead_port, private_memcached, redis_url
 
 ENGINE = "sessionplus.backends.cache"
 ONE_EACH = {"create": [1], "load": [1], "save": [1], "touch": [1], "delete": [1]}

@@ -20,11 +20,12 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, override_settings
 
-from sessionplus.backends.base import CreateError, UpdateError, now_timestamp
+from sessionplus.backends.base import CreateError, UpdateError
 from sessionplus.backends.file import SessionStore
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
-from tests.services import remount_read_only, tmpfs
+from tests.support.services import remount_read_only, tmpfs
 
 WATCHED_EVENTS = {"open", "os.listdir", "os.remove", "os.rename", "os.link"}
 _recorders: list[list[tuple[str, tuple]]] = []

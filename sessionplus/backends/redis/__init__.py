@@ -26,18 +26,15 @@ from typing import Any, TypeVar
 from django.contrib.auth import SESSION_KEY
 
 from sessionplus.backends.base import (
-    EXPIRY_KEY,
     MAX_CREATE_ATTEMPTS,
-    METADATA_FIELDS,
     CreateError,
-    SessionMetadata,
     SessionPlusBase,
     UpdateError,
-    check_keys,
     is_valid_session_key,
-    now_timestamp,
-    stored_expiry_is_valid,
 )
+from sessionplus.backends.data_rule import check_keys
+from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
+from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, scripts
 from sessionplus.backends.redis.codec import FieldCodec, text
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
@@ -45,6 +42,7 @@ from sessionplus.backends.redis.data import Encoded, LazyData, StoredFields
 from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
 from sessionplus.backends.redis.index import INDEX_FIELD, ms
 from sessionplus.backends.redis.signatures import BadSignature, signer
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.conf import conf
 
 __all__ = ["SessionStore"]
@@ -219,9 +217,10 @@ class SessionStore(SessionPlusBase):
 
     def _serialized_value(self, serializer: Any, key: str, value: Any) -> bytes:
         try:
-            return serializer.dumps(value)
-        except Exception as exc:  # a serializer may raise anything on a value it refuses
-            raise self._serialization_error({key: value}, exc) from exc
+            return serializer.dumps(value)  # type: ignore[no-any-return]
+        except Exception:  # a serializer may raise anything on a value it refuses
+            self.serialize_data({key: value})  # raises the data rule's error, naming the key
+            raise
 
     def _changes(
         self, codec: FieldCodec, session: dict[str, Any], known: StoredFields | None

@@ -16,9 +16,8 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
-from sessionplus.backends.base import unavailable_on
 from sessionplus.backends.redis.clients import async_client, is_cluster, sync_client
-from sessionplus.outage import redis_unavailable_errors
+from sessionplus.outage import redis_unavailable_errors, unavailable_on
 
 T = TypeVar("T")
 

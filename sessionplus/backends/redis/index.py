@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import SESSION_KEY
 
-from sessionplus.backends.base import METADATA_FIELDS, SessionMetadata
+from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import scripts
 from sessionplus.backends.redis.codec import text
 from sessionplus.backends.redis.executor import Batch, Command, Plan, ScanKeys, ScriptCall
