@@ -38,7 +38,7 @@ from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, scripts
 from sessionplus.backends.redis.codec import FieldCodec, text
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
-from sessionplus.backends.redis.data import Encoded, LazyData, StoredFields
+from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
 from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
 from sessionplus.backends.redis.index import INDEX_FIELD, ms
 from sessionplus.backends.redis.signatures import BadSignature, signer
@@ -241,8 +241,8 @@ class SessionStore(SessionPlusBase):
         after = StoredFields()
         items = session.raw_items() if isinstance(session, LazyData) else session.items()
         for key, value in items:
-            if type(value) is Encoded:
-                after.encoded[key] = value.stored
+            if value is ENCODED:
+                after.encoded[key] = session.stored_text(key)  # type: ignore[attr-defined]
                 continue
             after.values[key] = value
             if type(value) in _IMMUTABLE and key in values and values[key] is value:

@@ -19,13 +19,9 @@ from typing import Any
 _MISSING = object()
 
 
-class Encoded:
-    """A value as the hash stores it, not yet verified or decoded."""
-
-    __slots__ = ("stored",)
-
-    def __init__(self, stored: bytes) -> None:
-        self.stored = stored
+# Stands, in the data, for a value not yet verified or decoded: its stored text is in
+# ``StoredFields.encoded``.
+ENCODED: Any = object()
 
 
 @dataclass
@@ -55,17 +51,17 @@ class LazyData(dict[str, Any]):
         decode: Callable[[str, bytes], tuple[Any, bytes]],
         failed: Callable[[Exception], None],
     ) -> None:
-        super().__init__({key: Encoded(raw) for key, raw in stored.encoded.items()})
+        super().__init__(dict.fromkeys(stored.encoded, ENCODED))
         dict.update(self, stored.values)
         self._stored = stored
         self._decode = decode
         self._failed = failed
 
     def _value(self, key: str, value: Any) -> Any:
-        if type(value) is not Encoded:
+        if value is not ENCODED:
             return value
         try:
-            decoded, form = self._decode(key, value.stored)
+            decoded, form = self._decode(key, self._stored.encoded[key])
         except Exception as exc:  # a bad signature, or anything a serializer raises
             dict.clear(self)
             self._failed(exc)
@@ -79,15 +75,19 @@ class LazyData(dict[str, Any]):
     def decode_all(self) -> None:
         """Verify and decode every value still encoded; on a failure the data is gone."""
         for key, value in list(dict.items(self)):
-            if type(value) is Encoded:
+            if value is ENCODED:
                 try:
                     self._value(key, value)
                 except KeyError:
                     return
 
     def raw_items(self) -> Iterator[tuple[str, Any]]:
-        """Yield (key, value) without decoding: a value never read comes as ``Encoded``."""
+        """Yield (key, value) without decoding: a value never read comes as ``ENCODED``."""
         return iter(dict.items(self))
+
+    def stored_text(self, key: str) -> bytes:
+        """Return the stored text of a value never read."""
+        return self._stored.encoded[key]
 
     def saved_as(self, stored: StoredFields) -> None:
         """Record what a save stored: later decodes update that."""

@@ -112,9 +112,11 @@ def _advance(plan: Plan[T], reply: Any) -> tuple[Op | None, T | None]:
 
 def run(plan: Plan[T], alias: str) -> T:
     """Carry out a plan on the alias's sync client."""
+    op, result = _advance(plan, None)
+    if op is None:
+        return result  # type: ignore[return-value]
     with unavailable_on(*redis_unavailable_errors()):
-        op, result = _advance(plan, None)
-        client = None if op is None else sync_client(alias)
+        client = sync_client(alias)
         while op is not None:
             try:
                 reply = op.send(client)
@@ -126,9 +128,11 @@ def run(plan: Plan[T], alias: str) -> T:
 
 async def arun(plan: Plan[T], alias: str) -> T:
     """Carry out a plan on the alias's asyncio client."""
+    op, result = _advance(plan, None)
+    if op is None:
+        return result  # type: ignore[return-value]
     with unavailable_on(*redis_unavailable_errors()):
-        op, result = _advance(plan, None)
-        client = None if op is None else await async_client(alias)
+        client = await async_client(alias)
         while op is not None:
             try:
                 reply = op.send(client)
