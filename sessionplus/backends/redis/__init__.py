@@ -36,7 +36,7 @@ from sessionplus.backends.data_rule import check_keys
 from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
 from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, scripts
-from sessionplus.backends.redis.codec import FieldCodec, text
+from sessionplus.backends.redis.codec import FieldCodec
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
 from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
 from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
@@ -148,7 +148,7 @@ class SessionStore(SessionPlusBase):
         """
         codec = self.codec()
         if type(next(iter(fields))) is str:  # a client made with decode_responses=True
-            fields = {name.encode(): value for name, value in fields.items()}
+            fields = {name.encode(): value.encode() for name, value in fields.items()}
         # Comprehensions, not a loop of calls: a session has a field per key.
         stored = StoredFields(
             {name[2:].decode(): raw for name, raw in fields.items() if name[:2] == DATA_BYTES}
@@ -272,9 +272,9 @@ class SessionStore(SessionPlusBase):
         limit = conf.SESSIONPLUS_MAX_SIZE
         # Stored text is longer than the value it encodes, unless compressed.
         estimate = sum(len(key) + len(form) + 8 for key, form in after.forms.items())
-        marker = self.compressor.marker
+        marker = self.compressor.marker.encode()
         for key, stored in after.encoded.items():
-            if marker and text(stored).startswith(marker):
+            if marker and stored.startswith(marker):
                 estimate = limit
                 break
             estimate += len(key) + len(stored) + 8
