@@ -23,7 +23,7 @@ from sessionplus.backends.redis.clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 from tests.backends.contract import UserIndexedStoreContract
 from tests.support.redis_faults import HangingUpListener, SilentListener
-from tests.support.services import PrivateRedis, dead_port, free_port
+from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
 
 ENGINE = "sessionplus.backends.redis"
 
@@ -809,9 +809,10 @@ class RedisLazyDataTests(SimpleTestCase):
     """Values verified when read, and a save that handles only what it writes."""
 
     def test_a_client_that_decodes_replies_reads_sessions_too(self):
-        key = saved(a=1, cart=["apple"]).session_key
+        # Another database: django-redis shares one pool per URL, and this one decodes.
         decoding = {
             **settings.CACHES["redis"],
+            "LOCATION": redis_url().rsplit("/", 1)[0] + "/7",
             "OPTIONS": {
                 **settings.CACHES["redis"]["OPTIONS"],
                 "CONNECTION_POOL_KWARGS": {"decode_responses": True},
@@ -819,7 +820,15 @@ class RedisLazyDataTests(SimpleTestCase):
         }
         caches = {**settings.CACHES, "decoding": decoding}
         with override_settings(CACHES=caches, SESSIONPLUS_REDIS_ALIAS="decoding"):
-            assert dict(SessionStore(key).items()) == {"a": 1, "cart": ["apple"]}
+            try:
+                session = saved(a=1, cart=["apple"])
+                session = SessionStore(session.session_key)
+                assert dict(session.items()) == {"a": 1, "cart": ["apple"]}
+                session["a"] = 2
+                session.save()
+                assert SessionStore(session.session_key)["a"] == 2
+            finally:
+                get_redis_connection("decoding").flushdb()
 
     def test_a_field_of_a_later_release_is_verified_and_kept(self):
         session = saved(a=1)
