@@ -130,3 +130,16 @@ class RedisUserIndexTests(SimpleTestCase):
         redis().delete(SessionStore.redis_key(session.session_key))
         assert await SessionStore.aclear_expired() == 1
         assert await SessionStore.aprune_user_indexes() == 0
+
+    def test_a_read_never_verifies_the_index_field_and_a_write_repairs_a_damaged_one(self):
+        session = log_in("7")
+        redis().hset(SessionStore.redis_key(session.session_key), "x:index", "garbage")
+        redis().delete(index_key("7"))
+        session = SessionStore(session.session_key)
+        assert session[SESSION_KEY] == "7"  # a read: the damaged field goes unnoticed
+        session["cart"] = ["apple"]
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            session.save()
+        assert "index field that failed its signature check" in logs.output[0]
+        assert members("7") == {session.session_key}
+        assert stored(session.session_key)["x:index"] != b"garbage"
