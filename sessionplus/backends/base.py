@@ -299,6 +299,13 @@ class SessionPlusBase(SessionBase):
 
     # The stored data as last loaded, which a touch compares with what is stored now.
     _loaded_data: str | None = None
+    # Set on a store that writes a copy of a session another engine holds (adoption): the
+    # copy keeps the expiry it has there, and is stored even past SESSIONPLUS_MAX_SIZE (the
+    # limit is on what the site writes; a session it already had is carried over as it is).
+    copied_expires_at: float | None = None
+    # A well-formed key that neither this engine nor SESSIONPLUS_PREVIOUS_ENGINE had when
+    # loaded: a logout still ends it in both, in case a concurrent request adopted it since.
+    _missed_key: str | None = None
 
     def __init__(self, session_key: str | None = None) -> None:
         self._metadata: dict[str, Any] = {}
@@ -372,7 +379,7 @@ class SessionPlusBase(SessionBase):
         except Exception as exc:  # a serializer may raise anything on a value it refuses
             raise self._serialization_error(data, exc) from exc
         limit = conf.SESSIONPLUS_MAX_SIZE
-        if len(serialized) > limit:
+        if len(serialized) > limit and self.copied_expires_at is None:
             raise SessionTooLarge(
                 f"The session data serializes to {len(serialized)} bytes, more than "
                 f"SESSIONPLUS_MAX_SIZE ({limit})."
@@ -559,6 +566,8 @@ class SessionPlusBase(SessionBase):
 
     def expiry_timestamp(self, now: float | None = None) -> float:
         """Return when this session expires, as a UNIX timestamp."""
+        if self.copied_expires_at is not None:
+            return self.copied_expires_at
         now = now_timestamp() if now is None else now
         modification = datetime.fromtimestamp(now, tz=dt_timezone.utc)
         return self.get_expiry_date(modification=modification).timestamp()
@@ -668,16 +677,16 @@ class SessionPlusBase(SessionBase):
         raise RuntimeError("Unable to create a new session key.")
 
     def flush(self) -> None:
-        key = self.session_key
+        # The previous engine first: an adoption under way then finds nothing to copy, or
+        # finds its source gone and undoes its copy (see adoption.adopt).
+        _adoption().end_in_previous(self)
         super().flush()
         self._metadata = {}
-        _adoption().end_in_previous(key)
 
     async def aflush(self) -> None:
-        key = self.session_key
+        await _adoption().aend_in_previous(self)
         await super().aflush()
         self._metadata = {}
-        await _adoption().aend_in_previous(key)
 
     # Touch ---------------------------------------------------------------------
 
