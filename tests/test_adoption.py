@@ -28,8 +28,8 @@ from sessionplus.backends.adoption import (
 )
 from sessionplus.backends.base import hashed_key
 from sessionplus.exceptions import SessionTooLarge
-from tests.commands import TtyOutput, run_command
-from tests.engines import UNKNOWN_KEY, Engine, count_storage
+from tests.support.commands import TtyOutput, run_command
+from tests.support.engines import UNKNOWN_KEY, Engine, count_storage
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."
