@@ -23,7 +23,7 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -538,26 +538,27 @@ def _delete_unchanged_rows(store_class: Any, batch: list[FoundSession]) -> None:
 # Read-through ---------------------------------------------------------------------------
 
 
-def adopt(store: SessionPlusBase, session_key: str) -> dict[str, Any]:
+def adopt(
+    store: SessionBase, session_key: str, load: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """
     Load ``session_key`` into ``store`` after its own load missed, adopting it if needed.
 
-    Return the session's data, or {} (and no key) when neither engine has it: one read of
-    the previous engine on a miss. An adopted session is loaded back from the current
-    store, so every engine keeps one way to load.
+    Return the session's data, or {} (and no key) when neither engine has it. Whatever
+    happened (this request adopted it, a concurrent one or a move did first, or it is
+    nowhere), the session is loaded back from the current store with ``load`` (default:
+    ``store.load``), so every engine keeps one way to load. A key in neither store so
+    costs a lookup there and a second read here: a move or a concurrent adoption may have
+    written it here, then removed it there, between this request's two reads.
     """
     previous = previous_engine()
     if previous is None or not is_valid_session_key(session_key):
         return {}
     found = read_session(previous, session_key)
-    if found is None:
-        # A concurrent request may adopt it after this one's first read: a logout
-        # here still ends it there (end_in_previous).
-        store._missed_key = session_key
-        return {}
-    _adopt_found(previous, type(store), found)
+    if found is not None:
+        _adopt_found(previous, type(store), found)
     store._session_key = session_key
-    return store.load()
+    return (load or store.load)()
 
 
 def _adopt_found(
@@ -603,24 +604,20 @@ def _source_held(store_class: type[SessionBase], found: FoundSession) -> Iterato
         yield bool(list(held.values_list("session_key", flat=True)))
 
 
-async def aadopt(store: SessionPlusBase, session_key: str) -> dict[str, Any]:
+async def aadopt(
+    store: SessionBase, session_key: str, load: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Do what ``adopt()`` does; a one-time step per session, so run in a thread."""
-    return await sync_to_async(adopt)(store, session_key)
+    return await sync_to_async(adopt)(store, session_key, load)
 
 
-def end_in_previous(store: SessionPlusBase) -> None:
-    """
-    End a session in the previous engine before the store ends it, so a logout during a
-    switch is final; a key that was missed when loaded is ended in the current store too.
-    """
+def end_in_previous(store: SessionBase) -> None:
+    """End a session in the previous engine first, so a logout during a switch is final."""
     previous = previous_engine()
-    key = store.session_key or store._missed_key
-    if previous is None or not is_valid_session_key(key):
-        return
-    previous(key).delete(key)
-    if store.session_key is None:
-        store.delete(key)
+    key = store.session_key
+    if previous is not None and is_valid_session_key(key):
+        previous(key).delete(key)
 
 
-async def aend_in_previous(store: SessionPlusBase) -> None:
+async def aend_in_previous(store: SessionBase) -> None:
     await sync_to_async(end_in_previous)(store)

@@ -303,9 +303,6 @@ class SessionPlusBase(SessionBase):
     # copy keeps the expiry it has there, and is stored even past SESSIONPLUS_MAX_SIZE (the
     # limit is on what the site writes; a session it already had is carried over as it is).
     copied_expires_at: float | None = None
-    # A well-formed key that neither this engine nor SESSIONPLUS_PREVIOUS_ENGINE had when
-    # loaded: a logout still ends it in both, in case a concurrent request adopted it since.
-    _missed_key: str | None = None
 
     def __init__(self, session_key: str | None = None) -> None:
         self._metadata: dict[str, Any] = {}
