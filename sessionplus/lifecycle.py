@@ -5,7 +5,9 @@ The middleware builds ``request.session`` from a subclass of the engine's ``Sess
 (``request_store_class``) that talks to storage only through the engine's own methods and
 adds three things: a just-loaded session past a timeout or binding is ended before the
 view reads it; store outages are recorded for the middleware's 503; and ``session_created``
-and ``session_ended`` are sent from here and nowhere else.
+and ``session_ended`` are sent from here and nowhere else. For one of Django's own engines
+it also reads through to ``SESSIONPLUS_PREVIOUS_ENGINE`` (a rollback; sessionplus's engines
+do that themselves).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from sessionplus.backends.base import SessionPlusBase, hashed_key
+from sessionplus.backends.base import SessionPlusBase
 from sessionplus.client import client_ip, ip_network, user_agent
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.identifiers import log_id
 from sessionplus.outage import is_store_outage
 from sessionplus.signals import session_created, session_ended
 
@@ -102,7 +105,7 @@ def end_reason(session: SessionPlusBase, request: HttpRequest) -> str | None:
     if changes:
         security_logger.warning(
             "Session %s ended: its %s changed.",
-            hashed_key(session.session_key),
+            log_id(session.session_key),
             " and ".join(changes),
         )
         return "hijack"

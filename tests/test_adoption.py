@@ -26,8 +26,8 @@ from sessionplus.backends.adoption import (
     remove_session,
     write_session,
 )
-from sessionplus.backends.base import hashed_key
 from sessionplus.exceptions import SessionTooLarge
+from sessionplus.identifiers import log_id
 from tests.support.commands import TtyOutput, run_command
 from tests.support.engines import UNKNOWN_KEY, Engine, count_storage
 
@@ -153,7 +153,7 @@ class AdoptionContract:
         with self.assertLogs("sessionplus.backends.adoption", "WARNING") as logs:
             session = self.new(key)
             assert dict(session.items()) == {}
-        assert f"Session {hashed_key(key)} not copied to {self.current}: " in logs.output[0]
+        assert f"Session {log_id(key)} not copied to {self.current}: " in logs.output[0]
         assert read_session(self.old, key).data["cart"] == [1, 2]
 
     def test_migratesessions_plus_leaves_what_the_target_cannot_store_and_goes_on(self):

@@ -28,7 +28,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY
@@ -37,23 +37,23 @@ from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheSt
 from django.contrib.sessions.backends.cached_db import SessionStore as DjangoCachedDBStore
 from django.contrib.sessions.backends.db import SessionStore as DjangoDBStore
 from django.contrib.sessions.backends.file import SessionStore as DjangoFileStore
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from sessionplus.backends.base import (
-    METADATA_FIELDS,
-    CreateError,
-    SessionPlusBase,
-    hashed_key,
-    is_valid_session_key,
-    now_timestamp,
-)
+from sessionplus.backends.base import CreateError, SessionPlusBase, is_valid_session_key
 from sessionplus.backends.cached_db import SessionStore as CachedDBStore
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_datetime, as_timestamp, delete_rows
 from sessionplus.backends.file import SessionStore as FileStore
+from sessionplus.backends.metadata import METADATA_FIELDS
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.conf import conf
+from sessionplus.identifiers import log_id
+
+if TYPE_CHECKING:
+    from sessionplus.backends.redis import SessionStore as RedisStore
 
 __all__ = [
     "FoundSession",
@@ -94,7 +94,8 @@ class FoundSession:
 @functools.cache
 def engine_class(engine: str) -> type[SessionBase]:
     """Return the ``SessionStore`` of a ``SESSION_ENGINE``-style dotted path."""
-    return import_module(engine).SessionStore
+    store_class: type[SessionBase] = import_module(engine).SessionStore
+    return store_class
 
 
 def previous_engine() -> type[SessionBase] | None:
@@ -126,7 +127,8 @@ def read_session(store_class: type[SessionBase], session_key: str) -> FoundSessi
         return FoundSession(session_key, data, record.expires_at, record.metadata, version)
     version = None
     if isinstance(store, DjangoFileStore):
-        path = store._key_to_file(session_key)
+        # Private to Django's file engine, so absent from django-stubs.
+        path = store._key_to_file(session_key)  # type: ignore[attr-defined]
         version = _django_file_version(path)
         if version is None:
             return None
@@ -135,21 +137,27 @@ def read_session(store_class: type[SessionBase], session_key: str) -> FoundSessi
     if store.session_key != session_key:
         return None
     metadata = store._metadata if isinstance(store, SessionPlusBase) else {}
-    expires_at = _expiry_of_loaded(store, data)
+    expires_at = _expiry_of_loaded(store, session_key, data)
     return FoundSession(session_key, data, expires_at, dict(metadata), version)
 
 
-def _expiry_of_loaded(store: SessionBase, data: dict[str, Any]) -> float:
+def _expiry_of_loaded(store: SessionBase, session_key: str, data: dict[str, Any]) -> float:
     """Return when a session an engine just loaded expires."""
     now = now_timestamp()
     if isinstance(store, DjangoFileStore):
-        # Django's file engine counts the expiry from the file's modification time.
-        return now + store.get_expiry_age(expiry=store._expiry_date(data))
+        # Django's file engine counts the expiry from the file's modification time; its
+        # private _expiry_date() is absent from django-stubs.
+        expiry = store._expiry_date(data)  # type: ignore[attr-defined]
+        return now + store.get_expiry_age(expiry=expiry)
     if isinstance(store, SessionPlusBase):  # the redis engine: the key's TTL is the expiry
-        milliseconds = store._run(lambda client: client.pttl(store.redis_key(store.session_key)))
+        redis_store = cast("RedisStore", store)
+        key = redis_store.redis_key(session_key)
+        milliseconds: int = redis_store._run(lambda client: client.pttl(key))
         return now + milliseconds / 1000
     ttl = getattr(getattr(store, "_cache", None), "ttl", None)
-    seconds = ttl(store.cache_key) if callable(ttl) else None
+    seconds: float | None = (
+        ttl(store.cache_key) if isinstance(store, DjangoCacheStore) and callable(ttl) else None
+    )
     if seconds:  # django-redis reports the entry's TTL
         return now + seconds
     # Django's cache API keeps no readable expiry: as if the session were saved now.
@@ -177,8 +185,8 @@ def _version_of(path: str) -> tuple[str, int, int] | None:
     return path, status.st_ino, status.st_mtime_ns
 
 
-def _rows(store_class: Any) -> QuerySet:
-    model = store_class.get_model_class()
+def _rows(store_class: Any) -> QuerySet[AbstractBaseSession]:
+    model: type[AbstractBaseSession] = store_class.get_model_class()
     return model._base_manager.using(router.db_for_write(model))
 
 
@@ -241,15 +249,18 @@ def _stored_keys(store_class: type[SessionBase]) -> Iterator[str] | None:
     if isinstance(store, (DjangoFileStore, FileStore)):
         return _file_keys(store.storage_path, store.file_prefix)
     if hasattr(store_class, "redis_key"):
-        prefix = store_class.redis_key("")
-        keys = store._run(lambda client: list(client.scan_iter(match=prefix + "*", count=1000)))
+        redis_store = cast("RedisStore", store)
+        prefix = redis_store.redis_key("")
+        keys = redis_store._run(
+            lambda client: list(client.scan_iter(match=prefix + "*", count=1000))
+        )
         return _unprefixed(keys, prefix)
-    cache = getattr(store, "_cache", None)
-    prefix = getattr(store, "cache_key_prefix", None)
-    if prefix is None or not hasattr(cache, "iter_keys"):
+    iter_keys = getattr(getattr(store, "_cache", None), "iter_keys", None)
+    cache_prefix = getattr(store, "cache_key_prefix", None)
+    if cache_prefix is None or iter_keys is None:
         return None
     # django-redis scans the server; Django's own cache API cannot list keys.
-    return _unprefixed(cache.iter_keys(prefix + "*"), prefix)
+    return _unprefixed(iter_keys(cache_prefix + "*"), cache_prefix)
 
 
 def _file_keys(path: str, prefix: str) -> Iterator[str]:
@@ -302,7 +313,10 @@ def batch_transaction(*store_classes: type[SessionBase]) -> ExitStack:
     return stack
 
 
-def _copy(store_class: type[SessionPlusBase], found: FoundSession) -> SessionPlusBase:
+StoreT = TypeVar("StoreT", bound=SessionPlusBase)
+
+
+def _copy(store_class: type[StoreT], found: FoundSession) -> StoreT:
     """Return a store of a sessionplus engine holding ``found`` as it is, ready to create it."""
     copy = store_class(found.session_key)
     copy.copied_expires_at = found.expires_at
@@ -327,11 +341,13 @@ def write_session(store_class: type[SessionBase], found: FoundSession) -> bool:
     elif issubclass(store_class, _DB_STORES):
         return bool(_insert_rows(store_class, [found]).written)
     elif issubclass(store_class, DjangoCacheStore):
-        cache_store = store_class(found.session_key)
-        return cache_store._cache.add(cache_store.cache_key, found.data, _seconds_left(found))
+        # Django's cache engine's cache, private, so absent from django-stubs.
+        cache = store_class(found.session_key)._cache  # type: ignore[attr-defined]
+        key = store_class.cache_key_prefix + found.session_key
+        return bool(cache.add(key, found.data, _seconds_left(found)))
     else:  # Django's file engine dates the session by the file, set below; any other: from now
         store = store_class(found.session_key)
-        store._session_cache = dict(found.data)
+        store._session_cache = dict(found.data)  # type: ignore[attr-defined]
     if isinstance(store, (DjangoFileStore, FileStore)):
         return _write_file(store, found)
     try:
@@ -399,7 +415,8 @@ def remove_session(store_class: type[SessionBase], found: FoundSession) -> bool:
                 return True
         return os.path.exists(path)
     if isinstance(store, DjangoCacheStore):
-        return bool(store._cache.delete(store.cache_key_prefix + found.session_key))
+        cache = store._cache  # type: ignore[attr-defined]
+        return bool(cache.delete(store.cache_key_prefix + found.session_key))
     store.delete(found.session_key)
     return True
 
@@ -475,7 +492,7 @@ def _lock_unchanged_rows(store_class: Any, batch: list[FoundSession]) -> list[Fo
 def _refused(found: FoundSession, target_class: type[SessionBase], exc: Exception) -> None:
     logger.warning(
         "Session %s not copied to %s: %s It stays where it was.",
-        hashed_key(found.session_key),
+        log_id(found.session_key),
         target_class.__module__,
         exc,
     )

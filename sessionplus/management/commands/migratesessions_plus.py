@@ -135,8 +135,8 @@ class Command(BaseCommand):
         if refused:
             cannot = "the target cannot store: left, see the log"
             notes.append(f"{counted(refused, 'session')} {cannot}")
-        kept = f" ({'; '.join(notes)})" if notes else ""
-        self.info(f"Moved {counted(moved, 'live session')}{kept} in {elapsed:.1f} s.")
+        already = f" ({'; '.join(notes)})" if notes else ""
+        self.info(f"Moved {counted(moved, 'live session')}{already} in {elapsed:.1f} s.")
 
     def info(self, message: str) -> None:
         if self.verbosity >= 1:
