@@ -16,6 +16,7 @@ from django.test import TransactionTestCase, override_settings
 
 from sessionplus.backends import adoption
 from sessionplus.backends.adoption import read_session
+from sessionplus.lifecycle import request_store_class
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."
@@ -67,7 +68,8 @@ class LogoutDuringAdoptionContract:
         switched.enable()
         self.addCleanup(switched.disable)
         self.old = import_module(self.previous).SessionStore
-        self.new = import_module(self.current).SessionStore
+        # As the middleware builds request.session: Django's engine reads through there.
+        self.new = request_store_class(import_module(self.current).SessionStore)
 
     def stock_session(self) -> str:
         session = self.old()
@@ -129,3 +131,11 @@ class DjangoCacheToRedisTests(LogoutDuringAdoptionContract, TransactionTestCase)
 
     def wait_for_logout(self, logout: threading.Thread) -> None:
         logout.join()
+
+
+@pytest.mark.usefixtures("redis_db")
+@override_settings(SESSION_CACHE_ALIAS="redis")
+class SessionplusCacheToDjangoCacheTests(DjangoCacheToRedisTests):
+    # Rolling back: Django's engine behind sessionplus's middleware adopts from sessionplus's.
+    previous = PLUS + "cache"
+    current = DJANGO + "cache"

@@ -43,6 +43,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from sessionplus.backends.base import CreateError, SessionPlusBase, is_valid_session_key
+from sessionplus.backends.cache import SessionStore as CacheStore
 from sessionplus.backends.cached_db import SessionStore as CachedDBStore
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_datetime, as_timestamp, delete_rows
@@ -414,8 +415,9 @@ def remove_session(store_class: type[SessionBase], found: FoundSession) -> bool:
                 os.unlink(path)
                 return True
         return os.path.exists(path)
-    if isinstance(store, DjangoCacheStore):
-        cache = store._cache  # type: ignore[attr-defined]
+    if isinstance(store, (DjangoCacheStore, CacheStore)):
+        # The cache says whether the entry was there; sessionplus's redis engine cannot.
+        cache = store._cache  # type: ignore[union-attr]
         return bool(cache.delete(store.cache_key_prefix + found.session_key))
     store.delete(found.session_key)
     return True
