@@ -22,7 +22,6 @@ from freezegun import freeze_time
 from sessionplus.backends.adoption import (
     FoundSession,
     _adopt_found,
-    _look_up,
     read_session,
     remove_session,
     write_session,
@@ -122,16 +121,15 @@ class AdoptionContract:
         assert read_session(self.old, key) is None
         assert dict(self.new(key).items()) == {}
 
-    def test_a_key_in_neither_store_costs_one_lookup_there_and_from_a_cache_a_second_read(self):
+    def test_a_key_in_neither_store_costs_a_lookup_there_and_a_second_read_here(self):
         self.new(UNKNOWN_KEY).get("warm-up")  # an engine's first read may set bookkeeping
         with override_settings(SESSIONPLUS_PREVIOUS_ENGINE=None), count_storage(WATCHED) as alone:
             assert self.new(UNKNOWN_KEY).get("cart") is None
         with count_storage(WATCHED) as switching:
             assert self.new(UNKNOWN_KEY).get("cart") is None
-        # From Django's table, one statement also sees the current table; elsewhere the same
-        # miss here again follows (docs/migrating.md). Redis commands are not among WATCHED.
-        second_read = 0 if self.previous in (DJANGO + "db", DJANGO + "cached_db") else alone.total
-        assert switching.total == alone.total + 1 + second_read, switching.log
+        # Not one lookup, as issue #15 hoped, but the same miss here again: see
+        # adoption.adopt() and docs/migrating.md. (Redis commands are not among WATCHED.)
+        assert switching.total == 2 * alone.total + 1, switching.log
 
     def test_a_session_past_the_size_limit_is_adopted_as_it_is(self):
         key = self.stock_session(big="x" * 2000)
@@ -265,11 +263,6 @@ class DjangoDBToDBTests(AdoptionContract, TestCase):
         with self.assertLogs("django.security.SuspiciousSession", "WARNING"):
             out, _, code = migrate("--from", self.current, "--to", self.previous)
         assert (out.split(" in ")[0], code) == ("Moved 0 live sessions", 0)
-
-    def test_one_statement_sees_a_session_moved_here_since_this_request_missed_it(self):
-        key = self.stock_session()
-        self.new(key).save()  # adopted (or moved) by someone else after this request's read
-        assert _look_up(self.old, self.new, key) is None  # so: load it from here
 
     def read_then_changed(self) -> FoundSession:
         """Return a session as read, then saved again by a server not yet switched."""

@@ -39,7 +39,7 @@ from django.contrib.sessions.backends.db import SessionStore as DjangoDBStore
 from django.contrib.sessions.backends.file import SessionStore as DjangoFileStore
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import connections, router, transaction
-from django.db.models import QuerySet, Value
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from sessionplus.backends.base import CreateError, SessionPlusBase, is_valid_session_key
@@ -74,8 +74,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _DB_STORES = (DjangoDBStore, DBStore)
-# Django's own (cached_db is a subclass of db there; sessionplus's are not).
-_DJANGO_DB_STORES = (DjangoDBStore,)
 _CACHED_DB_STORES = (DjangoCachedDBStore, CachedDBStore)
 
 
@@ -575,50 +573,11 @@ def adopt(
     previous = previous_engine()
     if previous is None or not is_valid_session_key(session_key):
         return {}
-    found = _look_up(previous, type(store), session_key)
-    if isinstance(found, _Nowhere):
-        return {}
+    found = read_session(previous, session_key)
     if found is not None:
         _adopt_found(previous, type(store), found)
     store._session_key = session_key
     return (load or store.load)()
-
-
-class _Nowhere:
-    """What one statement established: the key is in neither table."""
-
-
-def _look_up(
-    previous: type[SessionBase], current: type[SessionBase], session_key: str
-) -> FoundSession | _Nowhere | None:
-    """
-    Return the previous engine's live session ``session_key``, None, or ``_Nowhere()``.
-
-    From Django's table into one on the same database, one statement reads the old row
-    and whether the current table has the key now (a move or a concurrent adoption commits
-    both at once): a key in neither costs this one lookup. Otherwise the old store is read.
-    """
-    same_database = (
-        issubclass(previous, _DJANGO_DB_STORES)
-        and issubclass(current, _DB_STORES)
-        and _rows(previous).db == _rows(current).db
-    )
-    if not same_database:
-        return read_session(previous, session_key)
-    old, new = _rows(previous), _rows(current)
-    live = {"session_key": session_key, "expire_date__gt": timezone.now()}
-    columns = ("session_key", "session_data", "expire_date", "in_current")
-    rows = list(
-        old.filter(**live)
-        .annotate(in_current=Value(False))
-        .values(*columns)
-        .union(new.filter(**live).annotate(in_current=Value(True)).values(*columns))
-    )
-    if not rows:
-        return _Nowhere()
-    if any(row["in_current"] for row in rows):
-        return None  # adopted or moved meanwhile: load it
-    return _from_row(previous(), rows[0])
 
 
 def _adopt_found(
