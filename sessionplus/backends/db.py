@@ -22,17 +22,15 @@ from django.utils.functional import cached_property
 
 from sessionplus.backends.base import (
     MAX_CREATE_ATTEMPTS,
-    METADATA_FIELDS,
-    RESERVED_KEY_PREFIX,
     CreateError,
-    SessionMetadata,
     SessionPlusBase,
-    StoredSession,
     UpdateError,
-    is_metadata_value,
     is_valid_session_key,
-    now_timestamp,
 )
+from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
+from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata, is_metadata_value
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
 from sessionplus.identifiers import public_id
 

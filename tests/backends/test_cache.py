@@ -20,8 +20,8 @@ from freezegun import freeze_time
 from pymemcache.client.base import Client as MemcacheClient
 
 from benchmarks.counting import counting_round_trips
-from sessionplus.backends.base import now_timestamp
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
 from tests.support.counting import count_cache_calls
