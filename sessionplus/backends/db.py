@@ -102,19 +102,16 @@ class _LoadStatement:
         fields = [meta.get_field(name) for name in _loaded_columns(model)]
         quote = connection.ops.quote_name
         self.names = tuple(field.name for field in fields)
-        # The key is the primary key: at most one row, so no ORDER BY or LIMIT.
-        self.sql = "SELECT {} FROM {} WHERE {} = %s AND {} > %s".format(
+        # The key is the primary key: at most one row, so no ORDER BY or LIMIT. Whether it
+        # expired is read from expire_date in Python, as every engine checks it (cheaper
+        # than preparing the current time for the backend on every load).
+        key_field = meta.get_field("session_key")
+        self.sql = "SELECT {} FROM {} WHERE {} = %s".format(
             ", ".join(quote(field.column) for field in fields),
             quote(meta.db_table),
-            quote(meta.get_field("session_key").column),
-            quote(meta.get_field("expire_date").column),
+            quote(key_field.column),
         )
-        self.prepare_key = functools.partial(
-            meta.get_field("session_key").get_db_prep_value, connection=connection
-        )
-        self.prepare_moment = functools.partial(
-            meta.get_field("expire_date").get_db_prep_value, connection=connection
-        )
+        self.prepare_key = functools.partial(key_field.get_db_prep_value, connection=connection)
         # What the ORM's compiler applies to each selected column (SQLite and MySQL turn
         # datetimes aware under USE_TZ, for instance).
         self.converters = []
@@ -126,10 +123,9 @@ class _LoadStatement:
                 self.converters.append((index, converters, column))
 
     def fetch(self, connection: BaseDatabaseWrapper, session_key: str) -> dict[str, Any] | None:
-        """Return the live row of ``session_key`` by field name, or None."""
-        params = (self.prepare_key(session_key), self.prepare_moment(timezone.now()))
+        """Return the row of ``session_key`` by field name, expired or not, or None."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
+            cursor.execute(self.sql, (self.prepare_key(session_key),))
             row = cursor.fetchone()
         if row is None:
             return None
@@ -369,7 +365,10 @@ class SessionStore(SessionPlusBase):
     def _read(self, session_key: str) -> StoredSession | None:
         connection = self._connection()
         row = _statement(_LoadStatement, self.model, connection).fetch(connection, session_key)
-        return None if row is None else self._stored(row)
+        if row is None:
+            return None
+        record = self._stored(row)
+        return record if record.expires_at > now_timestamp() else None
 
     def _accept(self, record: StoredSession | None) -> dict[str, Any]:
         data = super()._accept(record)
