@@ -257,6 +257,16 @@ def request_store_class(store_class: type[SessionBase]) -> type[SessionBase]:
             with self._reporting_outage():
                 await super().adelete(session_key)
 
+        # A login's new key: the db engines move the row with a statement of their own.
+
+        def cycle_key(self) -> None:
+            with self._reporting_outage():
+                super().cycle_key()
+
+        async def acycle_key(self) -> None:
+            with self._reporting_outage():
+                await super().acycle_key()
+
     RequestSessionStore.__name__ = store_class.__name__
     RequestSessionStore.__qualname__ = store_class.__qualname__
     RequestSessionStore.__module__ = store_class.__module__

@@ -16,10 +16,9 @@ from sessionplus.backends.adoption import (
 )
 from sessionplus.management.commands.clearsessions_plus import (
     CLIENT_SIDE,
-    STORE_ERRORS,
     counted,
-    first_line,
     positive_int,
+    store_errors_as_command_error,
 )
 
 NOT_LISTABLE = (
@@ -77,12 +76,8 @@ class Command(BaseCommand):
         for engine in (source, target):
             if engine.endswith(".signed_cookies"):
                 raise CommandError(f"{engine}: {CLIENT_SIDE} Signed cookies need no move.")
-        try:
+        with store_errors_as_command_error(f"Cannot move sessions from {source} to {target}"):
             self.move(source, source_class, target_class, batch_size, dry_run)
-        except STORE_ERRORS as exc:
-            raise CommandError(
-                f"Cannot move sessions from {source} to {target}: {first_line(exc)}"
-            ) from exc
 
     @staticmethod
     def store_class(engine: str) -> type[SessionBase]:
