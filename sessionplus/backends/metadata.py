@@ -14,7 +14,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from sessionplus.backends.timestamps import as_utc_datetime, now_timestamp
 
 METADATA_FIELDS = ("created_at", "last_activity", "user_id", "ip", "user_agent")
-TIMESTAMP_FIELDS = ("created_at", "last_activity")
+_TIMESTAMP_FIELDS = ("created_at", "last_activity")
 USER_AGENT_MAX_LENGTH = 512
 # C0 controls, DEL and C1 controls: what a header may carry but no metadata should.
 _CONTROL_CHARACTERS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -37,7 +37,7 @@ def is_timestamp(value: object) -> bool:
 
 def is_metadata_value(name: str, value: object) -> bool:
     """Return whether ``value`` may be the stored value of metadata field ``name``."""
-    return is_timestamp(value) if name in TIMESTAMP_FIELDS else isinstance(value, str)
+    return is_timestamp(value) if name in _TIMESTAMP_FIELDS else isinstance(value, str)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class SessionMetadata:
     def from_stored(cls, stored: Mapping[str, Any]) -> SessionMetadata:
         """Return the view of metadata as engines store it (timestamps as UNIX seconds)."""
         values = {name: stored.get(name) for name in METADATA_FIELDS}
-        for name in TIMESTAMP_FIELDS:
+        for name in _TIMESTAMP_FIELDS:
             if values[name] is not None:
                 values[name] = as_utc_datetime(values[name])
         return cls(**values)
