@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.contrib.sessions.backends.base import SessionBase
 
@@ -30,7 +30,7 @@ def clean_user_agent(value: str) -> str:
     return _CONTROL_CHARACTERS_RE.sub("", value)[:USER_AGENT_MAX_LENGTH]
 
 
-def is_timestamp(value: object) -> bool:
+def is_timestamp(value: object) -> TypeGuard[float]:
     """Return whether ``value`` may be a stored timestamp: a finite number of seconds."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -53,7 +53,7 @@ class SessionMetadata:
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> SessionMetadata:
         """Return the view of metadata as engines store it (timestamps as UNIX seconds)."""
-        values = {name: stored.get(name) for name in METADATA_FIELDS}
+        values: dict[str, Any] = {name: stored.get(name) for name in METADATA_FIELDS}
         for name in _TIMESTAMP_FIELDS:
             if values[name] is not None:
                 values[name] = as_utc_datetime(values[name])
@@ -71,6 +71,10 @@ class MetadataMixin(SessionBase):
         self._metadata_changes: dict[str, Any] = {}
         super().__init__(session_key)
 
+    if TYPE_CHECKING:  # SessionBase's, which django-stubs leaves out
+
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
     @property
     def metadata(self) -> SessionMetadata:
         """Return what is recorded about this session besides its data."""
@@ -86,7 +90,7 @@ class MetadataMixin(SessionBase):
         building ``metadata`` and its datetimes.
         """
         self._get_session()
-        moment = self._metadata.get(name)
+        moment: float | None = self._metadata.get(name)
         if moment is None:
             return None
         return (now_timestamp() if now is None else now) - moment
