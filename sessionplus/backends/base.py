@@ -7,8 +7,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -24,15 +23,18 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.core import signing
+from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
+from sessionplus.outage import as_unavailable, is_store_outage
 
 __all__ = [
     "METADATA_FIELDS",
     "CreateError",
+    "LifecycleHooks",
     "SessionMetadata",
     "SessionPlusBase",
     "StoredSession",
@@ -40,7 +42,6 @@ __all__ = [
     "hashed_key",
     "is_valid_session_key",
     "parse_record_header",
-    "unavailable_on",
 ]
 
 SESSION_KEY_LENGTH = 32
@@ -89,15 +90,6 @@ def clean_user_agent(value: str) -> str:
 def now_timestamp() -> float:
     """Return the current time as a UNIX timestamp, honouring a frozen clock."""
     return timezone.now().timestamp()
-
-
-@contextmanager
-def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
-    """Re-raise a store client's connection errors as SessionStoreUnavailable."""
-    try:
-        yield
-    except errors as exc:
-        raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
 
 
 def require_str_key(key: object) -> None:
@@ -288,7 +280,126 @@ def _is_str(value: object) -> bool:
     return isinstance(value, str)
 
 
-class SessionPlusBase(SessionBase):
+def _lifecycle() -> Any:
+    # Imported on first use: the lifecycle reads metadata through this module.
+    from sessionplus import lifecycle
+
+    return lifecycle
+
+
+class LifecycleHooks(SessionBase):
+    """
+    Where a store serving a request reports to ``sessionplus.lifecycle``: it loaded a
+    session, it flushed one, or the store was down.
+
+    The middleware sets ``request``; a store without one (used outside a request) runs no
+    hook. Every sessionplus engine has these hooks through ``SessionPlusBase``; the
+    middleware puts them in front of Django's own engines (``lifecycle.hooked``). The
+    attributes below are the request's lifecycle state, class defaults until set, so a
+    request that never touches its session builds nothing.
+    """
+
+    request: HttpRequest | None = None
+    # The engine class that signals name as their sender.
+    signal_sender: type[SessionBase] | None = None
+    # The first outage a storage call of this request ran into.
+    outage: SessionStoreUnavailable | None = None
+    # The cookie's session was found live when it loaded.
+    started_live = False
+    # A stored session was ended (logout, timeout, binding) during this request.
+    ended = False
+    # The cookie came under SESSIONPLUS_PREVIOUS_COOKIE_NAME, this name.
+    previous_cookie: str | None = None
+    # Why the flush under way ends the session, when it is not a logout.
+    _ending: str | None = None
+
+    # Django's _get_session and _aget_session, with the hooks: every read and assignment
+    # comes through here, so the loaded session is returned first.
+
+    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            pass
+        session_key = self.session_key
+        if session_key is None or no_load:
+            self._session_cache = {}
+            return self._session_cache
+        try:
+            self._session_cache = self.load()
+        except Exception as exc:
+            raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
+        if self._must_end():
+            self.flush()
+            return self._session_cache
+        return self._after_load(session_key)
+
+    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            pass
+        session_key = self.session_key
+        if session_key is None or no_load:
+            self._session_cache = {}
+            return self._session_cache
+        try:
+            self._session_cache = await self.aload()
+        except Exception as exc:
+            raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
+        if self._must_end():
+            await self.aflush()
+            return self._session_cache
+        return await self._aafter_load(session_key)
+
+    _session = property(_get_session)
+
+    def _after_load(self, session_key: str) -> dict[str, Any]:
+        """Return the session ``session_key`` loaded as, once the lifecycle kept it."""
+        return self._session_cache
+
+    async def _aafter_load(self, session_key: str) -> dict[str, Any]:
+        return self._session_cache
+
+    def _must_end(self) -> bool:
+        # Engines drop the key of a session they did not find: one left means a live one.
+        if self.request is None or self.session_key is None:
+            return False
+        self._ending = _lifecycle().loaded(self, self.request)
+        return self._ending is not None
+
+    def _failed(self, exc: Exception) -> Exception:
+        """Return what a failed load raises: an outage as SessionStoreUnavailable, recorded."""
+        if not is_store_outage(exc):
+            return exc
+        # Whatever reads the session later in this request (other middleware, an error
+        # page) sees it empty instead of waiting on the store again; the middleware
+        # answers 503 and writes nothing.
+        self._session_cache = {}
+        unavailable = as_unavailable(exc)
+        if self.outage is None:
+            self.outage = unavailable
+        return unavailable
+
+    def flush(self) -> None:
+        session_key = self.session_key
+        super().flush()
+        self._flushed(session_key)
+
+    async def aflush(self) -> None:
+        session_key = self.session_key
+        await super().aflush()
+        self._flushed(session_key)
+
+    def _flushed(self, session_key: str | None) -> None:
+        reason, self._ending = self._ending or "logout", None
+        if self.request is not None and session_key is not None:
+            _lifecycle().ended(self, session_key, reason)
+
+
+class SessionPlusBase(LifecycleHooks):
     """
     Base class of every sessionplus engine.
 
@@ -521,30 +632,15 @@ class SessionPlusBase(SessionBase):
         check_expiry(value)
         await super().aset_expiry(value)
 
-    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
-        # Django's fast path, inlined: every read and assignment comes through here.
-        self.accessed = True
-        try:
-            return self._session_cache
-        except AttributeError:
-            pass
-        key = self.session_key
-        session = super()._get_session(no_load)
-        if self.session_key is None and key is not None:  # the load missed
-            session = self._session_cache = _adoption().adopt(self, key)
-        return self._without_corrupt_expiry(session)
+    def _after_load(self, session_key: str) -> dict[str, Any]:
+        if self.session_key is None:  # the load missed
+            self._session_cache = _adoption().adopt(self, session_key)
+        return self._without_corrupt_expiry(self._session_cache)
 
-    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
-        if hasattr(self, "_session_cache"):
-            return await super()._aget_session(no_load)
-        key = self.session_key
-        session = await super()._aget_session(no_load)
-        if self.session_key is None and key is not None:
-            session = self._session_cache = await _adoption().aadopt(self, key)
-        return self._without_corrupt_expiry(session)
-
-    # SessionBase binds ``_session`` to its own ``_get_session``.
-    _session = property(_get_session)
+    async def _aafter_load(self, session_key: str) -> dict[str, Any]:
+        if self.session_key is None:
+            self._session_cache = await _adoption().aadopt(self, session_key)
+        return self._without_corrupt_expiry(self._session_cache)
 
     def _without_corrupt_expiry(self, session: dict[str, Any]) -> dict[str, Any]:
         # Checked once per load, for every engine: an expiry the expiry maths would

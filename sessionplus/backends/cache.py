@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,7 +19,6 @@ from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
-from django.db import DatabaseError
 
 from sessionplus.backends.base import (
     CreateError,
@@ -29,36 +27,10 @@ from sessionplus.backends.base import (
     UpdateError,
     is_valid_session_key,
     now_timestamp,
-    unavailable_on,
 )
+from sessionplus.outage import cache_client_errors, unavailable_on
 
 KEY_PREFIX = "sessionplus.cache:"
-
-
-@cache
-def client_errors() -> tuple[type[BaseException], ...]:
-    """Return the errors a cache backend raises when its server cannot be reached."""
-    # Sockets and the file-based cache raise OSError, the database cache DatabaseError.
-    errors: list[type[BaseException]] = [OSError, DatabaseError]
-    try:
-        from redis.exceptions import ConnectionError, TimeoutError
-    except ImportError:
-        pass
-    else:
-        errors += [ConnectionError, TimeoutError]
-    try:
-        from django_redis.exceptions import ConnectionInterrupted
-    except ImportError:
-        pass
-    else:
-        errors.append(ConnectionInterrupted)
-    try:
-        from pymemcache.exceptions import MemcacheError
-    except ImportError:
-        pass
-    else:
-        errors.append(MemcacheError)
-    return tuple(errors)
 
 
 def _is_django_redis(backend: BaseCache) -> bool:
@@ -139,7 +111,7 @@ class SessionStore(SessionPlusBase):
 
     @contextmanager
     def _reaching_cache(self) -> Iterator[None]:
-        with unavailable_on(*client_errors()):
+        with unavailable_on(*cache_client_errors()):
             yield
 
     # Reads -------------------------------------------------------------------------

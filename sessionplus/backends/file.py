@@ -27,9 +27,9 @@ from sessionplus.backends.base import (
     is_valid_session_key,
     now_timestamp,
     parse_record_header,
-    unavailable_on,
 )
 from sessionplus.cleanup import CleanupBatch
+from sessionplus.outage import unavailable_on
 
 TEMP_SUFFIX = ".tmp"
 # A temporary file this old belongs to a process that died mid-write.

@@ -35,7 +35,6 @@ from sessionplus.backends.base import (
     UpdateError,
     is_valid_session_key,
     now_timestamp,
-    unavailable_on,
 )
 from sessionplus.backends.redis_clients import (
     UNAVAILABLE_ERRORS,
@@ -44,6 +43,7 @@ from sessionplus.backends.redis_clients import (
     sync_client,
 )
 from sessionplus.conf import conf
+from sessionplus.outage import unavailable_on
 
 __all__ = ["SessionStore"]
 

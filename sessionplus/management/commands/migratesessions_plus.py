@@ -16,9 +16,9 @@ from sessionplus.backends.adoption import (
 )
 from sessionplus.management.commands.clearsessions_plus import (
     CLIENT_SIDE,
-    STORE_ERRORS,
     counted,
     first_line,
+    is_store_error,
     positive_int,
 )
 
@@ -79,7 +79,9 @@ class Command(BaseCommand):
                 raise CommandError(f"{engine}: {CLIENT_SIDE} Signed cookies need no move.")
         try:
             self.move(source, source_class, target_class, batch_size, dry_run)
-        except STORE_ERRORS as exc:
+        except Exception as exc:
+            if not is_store_error(exc):
+                raise
             raise CommandError(
                 f"Cannot move sessions from {source} to {target}: {first_line(exc)}"
             ) from exc
