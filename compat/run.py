@@ -260,7 +260,7 @@ def main(argv: list[str]) -> int:
     os.environ["TZ"] = PROCESS_TIME_ZONE  # after setup(), which set it to TIME_ZONE
     time.tzset()
 
-    from tests.services import private_redis
+    from tests.support.services import private_redis
 
     module = import_module("sessions_tests.tests")
     point_at_sessionplus(module)

@@ -8,8 +8,8 @@ time away from TIME_ZONE, so the naive clock is tested where the two disagree.
 
 from __future__ import annotations
 
-from tests.services import redis_url
 from tests.settings import DATABASES, PASSWORD_HASHERS, REDIS_OPTIONS, SECRET_KEY
+from tests.support.services import redis_url
 
 __all__ = ["DATABASES", "PASSWORD_HASHERS", "SECRET_KEY"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pprint
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import admin
@@ -20,7 +20,7 @@ from django.contrib.admin import helpers
 from django.contrib.auth import get_permission_codename
 from django.db.models import QuerySet
 from django.db.models.query import ModelIterable
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.html import format_html
 from django.utils.module_loading import import_string
 
@@ -29,11 +29,19 @@ from sessionplus.identifiers import public_id
 from sessionplus.models import Session
 from sessionplus.sessions import end_keys
 
+# The stubs make these classes generic; Django's take no type parameters at run time.
+if TYPE_CHECKING:
+    _SessionRows = ModelIterable[Session]
+    _SessionModelAdmin = admin.ModelAdmin[Session]
+else:
+    _SessionRows = ModelIterable
+    _SessionModelAdmin = admin.ModelAdmin
 
-class _PublicIdRows(ModelIterable):
+
+class _PublicIdRows(_SessionRows):
     """Yield sessions whose key reads as their public id (the instances are never saved)."""
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Session]:
         for row in super().__iter__():
             row.public_id = row.session_key = public_id(row.session_key)
             yield row
@@ -48,7 +56,7 @@ def _engine() -> Any:
 
 
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(_SessionModelAdmin):
     """
     List and inspect sessions; never add, change or delete them here.
 
@@ -114,13 +122,17 @@ class SessionAdmin(admin.ModelAdmin):
         codename = get_permission_codename("delete", self.opts)
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
-    def response_action(self, request: HttpRequest, queryset: QuerySet[Session]) -> Any:
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Session]
+    ) -> HttpResponse | None:
         # The checkboxes carry public ids (a row's pk reads as one), and Django selects
         # rows by pk: translate them to keys on the server, where keys may be.
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         keys = Session.objects.filter(public_id__in=selected).values_list("session_key", flat=True)
-        request.POST = request.POST.copy()
-        request.POST.setlist(helpers.ACTION_CHECKBOX_NAME, list(keys))
+        post = request.POST.copy()
+        post.setlist(helpers.ACTION_CHECKBOX_NAME, list(keys))
+        # The stubs type request.POST as immutable; Django reads whatever QueryDict is there.
+        request.POST = post  # type: ignore[assignment]
         return super().response_action(request, queryset)
 
     @admin.action(description="End selected sessions", permissions=["end"])

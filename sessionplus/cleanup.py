@@ -127,7 +127,8 @@ class _ExpiredRows:
             return len(self._delete_by_key(batch_size))
         with self.connection.cursor() as cursor:
             cursor.execute(self._delete_sql(False), [self.cutoff, batch_size, self.cutoff])
-            return cursor.rowcount
+            deleted: int = cursor.rowcount
+            return deleted
 
     def delete_returning_keys(self, batch_size: int) -> list[str]:
         """Delete up to ``batch_size`` expired rows; return the keys of those deleted."""

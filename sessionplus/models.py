@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import apps
+from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
@@ -36,11 +37,13 @@ class Session(AbstractBaseSession):
         max_length=PUBLIC_ID_LENGTH, null=True, blank=True, editable=False, db_index=True
     )
 
-    class Meta(AbstractBaseSession.Meta):
+    # django-stubs leaves out the Meta an abstract model keeps for its subclasses (Django's own
+    # Session model inherits it the same way).
+    class Meta(AbstractBaseSession.Meta):  # type: ignore[name-defined,misc]
         db_table = "sessionplus_session"
 
     @classmethod
-    def get_session_store_class(cls):
+    def get_session_store_class(cls) -> type[SessionBase]:
         from sessionplus.backends.db import SessionStore
 
         return SessionStore

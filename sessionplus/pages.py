@@ -26,7 +26,7 @@ MEDIA_TYPES = ("text/html", "application/json")
 @functools.cache
 def package_engine() -> Engine:
     """Return the template engine that reads only sessionplus's own templates."""
-    return Engine(dirs=[TEMPLATES_DIR])
+    return Engine(dirs=[str(TEMPLATES_DIR)])
 
 
 def prefers_json(request: HttpRequest) -> bool:

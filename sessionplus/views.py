@@ -50,7 +50,9 @@ def _signed_in(view: View) -> View:
 
 
 def _list_url(request: HttpRequest) -> str:
-    return reverse("sessionplus:sessions", current_app=request.resolver_match.namespace)
+    # A view called without URL resolution (a RequestFactory request) has no match.
+    match = request.resolver_match
+    return reverse("sessionplus:sessions", current_app=match.namespace if match else None)
 
 
 def _ended(request: HttpRequest, count: int) -> HttpResponse:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from tests.redis_cluster import PrivateRedisCluster
-from tests.services import private_memcached, private_redis, redis_url
+from tests.support.redis_cluster import PrivateRedisCluster
+from tests.support.services import private_memcached, private_redis, redis_url
 
 # Property tests draw the same examples on every run, few enough for CI (no example
 # database, no deadline: CI machines are slow and shared). HYPOTHESIS_PROFILE=explore draws

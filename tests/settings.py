@@ -7,7 +7,7 @@ import tempfile
 
 import dj_database_url
 
-from tests.services import private_memcached, redis_url
+from tests.support.services import private_memcached, redis_url
 
 SECRET_KEY = "sessionplus-tests-not-secret"
 DEBUG = False

@@ -20,7 +20,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from sessionplus.backends.adoption import _writer_class, read_session, write_session
-from tests.commands import TtyOutput, run_command
+from tests.support.commands import TtyOutput, run_command
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."

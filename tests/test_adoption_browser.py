@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.services import missing_service
+from tests.support.services import missing_service
 from tests.test_browser import CHROMEDRIVER, CHROMIUM, BrowserTestCase, DemoServer
 
 pytestmark = pytest.mark.browser

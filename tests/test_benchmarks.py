@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from django.test import SimpleTestCase
 
-from tests.services import redis_url, repo_root
+from tests.support.services import redis_url, repo_root
 
 SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6"]
 REQUESTS = 2

@@ -26,7 +26,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.services import free_port, missing_service, repo_root
+from tests.support.services import free_port, missing_service, repo_root
 
 pytestmark = pytest.mark.browser
 

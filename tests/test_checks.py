@@ -30,7 +30,7 @@ from sessionplus.checks import (
     check_setup,
     check_user_sessions,
 )
-from tests.services import remount_read_only, tmpfs
+from tests.support.services import remount_read_only, tmpfs
 
 DJANGO_MW = "django.contrib.sessions.middleware.SessionMiddleware"
 PLUS_MW = "sessionplus.middleware.SessionMiddleware"
@@ -249,7 +249,7 @@ APPS_WITHOUT_DJANGO_SESSIONS = [
 ]
 
 
-@override_settings(SESSION_ENGINE="tests.memory_engine")
+@override_settings(SESSION_ENGINE="tests.support.memory_engine")
 class SessionCookieCheckTests(SimpleTestCase):
     def test_defaults_pass(self):
         assert check_session_cookie() == []

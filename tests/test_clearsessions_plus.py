@@ -35,10 +35,10 @@ from sessionplus import cleanup
 from sessionplus.backends.base import now_timestamp
 from sessionplus.cleanup import delete_expired_rows
 from sessionplus.models import Session
-from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
-from tests.commands import TtyOutput, run_command
-from tests.counting import count_cache_calls
-from tests.services import dead_port, repo_root
+from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
+from tests.support.commands import TtyOutput, run_command
+from tests.support.counting import count_cache_calls
+from tests.support.services import dead_port, repo_root
 
 # A batch is one DELETE that picks its rows by their physical address (PostgreSQL, SQLite).
 # MySQL/MariaDB have none Django can name and refuse LIMIT in a DELETE's subquery: a batch

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from django.test import SimpleTestCase
 
-from tests.services import repo_root
+from tests.support.services import repo_root
 
 pytest.importorskip("tomllib", reason="compat/ reads TOML with tomllib (Python 3.11+)")
 from compat.deviations import Deviation, load_deviations

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import SimpleTestCase, TestCase, modify_settings, override_settings
 
 from testproject import settings as demo_settings
-from tests.services import repo_root
+from tests.support.services import repo_root
 
 MARKER = "sessionplus_cookiecheck=1"
 

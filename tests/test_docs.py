@@ -9,7 +9,7 @@ from django.test import SimpleTestCase
 
 from sessionplus import checks
 from sessionplus.conf import DEFAULTS
-from tests.services import repo_root
+from tests.support.services import repo_root
 
 DOCS = repo_root() / "docs"
 

@@ -27,8 +27,8 @@ from freezegun import freeze_time
 import sessionplus.backends
 from sessionplus.backends.base import hashed_key
 from sessionplus.exceptions import SessionTooLarge
-from tests.cuttable_proxy import CuttableProxy
-from tests.engines import (
+from tests.support.cuttable_proxy import CuttableProxy
+from tests.support.engines import (
     ENGINES,
     EngineTestMixin,
     flip_byte,
@@ -36,7 +36,7 @@ from tests.engines import (
     read_payload,
     tamper,
 )
-from tests.services import redis_url
+from tests.support.services import redis_url
 
 SUSPICIOUS = "django.security.SuspiciousSession"
 UNSERIALIZABLE_CART = re.escape(

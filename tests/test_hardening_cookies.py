@@ -15,7 +15,7 @@ from django.conf import settings
 from django.http import HttpResponseBase
 from django.test import TestCase
 
-from tests.engines import (
+from tests.support.engines import (
     ENGINES,
     UNKNOWN_KEY,
     EngineTestMixin,

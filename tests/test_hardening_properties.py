@@ -22,7 +22,7 @@ from hypothesis.extra.django import TestCase
 
 from sessionplus.backends.base import EXPIRY_KEY, RESERVED_KEY_PREFIX
 from sessionplus.exceptions import SessionTooLarge
-from tests.engines import ENGINES, EngineTestMixin, acount_storage, count_storage
+from tests.support.engines import ENGINES, EngineTestMixin, acount_storage, count_storage
 
 
 def _as_wsgi(text: str) -> str:

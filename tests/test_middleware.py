@@ -15,8 +15,9 @@ from django.test import RequestFactory, SimpleTestCase, TestCase, override_setti
 
 from sessionplus.middleware import SessionMiddleware
 from sessionplus.signals import session_created, session_ended
-from tests import memory_engine, views_middleware
-from tests.middleware_support import (
+from tests import views_middleware
+from tests.support import memory_engine
+from tests.support.middleware_support import (
     COOKIE,
     DJANGO_CACHE,
     DJANGO_DB,

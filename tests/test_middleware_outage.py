@@ -19,8 +19,8 @@ from django.test import SimpleTestCase, TestCase
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sessionplus.exceptions import SessionStoreUnavailable
-from tests.cuttable_proxy import CuttableProxy
-from tests.middleware_support import (
+from tests.support.cuttable_proxy import CuttableProxy
+from tests.support.middleware_support import (
     COOKIE,
     DJANGO_CACHE,
     PLUS_CACHE,
@@ -31,7 +31,7 @@ from tests.middleware_support import (
     SyncRequests,
     cache_control,
 )
-from tests.services import dead_port, redis_url
+from tests.support.services import dead_port, redis_url
 
 KNOWN_LOOKING_KEY = "k" * 32
 DJANGO_REDIS = "django_redis.cache.RedisCache"

@@ -24,9 +24,9 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
 from sessionplus.signals import session_created, session_ended
-from tests import memory_engine
-from tests.engines import ENGINES, count_storage
-from tests.middleware_support import (
+from tests.support import memory_engine
+from tests.support.engines import ENGINES, count_storage
+from tests.support.middleware_support import (
     COOKIE,
     DJANGO_DB,
     MEMORY,

@@ -11,8 +11,8 @@ from django.test import RequestFactory, SimpleTestCase, override_settings
 
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_response
-from tests.cuttable_proxy import CuttableProxy
-from tests.services import dead_port, missing_service, mysql_driver, mysql_server, redis_url
+from tests.support.cuttable_proxy import CuttableProxy
+from tests.support.services import dead_port, missing_service, mysql_driver, mysql_server, redis_url
 
 LIVE_POSTGRES = {"HOST": "127.0.0.1", "PORT": 5432, "USER": "postgres", "NAME": "postgres"}
 

@@ -15,7 +15,7 @@ from django.test import Client, TestCase, TransactionTestCase, override_settings
 
 from sessionplus.receivers import cap_sessions_at_login
 from sessionplus.sessions import user_sessions
-from tests.signed_in import PASSWORD, SignedInMixin
+from tests.support.signed_in import PASSWORD, SignedInMixin
 
 NEW_PASSWORD = "a brand new passphrase 42"
 CAP_UID = "sessionplus.cap_sessions_at_login"

@@ -17,9 +17,9 @@ from sessionplus import sessions
 from sessionplus.backends.redis import SessionStore as RedisStore
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
-from tests.engines import ENGINES, count_storage
-from tests.redis_cluster import PrivateRedisCluster, engine_on
-from tests.signed_in import FIREFOX, IPHONE, SignedInMixin
+from tests.support.engines import ENGINES, count_storage
+from tests.support.redis_cluster import PrivateRedisCluster, engine_on
+from tests.support.signed_in import FIREFOX, IPHONE, SignedInMixin
 
 
 class UserSessionsContract(SignedInMixin):

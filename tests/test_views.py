@@ -8,7 +8,7 @@ from pathlib import Path
 from django.test import Client, TestCase, override_settings
 
 from sessionplus.identifiers import public_id
-from tests.signed_in import IPHONE, SignedInMixin
+from tests.support.signed_in import IPHONE, SignedInMixin
 
 PAGE = "/account/sessions/"
 JSON = {"HTTP_ACCEPT": "application/json"}

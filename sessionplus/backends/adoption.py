@@ -27,14 +27,16 @@ from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
 from django.contrib.sessions.backends.cached_db import SessionStore as DjangoCachedDBStore
 from django.contrib.sessions.backends.db import SessionStore as DjangoDBStore
 from django.contrib.sessions.backends.file import SessionStore as DjangoFileStore
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
@@ -51,6 +53,9 @@ from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_datetime, as_timestamp, delete_rows
 from sessionplus.backends.file import SessionStore as FileStore
 from sessionplus.conf import conf
+
+if TYPE_CHECKING:
+    from sessionplus.backends.redis import SessionStore as RedisStore
 
 __all__ = [
     "FoundSession",
@@ -88,7 +93,8 @@ class FoundSession:
 @functools.cache
 def engine_class(engine: str) -> type[SessionBase]:
     """Return the ``SessionStore`` of a ``SESSION_ENGINE``-style dotted path."""
-    return import_module(engine).SessionStore
+    store_class: type[SessionBase] = import_module(engine).SessionStore
+    return store_class
 
 
 def previous_engine() -> type[SessionBase] | None:
@@ -120,7 +126,8 @@ def read_session(store_class: type[SessionBase], session_key: str) -> FoundSessi
         return FoundSession(session_key, data, record.expires_at, record.metadata, version)
     version = None
     if isinstance(store, DjangoFileStore):
-        path = store._key_to_file(session_key)
+        # Private to Django's file engine, so absent from django-stubs.
+        path = store._key_to_file(session_key)  # type: ignore[attr-defined]
         if _is_record_file(path):
             return None  # sessionplus's file under the same name: not Django's session
         version = _version_of(path)
@@ -129,21 +136,27 @@ def read_session(store_class: type[SessionBase], session_key: str) -> FoundSessi
     if store.session_key != session_key:
         return None
     metadata = store._metadata if isinstance(store, SessionPlusBase) else {}
-    expires_at = _expiry_of_loaded(store, data)
+    expires_at = _expiry_of_loaded(store, session_key, data)
     return FoundSession(session_key, data, expires_at, dict(metadata), version)
 
 
-def _expiry_of_loaded(store: SessionBase, data: dict[str, Any]) -> float:
+def _expiry_of_loaded(store: SessionBase, session_key: str, data: dict[str, Any]) -> float:
     """Return when a session an engine just loaded expires."""
     now = now_timestamp()
     if isinstance(store, DjangoFileStore):
-        # Django's file engine counts the expiry from the file's modification time.
-        return now + store.get_expiry_age(expiry=store._expiry_date(data))
+        # Django's file engine counts the expiry from the file's modification time; its
+        # private _expiry_date() is absent from django-stubs.
+        expiry = store._expiry_date(data)  # type: ignore[attr-defined]
+        return now + store.get_expiry_age(expiry=expiry)
     if isinstance(store, SessionPlusBase):  # the redis engine: the key's TTL is the expiry
-        milliseconds = store._run(lambda client: client.pttl(store.redis_key(store.session_key)))
+        redis_store = cast("RedisStore", store)
+        key = redis_store.redis_key(session_key)
+        milliseconds: int = redis_store._run(lambda client: client.pttl(key))
         return now + milliseconds / 1000
     ttl = getattr(getattr(store, "_cache", None), "ttl", None)
-    seconds = ttl(store.cache_key) if callable(ttl) else None
+    seconds: float | None = (
+        ttl(store.cache_key) if isinstance(store, DjangoCacheStore) and callable(ttl) else None
+    )
     if seconds:  # django-redis reports the entry's TTL
         return now + seconds
     # Django's cache API keeps no readable expiry: as if the session were saved now.
@@ -167,8 +180,8 @@ def _version_of(path: str) -> tuple[str, int, int] | None:
     return path, status.st_ino, status.st_mtime_ns
 
 
-def _rows(store_class: Any) -> QuerySet:
-    model = store_class.get_model_class()
+def _rows(store_class: Any) -> QuerySet[AbstractBaseSession]:
+    model: type[AbstractBaseSession] = store_class.get_model_class()
     return model._base_manager.using(router.db_for_write(model))
 
 
@@ -231,15 +244,18 @@ def _stored_keys(store_class: type[SessionBase]) -> Iterator[str] | None:
     if isinstance(store, (DjangoFileStore, FileStore)):
         return _file_keys(store.storage_path, store.file_prefix)
     if hasattr(store_class, "redis_key"):
-        prefix = store_class.redis_key("")
-        keys = store._run(lambda client: list(client.scan_iter(match=prefix + "*", count=1000)))
+        redis_store = cast("RedisStore", store)
+        prefix = redis_store.redis_key("")
+        keys = redis_store._run(
+            lambda client: list(client.scan_iter(match=prefix + "*", count=1000))
+        )
         return _unprefixed(keys, prefix)
-    cache = getattr(store, "_cache", None)
-    prefix = getattr(store, "cache_key_prefix", None)
-    if prefix is None or not hasattr(cache, "iter_keys"):
+    iter_keys = getattr(getattr(store, "_cache", None), "iter_keys", None)
+    cache_prefix = getattr(store, "cache_key_prefix", None)
+    if cache_prefix is None or iter_keys is None:
         return None
     # django-redis scans the server; Django's own cache API cannot list keys.
-    return _unprefixed(cache.iter_keys(prefix + "*"), prefix)
+    return _unprefixed(iter_keys(cache_prefix + "*"), cache_prefix)
 
 
 def _file_keys(path: str, prefix: str) -> Iterator[str]:

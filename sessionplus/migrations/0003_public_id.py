@@ -1,11 +1,13 @@
+from django.apps.registry import Apps
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
 from sessionplus.identifiers import public_id
 
 BATCH_SIZE = 1000
 
 
-def fill_public_ids(apps, schema_editor):
+def fill_public_ids(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     """Give the rows written before this migration the public id the engines now write."""
     Session = apps.get_model("sessionplus", "Session")
     rows = Session.objects.using(schema_editor.connection.alias)

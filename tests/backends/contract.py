@@ -26,7 +26,7 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 from sessionplus.backends.base import SessionMetadata, SessionPlusBase
-from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
+from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 
 # Keys a cookie may carry that must never be taken for a session key.
 MALFORMED_KEYS = [

@@ -22,8 +22,8 @@ from sessionplus.backends.base import now_timestamp
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
-from tests.counting import count_cache_calls
-from tests.services import dead_port, private_memcached, redis_url
+from tests.support.counting import count_cache_calls
+from tests.support.services import dead_port, private_memcached, redis_url
 
 ENGINE = "sessionplus.backends.cache"
 ONE_EACH = {"create": [1], "load": [1], "save": [1], "touch": [1], "delete": [1]}

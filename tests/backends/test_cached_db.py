@@ -37,10 +37,10 @@ from sessionplus.backends.cached_db import (
 )
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
-from tests.backends.budgets import measure, storage_calls
 from tests.backends.contract import UserIndexedStoreContract
-from tests.counting import count_cache_calls
-from tests.services import dead_port, redis_url
+from tests.support.budgets import measure, storage_calls
+from tests.support.counting import count_cache_calls
+from tests.support.services import dead_port, redis_url
 
 LOGGER = "sessionplus.backends.cached_db"
 DJANGO_LOGGER = "django.contrib.sessions"

@@ -22,11 +22,11 @@ from freezegun import freeze_time
 
 from sessionplus.backends.db import SessionStore
 from sessionplus.models import Session
-from tests.backends.budgets import measure, storage_calls
 from tests.backends.contract import ServerSideStoreContract, UserIndexedStoreContract
-from tests.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
+from tests.support.budgets import measure, storage_calls
+from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 
 
 def flip_a_byte_of_the_row(model: Any, session_key: str) -> None:

@@ -24,7 +24,7 @@ from sessionplus.backends.base import CreateError, UpdateError, now_timestamp
 from sessionplus.backends.file import SessionStore
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
-from tests.services import remount_read_only, tmpfs
+from tests.support.services import remount_read_only, tmpfs
 
 WATCHED_EVENTS = {"open", "os.listdir", "os.remove", "os.rename", "os.link"}
 _recorders: list[list[tuple[str, tuple]]] = []

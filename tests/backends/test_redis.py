@@ -24,8 +24,8 @@ from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis_clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import UserIndexedStoreContract
-from tests.redis_faults import HangingUpListener, SilentListener
-from tests.services import PrivateRedis, dead_port, free_port, redis_url
+from tests.support.redis_faults import HangingUpListener, SilentListener
+from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
 
 ENGINE = "sessionplus.backends.redis"
 

@@ -17,8 +17,8 @@ from django.contrib.auth import SESSION_KEY
 from django.test import AsyncClient, Client, SimpleTestCase, override_settings
 
 from benchmarks.counting import counting_round_trips
-from tests.redis_commands import commands_received
-from tests.services import redis_url
+from tests.support.redis_commands import commands_received
+from tests.support.services import redis_url
 
 REDIS = "sessionplus.backends.redis"
 DJANGO_CACHE = "django.contrib.sessions.backends.cache"

@@ -18,7 +18,7 @@ from django.test import SimpleTestCase
 from sessionplus.backends.base import UpdateError
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis_clients import async_client, sync_client
-from tests.redis_cluster import PrivateRedisCluster, engine_on
+from tests.support.redis_cluster import PrivateRedisCluster, engine_on
 
 
 class RedisClusterTests(SimpleTestCase):

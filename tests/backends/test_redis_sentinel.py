@@ -11,7 +11,7 @@ from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis_clients import async_client
-from tests.redis_sentinel import SERVICE, PrivateRedisSentinel
+from tests.support.redis_sentinel import SERVICE, PrivateRedisSentinel
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ class Command(BaseCommand):
             module = import_module(engine)
         except ImportError as exc:
             raise CommandError(f"Unknown session engine {engine!r}: {exc}") from exc
-        store_class = getattr(module, "SessionStore", None)
+        store_class: type[SessionBase] | None = getattr(module, "SessionStore", None)
         if store_class is None:
             raise CommandError(f"Session engine {engine!r} has no SessionStore class.")
         return store_class

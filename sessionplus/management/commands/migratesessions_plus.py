@@ -130,8 +130,8 @@ class Command(BaseCommand):
         if dry_run:
             self.info(f"Would move {counted(moved, 'live session')} (dry run: nothing moved).")
             return
-        kept = f" ({counted(present, 'session')} already there: kept)" if present else ""
-        self.info(f"Moved {counted(moved, 'live session')}{kept} in {elapsed:.1f} s.")
+        already = f" ({counted(present, 'session')} already there: kept)" if present else ""
+        self.info(f"Moved {counted(moved, 'live session')}{already} in {elapsed:.1f} s.")
 
     def info(self, message: str) -> None:
         if self.verbosity >= 1:

@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.services import PrivateRedis, free_port, missing_service, redis_server_binary
+from tests.support.services import PrivateRedis, free_port, missing_service, redis_server_binary
 
 SERVICE = "sessionplus-primary"
 

@@ -26,7 +26,7 @@ from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from sessionplus.backends.base import SessionPlusBase
-from tests.counting import count_cache_calls
+from tests.support.counting import count_cache_calls
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.test import Client, override_settings
 
 from sessionplus.signals import session_ended
-from tests.engines import ENGINES
+from tests.support.engines import ENGINES
 
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (

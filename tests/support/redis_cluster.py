@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.test import override_settings
 
-from tests.services import free_port, missing_service, redis_server_binary
+from tests.support.services import free_port, missing_service, redis_server_binary
 
 MASTERS = 3
 STARTS = 3

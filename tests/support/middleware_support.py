@@ -24,7 +24,7 @@ from django.http import HttpResponse
 from django.test import AsyncClient, Client, override_settings
 
 from sessionplus.models import Session as SessionPlusSession
-from tests import memory_engine
+from tests.support import memory_engine
 
 URLCONF = "tests.urls_middleware"
 COOKIE = "sessionid"
@@ -36,7 +36,7 @@ PLUS_CACHED_DB = "sessionplus.backends.cached_db"
 PLUS_FILE = "sessionplus.backends.file"
 PLUS_REDIS = "sessionplus.backends.redis"
 PLUS_SIGNED_COOKIES = "sessionplus.backends.signed_cookies"
-MEMORY = "tests.memory_engine"
+MEMORY = "tests.support.memory_engine"
 PROJECT_MODEL = "tests.custom_session.models"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
 
-from tests.counting import count_cache_calls
+from tests.support.counting import count_cache_calls
 
 
 @contextmanager

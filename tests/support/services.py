@@ -135,7 +135,7 @@ def mysql_driver() -> None:
 
 
 def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 class PrivateMemcached:
