@@ -18,8 +18,8 @@ from sessionplus import lifecycle
 from sessionplus.backends.base import LifecycleHooks
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.signals import session_created, session_ended
-from tests import memory_engine
-from tests.middleware_support import received
+from tests.support import memory_engine
+from tests.support.middleware_support import received
 
 START = datetime(2030, 1, 1, tzinfo=dt_timezone.utc)
 factory = RequestFactory()
