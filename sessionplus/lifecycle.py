@@ -17,9 +17,10 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from sessionplus.backends.base import LifecycleHooks, SessionPlusBase, hashed_key
+from sessionplus.backends.base import LifecycleHooks, SessionPlusBase
 from sessionplus.client import client_ip, ip_network, user_agent
 from sessionplus.conf import conf
+from sessionplus.identifiers import log_id
 from sessionplus.signals import session_created, session_ended
 
 security_logger = logging.getLogger("django.security.SuspiciousSession")
@@ -99,7 +100,7 @@ def end_reason(session: SessionPlusBase, request: HttpRequest) -> str | None:
     if changes:
         security_logger.warning(
             "Session %s ended: its %s changed.",
-            hashed_key(session.session_key),
+            log_id(session.session_key),
             " and ".join(changes),
         )
         return "hijack"
@@ -154,7 +155,7 @@ def ended(store: LifecycleHooks, session_key: str, reason: str) -> None:
 def send_ended(
     sender: type[SessionBase], session_key: str, reason: str, request: HttpRequest | None
 ) -> None:
-    """Send ``session_ended`` for one session (``reason``: see ``SESSION_END_REASONS``)."""
+    """Send ``session_ended`` for one session (``reason``: see ``sessionplus.signals``)."""
     session_ended.send(sender=sender, session_key=session_key, reason=reason, request=request)
 
 

@@ -19,7 +19,7 @@ from django.conf import settings
 from django.http import HttpRequest
 
 from sessionplus import lifecycle
-from sessionplus.backends.base import SessionMetadata
+from sessionplus.backends.metadata import SessionMetadata
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
 

@@ -23,11 +23,11 @@ from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from sessionplus.backends.base import (
     CreateError,
     SessionPlusBase,
-    StoredSession,
     UpdateError,
     is_valid_session_key,
-    now_timestamp,
 )
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.outage import cache_client_errors, unavailable_on
 
 KEY_PREFIX = "sessionplus.cache:"
