@@ -6,6 +6,7 @@ signing (the data rule applied to its one serialization), and the load/save fram
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -77,8 +78,9 @@ def _lifecycle() -> Any:
 
 class LifecycleHooks(SessionBase):
     """
-    Where a store serving a request reports to ``sessionplus.lifecycle``: it loaded a
-    session, it flushed one, or the store was down.
+    The load and flush frame: a store serving a request reports to ``sessionplus.lifecycle``
+    that it loaded a session, flushed one, or found the store down; and a key the store
+    lacks is looked up in ``SESSIONPLUS_PREVIOUS_ENGINE`` (``adoption``).
 
     The middleware sets ``request``; a store without one (used outside a request) runs no
     hook. Every sessionplus engine has these hooks through ``SessionPlusBase``; the
@@ -116,12 +118,14 @@ class LifecycleHooks(SessionBase):
             return self._session_cache
         try:
             self._session_cache = self.load()
+            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
+                self._session_cache = _adoption().adopt(self, session_key)
         except Exception as exc:
             raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
         if self._must_end():
             self.flush()
             return self._session_cache
-        return self._after_load(session_key)
+        return self._loaded()
 
     async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
         self.accessed = True
@@ -135,20 +139,19 @@ class LifecycleHooks(SessionBase):
             return self._session_cache
         try:
             self._session_cache = await self.aload()
+            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
+                self._session_cache = await _adoption().aadopt(self, session_key)
         except Exception as exc:
             raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
         if self._must_end():
             await self.aflush()
             return self._session_cache
-        return await self._aafter_load(session_key)
+        return self._loaded()
 
     _session = property(_get_session)
 
-    def _after_load(self, session_key: str) -> dict[str, Any]:
-        """Return the session ``session_key`` loaded as, once the lifecycle kept it."""
-        return self._session_cache
-
-    async def _aafter_load(self, session_key: str) -> dict[str, Any]:
+    def _loaded(self) -> dict[str, Any]:
+        """Return the session as loaded, once the lifecycle kept it."""
         return self._session_cache
 
     def _must_end(self) -> bool:
@@ -173,11 +176,15 @@ class LifecycleHooks(SessionBase):
 
     def flush(self) -> None:
         session_key = self.session_key
+        # The previous engine first: an adoption under way then finds nothing to copy, or
+        # finds its source gone and undoes its copy (see adoption.adopt).
+        _adoption().end_in_previous(self)
         super().flush()
         self._flushed(session_key)
 
     async def aflush(self) -> None:
         session_key = self.session_key
+        await _adoption().aend_in_previous(self)
         await super().aflush()
         self._flushed(session_key)
 
@@ -198,6 +205,10 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
 
     # The stored data as last loaded, which a touch compares with what is stored now.
     _loaded_data: str | None = None
+    # Set on a store that writes a copy of a session another engine holds (adoption): the
+    # copy keeps the expiry it has there, and is stored even past SESSIONPLUS_MAX_SIZE (the
+    # limit is on what the site writes; a session it already had is carried over as it is).
+    copied_expires_at: float | None = None
 
     # Keys ----------------------------------------------------------------------
 
@@ -253,7 +264,11 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         (or ``validate_for_write()``) before writing anything.
         """
         check_keys(data)
-        return CheckingSerializer(self.serializer).dumps(data)
+        return CheckingSerializer(self.serializer, self._max_size()).dumps(data)
+
+    def _max_size(self) -> float | None:
+        # A copy adoption writes is stored as it is (see copied_expires_at).
+        return None if self.copied_expires_at is None else math.inf
 
     def validate_for_write(self) -> None:
         """Check the session in memory against the data rule without loading anything."""
@@ -272,7 +287,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         return signing.dumps(
             session_dict if own_fields is None else {**session_dict, **own_fields},
             salt=self.key_salt,
-            serializer=partial(CheckingSerializer, self.serializer),
+            serializer=partial(CheckingSerializer, self.serializer, self._max_size()),
             compress=True,
         )
 
@@ -311,14 +326,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         check_expiry(value)
         await super().aset_expiry(value)
 
-    def _after_load(self, session_key: str) -> dict[str, Any]:
-        if self.session_key is None:  # the load missed
-            self._session_cache = _adoption().adopt(self, session_key)
-        return self._without_corrupt_expiry(self._session_cache)
-
-    async def _aafter_load(self, session_key: str) -> dict[str, Any]:
-        if self.session_key is None:
-            self._session_cache = await _adoption().aadopt(self, session_key)
+    def _loaded(self) -> dict[str, Any]:
         return self._without_corrupt_expiry(self._session_cache)
 
     def _without_corrupt_expiry(self, session: dict[str, Any]) -> dict[str, Any]:
@@ -334,6 +342,8 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
 
     def expiry_timestamp(self, now: float | None = None) -> float:
         """Return when this session expires, as a UNIX timestamp."""
+        if self.copied_expires_at is not None:
+            return self.copied_expires_at
         now = now_timestamp() if now is None else now
         return self.get_expiry_date(modification=as_utc_datetime(now)).timestamp()
 
@@ -442,16 +452,12 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         raise RuntimeError("Unable to create a new session key.")
 
     def flush(self) -> None:
-        key = self.session_key
         super().flush()
         self._metadata = {}
-        _adoption().end_in_previous(key)
 
     async def aflush(self) -> None:
-        key = self.session_key
         await super().aflush()
         self._metadata = {}
-        await _adoption().aend_in_previous(key)
 
     # Touch ---------------------------------------------------------------------
 
