@@ -151,10 +151,7 @@ def _expiry_of_loaded(store: SessionBase, session_key: str, data: dict[str, Any]
         expiry = store._expiry_date(data)  # type: ignore[attr-defined]
         return now + store.get_expiry_age(expiry=expiry)
     if isinstance(store, SessionPlusBase):  # the redis engine: the key's TTL is the expiry
-        redis_store = cast("RedisStore", store)
-        key = redis_store.redis_key(session_key)
-        milliseconds: int = redis_store._run(lambda client: client.pttl(key))
-        return now + milliseconds / 1000
+        return now + cast("RedisStore", store).seconds_to_live()
     ttl = getattr(getattr(store, "_cache", None), "ttl", None)
     seconds: float | None = (
         ttl(store.cache_key) if isinstance(store, DjangoCacheStore) and callable(ttl) else None
@@ -250,12 +247,8 @@ def _stored_keys(store_class: type[SessionBase]) -> Iterator[str] | None:
     if isinstance(store, (DjangoFileStore, FileStore)):
         return _file_keys(store.storage_path, store.file_prefix)
     if hasattr(store_class, "redis_key"):
-        redis_store = cast("RedisStore", store)
-        prefix = redis_store.redis_key("")
-        keys = redis_store._run(
-            lambda client: list(client.scan_iter(match=prefix + "*", count=1000))
-        )
-        return _unprefixed(keys, prefix)
+        redis_class = cast("type[RedisStore]", store_class)
+        return _unprefixed(redis_class.stored_keys(), redis_class.redis_key(""))
     iter_keys = getattr(getattr(store, "_cache", None), "iter_keys", None)
     cache_prefix = getattr(store, "cache_key_prefix", None)
     if cache_prefix is None or iter_keys is None:

@@ -16,8 +16,10 @@ from django.core import signing
 from django.core.cache import caches
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
+from freezegun import freeze_time
 from pymemcache.client.base import Client as MemcacheClient
 
+from benchmarks.counting import counting_round_trips
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
@@ -69,8 +71,10 @@ class CacheEngineContract(ServerSideStoreContract):
 
     engine = ENGINE
     alias = "default"
-    # The cache calls a save of an existing session makes on this backend.
+    # The cache calls a save of an existing session, and a touch of an unmodified one, make
+    # on this backend (django-redis: SET XX, and the touch's script through its client).
     save_calls = ["set"]
+    touch_calls: list[str] = []
 
     def setUp(self) -> None:
         super().setUp()
@@ -223,9 +227,20 @@ class CacheEngineContract(ServerSideStoreContract):
         with count_cache_calls(self.alias) as calls:
             session.save()
         assert calls == self.save_calls
+        session = self.reloaded(session)
+        session["a"]  # the middleware touches a loaded, unmodified session
         with count_cache_calls(self.alias) as calls:
             session.touch()
-        assert calls == self.save_calls
+        assert calls == self.touch_calls
+
+    def test_a_touch_after_the_entry_expired_raises_update_error(self):
+        session = self.saved(a=1)
+        session.set_expiry(60)
+        session.save()
+        session = self.reloaded(session)
+        session["a"]
+        with freeze_time(timezone.now() + timedelta(seconds=120)), pytest.raises(UpdateError):
+            session.touch()
 
     def test_budget_delete_is_one_delete(self):
         session = self.saved(a=1)
@@ -246,6 +261,8 @@ class CacheEngineContract(ServerSideStoreContract):
         session["b"] = 2
         with counter() as counts["save"]:
             session.save()
+        session = self.store(session.session_key)
+        session["a"]  # loaded, unmodified: what the middleware touches
         with counter() as counts["touch"]:
             session.touch()
         with counter() as counts["delete"]:
@@ -266,8 +283,10 @@ class CacheEngineContract(ServerSideStoreContract):
 
 class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "default"
-    # locmem has no conditional write: touch probes that the entry still exists, then set.
+    # locmem has no conditional write: touch probes that the entry still exists, then set;
+    # a session's touch reads the entry first.
     save_calls = ["touch", "set"]
+    touch_calls = ["get", "touch", "set"]
 
     def test_djangos_cache_engine_costs_more_for_the_same_operations(self):
         def measure(store_class):
@@ -309,7 +328,21 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis"
 
     def test_every_operation_is_one_redis_round_trip(self):
-        assert self.round_trips(count_redis_commands) == ONE_EACH
+        # Round trips, not commands: the server counts the GET and SET a script runs.
+        assert self.round_trips(counting_round_trips) == ONE_EACH
+
+    def test_a_client_that_stores_values_its_own_way_touches_by_reading_first(self):
+        # django-redis's herd client wraps every value: the touch's script cannot compare it.
+        herd = {**settings.CACHES["redis"]}
+        herd["OPTIONS"] = {**herd["OPTIONS"], "CLIENT_CLASS": "django_redis.client.HerdClient"}
+        caches_with_herd = {**settings.CACHES, "herd": herd}
+        with override_settings(CACHES=caches_with_herd, SESSION_CACHE_ALIAS="herd"):
+            session = self.reloaded(self.saved(a=1))
+            session["a"]
+            with counting_round_trips() as sent:
+                session.touch()
+            assert sent == [2]
+            assert self.reloaded(session)["a"] == 1
 
     def test_djangos_cache_engine_needs_two_round_trips_to_create_and_to_save(self):
         session = DjangoCacheStore()
@@ -357,19 +390,22 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
 @pytest.mark.usefixtures("redis_db")
 class DjangoBuiltinRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis_builtin"
-    save_calls = []  # the conditional SET goes through the backend's client (counted below)
+    # The conditional SET and the touch's script go through the backend's client (counted below).
+    save_calls = touch_calls = []
 
     def test_every_operation_is_one_redis_round_trip(self):
-        assert self.round_trips(count_redis_commands) == ONE_EACH
+        # Round trips, not commands: the server counts the GET and SET a script runs.
+        assert self.round_trips(counting_round_trips) == ONE_EACH
 
 
 @pytest.mark.usefixtures("memcached_db")
 class MemcachedCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "memcached"
     save_calls = []  # memcached's replace goes through the backend's client (counted below)
+    touch_calls = ["get"]  # no compare-and-set: the touch reads the entry, then replaces it
 
-    def test_every_operation_is_one_memcached_command(self):
-        assert self.round_trips(count_memcached_commands) == ONE_EACH
+    def test_every_operation_but_touch_is_one_memcached_command(self):
+        assert self.round_trips(count_memcached_commands) == {**ONE_EACH, "touch": [2]}
 
     def test_djangos_cache_engine_needs_two_commands_to_create_and_to_save(self):
         session = DjangoCacheStore()

@@ -17,9 +17,8 @@ from sessionplus.backends.adoption import (
 from sessionplus.management.commands.clearsessions_plus import (
     CLIENT_SIDE,
     counted,
-    first_line,
-    is_store_error,
     positive_int,
+    store_errors_as_command_error,
 )
 
 NOT_LISTABLE = (
@@ -77,14 +76,8 @@ class Command(BaseCommand):
         for engine in (source, target):
             if engine.endswith(".signed_cookies"):
                 raise CommandError(f"{engine}: {CLIENT_SIDE} Signed cookies need no move.")
-        try:
+        with store_errors_as_command_error(f"Cannot move sessions from {source} to {target}"):
             self.move(source, source_class, target_class, batch_size, dry_run)
-        except Exception as exc:
-            if not is_store_error(exc):
-                raise
-            raise CommandError(
-                f"Cannot move sessions from {source} to {target}: {first_line(exc)}"
-            ) from exc
 
     @staticmethod
     def store_class(engine: str) -> type[SessionBase]:

@@ -25,7 +25,7 @@ DJANGO_CACHE = "django.contrib.sessions.backends.cache"
 
 Operation = Callable[[], Any]
 # A load: one transaction (commands_received records it as one entry), no script.
-READ = "MULTI HGETALL PTTL EXEC"
+READ = "HGETALL"
 
 
 def store_class(engine: str) -> Any:
