@@ -456,12 +456,12 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         response = middleware.process_response(request, HttpResponse())
         key = response.cookies[COOKIE].value
         assert request.session.session_key == key
-        assert middleware.engine_store_class(key)["value"] == "x"
+        assert middleware.SessionStore(key)["value"] == "x"
 
     @override_settings(SESSION_ENGINE=MEMORY)
     def test_cookies_whose_names_contain_the_session_cookies_name_leave_it_trusted(self):
         middleware = SessionMiddleware(lambda request: HttpResponse())
-        stored = middleware.engine_store_class()
+        stored = middleware.SessionStore()
         stored["value"] = "x"
         stored.save()
         request = self.factory.get(
@@ -488,7 +488,7 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         request.session = middleware.SessionStore()
         request.session["value"] = "x"
         response = middleware.process_response(request, HttpResponse())
-        assert middleware.engine_store_class(response.cookies[COOKIE].value)["value"] == "x"
+        assert middleware.SessionStore(response.cookies[COOKIE].value)["value"] == "x"
 
     @override_settings(SESSION_ENGINE=MEMORY)
     def test_an_error_while_saving_that_is_no_outage_is_raised(self):

@@ -207,6 +207,13 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
         with self.assertNoLogs(SUSPICIOUS):
             assert self.store(value.rsplit(":", 1)[0]).session_key is None
 
+    def test_cookie_with_characters_no_signed_value_has_is_no_session_without_decoding(self):
+        value = self.cookie(a=1)
+        with self.assertNoLogs(SUSPICIOUS):
+            session = self.store(value.replace(":", "!:", 1))
+            assert list(session.keys()) == []
+        assert session.session_key is None
+
     def test_signed_payload_that_does_not_decode_is_no_session_and_logged(self):
         for payload in ("a", ".bm90IHpsaWI", "bm90IGpzb24"):
             value = signing.TimestampSigner(salt=SALT).sign(payload)
