@@ -15,13 +15,11 @@ from django.conf import settings
 from django.http import HttpResponseBase
 from django.test import TestCase
 
+from tests.support.counting import StorageCount, count_storage
 from tests.support.engines import (
     ENGINES,
     UNKNOWN_KEY,
     EngineTestMixin,
-    StorageCount,
-    acount_storage,
-    count_storage,
 )
 
 
@@ -130,7 +128,7 @@ class HostileCookieChecks(EngineTestMixin):
     ) -> tuple[HttpResponseBase, StorageCount]:
         self.client.cookies.clear()
         extra = {} if cookie_header is None else {"HTTP_COOKIE": cookie_header}
-        with count_storage(self.engine) as count:
+        with count_storage(redis=self.engine.on_redis) as count:
             response = self.client.get(path, **extra)
         return response, count
 
@@ -139,7 +137,7 @@ class HostileCookieChecks(EngineTestMixin):
     ) -> tuple[HttpResponseBase, StorageCount]:
         self.async_client.cookies.clear()
         headers = {} if cookie_header is None else {"cookie": cookie_header}
-        async with acount_storage(self.engine) as count:
+        async with count_storage(redis=self.engine.on_redis) as count:
             response = await self.async_client.get(path, headers=headers)
         return response, count
 

@@ -22,7 +22,8 @@ from hypothesis.extra.django import TestCase
 
 from sessionplus.backends.base import EXPIRY_KEY, RESERVED_KEY_PREFIX
 from sessionplus.exceptions import SessionTooLarge
-from tests.support.engines import ENGINES, EngineTestMixin, acount_storage, count_storage
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES, EngineTestMixin
 
 
 def _as_wsgi(text: str) -> str:
@@ -84,7 +85,7 @@ class CookiePropertyChecks(EngineTestMixin):
 
     def request(self, path: str, header: str) -> tuple[Any, Any]:
         self.client.cookies.clear()
-        with count_storage(self.engine) as count:
+        with count_storage(redis=self.engine.on_redis) as count:
             response = self.client.get(path, HTTP_COOKIE=header)
         return response, count
 
@@ -111,7 +112,7 @@ class CookiePropertyChecks(EngineTestMixin):
         @async_to_sync
         async def read() -> tuple[Any, Any]:
             self.async_client.cookies.clear()
-            async with acount_storage(self.engine) as count:
+            async with count_storage(redis=self.engine.on_redis) as count:
                 response = await self.async_client.get("/read/", headers={"cookie": header})
             return response, count
 

@@ -15,17 +15,16 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.http import HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
 from sessionplus.signals import session_created, session_ended
 from tests.support import memory_engine
-from tests.support.engines import ENGINES, count_storage
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES
 from tests.support.middleware_support import (
     COOKIE,
     DJANGO_DB,
@@ -651,11 +650,10 @@ class TouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
         with self.settings(SESSION_ENGINE=DJANGO_DB):
             self.browser = self.make_client()
             self.get("/write/", {"value": "x"})
-            with CaptureQueriesContext(connection) as queries:
+            with count_storage() as count:
                 for _ in range(self.requests):
                     self.get("/read/")
-        writes = [query for query in queries if query["sql"].startswith("UPDATE")]
-        assert len(writes) == self.requests
+        assert count.sql.count("UPDATE") == self.requests
 
 
 @pytest.mark.usefixtures("redis_db")
@@ -676,7 +674,7 @@ class EngineTouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
                     self.get("/write/", {"value": "x"})
                     frozen.tick(300)
                     for _ in range(self.requests):
-                        with count_storage(engine) as count:
+                        with count_storage(redis=engine.on_redis) as count:
                             assert self.get("/read/").content == b"x"
                         writes.append(count.total_writes)
                         frozen.tick(2)
@@ -696,11 +694,11 @@ class SqlTouchBudgetTests(MiddlewareTestMixin, SyncRequests, TransactionTestCase
     requests = TouchBudgetTests.requests
 
     def statements(self, frozen: FrozenDateTimeFactory) -> Counter[str]:
-        with CaptureQueriesContext(connection) as queries:
+        with count_storage() as count:
             for _ in range(self.requests):
                 assert self.get("/read/").content == b"x"
                 frozen.tick(2)
-        return Counter(query["sql"].split()[0].upper() for query in queries)
+        return Counter(count.sql)
 
     @override_settings(SESSIONPLUS_TOUCH_INTERVAL=300)
     def test_sessionplus_db_engine_with_a_touch_interval_runs_101_statements(self):

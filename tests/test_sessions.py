@@ -17,7 +17,8 @@ from sessionplus import sessions
 from sessionplus.backends.redis import SessionStore as RedisStore
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
-from tests.support.engines import ENGINES, count_storage
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES
 from tests.support.redis_cluster import PrivateRedisCluster, engine_on
 from tests.support.signed_in import FIREFOX, IPHONE, SignedInMixin
 
@@ -122,7 +123,7 @@ class UserSessionsContract(SignedInMixin):
     def test_listing_costs_one_read_for_the_index_and_at_most_one_per_session(self):
         for _ in range(3):
             self.signed_in(self.alice)
-        with count_storage(ENGINES[self.engine_name]) as count:
+        with count_storage(redis=ENGINES[self.engine_name].on_redis) as count:
             assert len(sessions.user_sessions(self.alice)) == 3
         assert count.total_writes == 0, count.log
         assert count.total <= 1 + 3, count.log

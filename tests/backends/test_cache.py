@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
@@ -16,52 +14,16 @@ from django.core import signing
 from django.core.cache import caches
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
-from pymemcache.client.base import Client as MemcacheClient
 
 from sessionplus.backends.base import now_timestamp
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
-from tests.support.counting import count_cache_calls
-from tests.support.services import dead_port, private_memcached, redis_url
+from tests.support.counting import StorageCount, count_storage
+from tests.support.services import dead_port
 
 ENGINE = "sessionplus.backends.cache"
-ONE_EACH = {"create": [1], "load": [1], "save": [1], "touch": [1], "delete": [1]}
-
-
-@contextmanager
-def count_redis_commands() -> Iterator[list[int]]:
-    """Count the commands the suite's Redis server executes (INFO itself excluded)."""
-
-    def executed(client: redis.Redis) -> int:
-        stats = client.info("commandstats")
-        return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
-
-    counted: list[int] = []
-    with redis.Redis.from_url(redis_url()) as client:
-        before = executed(client)
-        yield counted
-        counted.append(executed(client) - before)
-
-
-@contextmanager
-def count_memcached_commands() -> Iterator[list[int]]:
-    """Count the storage commands the suite's memcached executes."""
-    names = ("cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses")
-
-    def executed(client: MemcacheClient) -> int:
-        stats = client.stats()
-        return sum(stats[name.encode()] for name in names)
-
-    counted: list[int] = []
-    host, port = private_memcached().location.split(":")
-    client = MemcacheClient((host, int(port)))
-    try:
-        before = executed(client)
-        yield counted
-        counted.append(executed(client) - before)
-    finally:
-        client.close()
+ONE_EACH = {"create": 1, "load": 1, "save": 1, "touch": 1, "delete": 1}
 
 
 class CacheEngineContract(ServerSideStoreContract):
@@ -172,11 +134,11 @@ class CacheEngineContract(ServerSideStoreContract):
             await session.asave(must_create=True)
 
     async def test_async_malformed_keys_cost_no_cache_call(self):
-        with count_cache_calls(self.alias) as calls:
+        async with count_storage() as count:
             for bad_key in MALFORMED_KEYS:
                 assert await self.store().aexists(bad_key) is False
                 await self.store().adelete(bad_key)
-        assert calls == []
+        assert count.cache == []
 
     def test_save_after_delete_does_not_bring_the_entry_back(self):
         session = self.reloaded(self.saved(a=1))
@@ -189,79 +151,79 @@ class CacheEngineContract(ServerSideStoreContract):
     # Budgets -----------------------------------------------------------------------
 
     def test_malformed_keys_cost_no_cache_call(self):
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             for bad_key in MALFORMED_KEYS:
                 session = self.store(bad_key)
                 assert list(session.keys()) == []
                 assert session.exists(bad_key) is False
                 session.delete(bad_key)
-        assert calls == []
+        assert count.cache == []
 
     def test_budget_untouched_and_new_sessions_cost_nothing(self):
         key = self.saved(a=1).session_key
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             self.store(key)
             assert self.store().get("a") is None
-        assert calls == []
+        assert count.cache == []
 
     def test_budget_load_is_one_get(self):
         key = self.saved(a=1).session_key
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             assert self.store(key)["a"] == 1
-        assert calls == ["get"]
+        assert count.cache == ["get"]
 
     def test_budget_create_is_one_add(self):
         session = self.store()
         session["a"] = 1
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.save()
-        assert calls == ["add"]
+        assert count.cache == ["add"]
 
     def test_budget_save_and_touch(self):
         session = self.reloaded(self.saved(a=1))
         session["b"] = 2
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.save()
-        assert calls == self.save_calls
-        with count_cache_calls(self.alias) as calls:
+        assert count.cache == self.save_calls
+        with count_storage() as count:
             session.touch()
-        assert calls == self.save_calls
+        assert count.cache == self.save_calls
 
     def test_budget_delete_is_one_delete(self):
         session = self.saved(a=1)
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.delete()
-        assert calls == ["delete"]
+        assert count.cache == ["delete"]
 
-    def round_trips(self, counter) -> dict[str, list[int]]:
-        """Return what each operation costs at the server, counted by ``counter``."""
-        counts: dict[str, list[int]] = {}
+    def round_trips(self, server: str) -> dict[str, int]:
+        """Return how many commands each operation costs at ``server`` ("redis", "memcached")."""
+        counts: dict[str, StorageCount] = {}
         session = self.store()
         session["a"] = 1
-        with counter() as counts["create"]:
+        with count_storage(**{server: True}) as counts["create"]:
             session.save()
         session = self.store(session.session_key)
-        with counter() as counts["load"]:
+        with count_storage(**{server: True}) as counts["load"]:
             session.load()
         session["b"] = 2
-        with counter() as counts["save"]:
+        with count_storage(**{server: True}) as counts["save"]:
             session.save()
-        with counter() as counts["touch"]:
+        with count_storage(**{server: True}) as counts["touch"]:
             session.touch()
-        with counter() as counts["delete"]:
+        with count_storage(**{server: True}) as counts["delete"]:
             session.delete()
-        return counts
+        return {operation: len(count.names(server)) for operation, count in counts.items()}
 
     async def test_async_budget_load_create_and_delete(self):
         session = self.store()
         await session.aset("a", 1)
-        with count_cache_calls(self.alias) as calls:
+        async with count_storage() as count:
             await session.asave()
             assert await self.store(session.session_key).aget("a") == 1
             await session.adelete()
         # Django's BaseCache runs each async method as its sync twin in a thread: the
         # pairs are one storage call each.
-        assert calls == ["aadd", "add", "aget", "get", "adelete", "delete"]
+        assert count.cache == ["aadd", "add", "aget", "get", "adelete", "delete"]
 
 
 class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
@@ -272,21 +234,21 @@ class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     def test_djangos_cache_engine_costs_more_for_the_same_operations(self):
         def measure(store_class):
             counts = {}
-            with count_cache_calls(self.alias) as counts["new session read"]:
+            with count_storage() as counts["new session read"]:
                 store_class().get("a")
             session = store_class()
             session["a"] = 1
-            with count_cache_calls(self.alias) as counts["create"]:
+            with count_storage() as counts["create"]:
                 session.save()
-            with count_cache_calls(self.alias) as counts["load"]:
+            with count_storage() as counts["load"]:
                 session = store_class(session.session_key)
                 session["a"]
             session["b"] = 2
-            with count_cache_calls(self.alias) as counts["save"]:
+            with count_storage() as counts["save"]:
                 session.save()
-            with count_cache_calls(self.alias) as counts["delete"]:
+            with count_storage() as counts["delete"]:
                 session.delete()
-            return counts
+            return {operation: count.cache for operation, count in counts.items()}
 
         assert measure(DjangoCacheStore) == {
             "new session read": [],
@@ -309,18 +271,18 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis"
 
     def test_every_operation_is_one_redis_round_trip(self):
-        assert self.round_trips(count_redis_commands) == ONE_EACH
+        assert self.round_trips("redis") == ONE_EACH
 
     def test_djangos_cache_engine_needs_two_round_trips_to_create_and_to_save(self):
         session = DjangoCacheStore()
         session["a"] = 1
-        with count_redis_commands() as create:
+        with count_storage(redis=True) as create:
             session.save()
         session = DjangoCacheStore(session.session_key)
         session["b"] = 2
-        with count_redis_commands() as save:
+        with count_storage(redis=True) as save:
             session.save()
-        assert (create, save) == ([2], [2])
+        assert (len(create.redis), len(save.redis)) == (2, 2)
 
     def test_entry_expires_with_the_session(self):
         with override_settings(SESSION_COOKIE_AGE=100):
@@ -345,9 +307,9 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
         session = await self.asaved(a=1)
         session = self.store(session.session_key)
         await session.aset("b", 2)
-        with count_redis_commands() as executed:
+        async with count_storage(redis=True) as executed:
             await session.asave()
-        assert executed == [1]
+        assert len(executed.redis) == 1
         await self.store().adelete(session.session_key)
         with pytest.raises(UpdateError):
             await session.asave()
@@ -360,7 +322,7 @@ class DjangoBuiltinRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCa
     save_calls = []  # the conditional SET goes through the backend's client (counted below)
 
     def test_every_operation_is_one_redis_round_trip(self):
-        assert self.round_trips(count_redis_commands) == ONE_EACH
+        assert self.round_trips("redis") == ONE_EACH
 
 
 @pytest.mark.usefixtures("memcached_db")
@@ -369,18 +331,18 @@ class MemcachedCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     save_calls = []  # memcached's replace goes through the backend's client (counted below)
 
     def test_every_operation_is_one_memcached_command(self):
-        assert self.round_trips(count_memcached_commands) == ONE_EACH
+        assert self.round_trips("memcached") == ONE_EACH
 
     def test_djangos_cache_engine_needs_two_commands_to_create_and_to_save(self):
         session = DjangoCacheStore()
         session["a"] = 1
-        with count_memcached_commands() as create:
+        with count_storage(memcached=True) as create:
             session.save()
         session = DjangoCacheStore(session.session_key)
         session["b"] = 2
-        with count_memcached_commands() as save:
+        with count_storage(memcached=True) as save:
             session.save()
-        assert (create, save) == ([2], [2])
+        assert (len(create.memcached), len(save.memcached)) == (2, 2)
 
 
 def dead_caches() -> dict[str, dict]:
