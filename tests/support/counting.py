@@ -33,7 +33,6 @@ from contextlib import (
     contextmanager,
 )
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any
 from uuid import uuid4
 
@@ -69,25 +68,11 @@ class StorageCount:
     def names(self, store: str) -> list[str]:
         return [operation.name for operation in self.operations if operation.store == store]
 
-    @property
-    def sql(self) -> list[str]:
-        return self.names("sql")
-
-    @property
-    def cache(self) -> list[str]:
-        return self.names("cache")
-
-    @property
-    def file(self) -> list[str]:
-        return self.names("file")
-
-    @property
-    def redis(self) -> list[str]:
-        return self.names("redis")
-
-    @property
-    def memcached(self) -> list[str]:
-        return self.names("memcached")
+    def __getattr__(self, store: str) -> list[str]:
+        """``count.sql``, ``count.cache``, ``count.redis``…: that store's operation names."""
+        if store not in STORES:
+            raise AttributeError(store)
+        return self.names(store)
 
     @property
     def calls(self) -> list[str]:
@@ -395,22 +380,12 @@ class count_storage(AbstractContextManager, AbstractAsyncContextManager):
             self.stack = stack.pop_all()
         return self.count
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stack.__exit__(exc_type, exc, traceback)
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stack.__exit__(*exc_info)
         self.count.operations[:] = [op for store in STORES for op in self.noted[store]]
 
     async def __aenter__(self) -> StorageCount:
         return await sync_to_async(self.__enter__)()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await sync_to_async(self.__exit__)(exc_type, exc, traceback)
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await sync_to_async(self.__exit__)(*exc_info)
