@@ -64,22 +64,26 @@ class StorageCount:
 
     operations: list[Operation] = field(default_factory=list)
     round_trips: int = 0
+    # Each store's operation names (count.sql == ["SELECT"], count.redis == ["EVALSHA"]).
+    sql: list[str] = field(default_factory=list)
+    cache: list[str] = field(default_factory=list)
+    file: list[str] = field(default_factory=list)
+    redis: list[str] = field(default_factory=list)
+    memcached: list[str] = field(default_factory=list)
+    # SQL statements by first word, then every other operation as "store.name".
+    calls: list[str] = field(default_factory=list)
+    # One line per operation, for assertion messages.
+    log: list[str] = field(default_factory=list)
 
-    def names(self, store: str) -> list[str]:
-        return [operation.name for operation in self.operations if operation.store == store]
-
-    def __getattr__(self, store: str) -> list[str]:
-        """``count.sql``, ``count.cache``, ``count.redis``…: that store's operation names."""
-        if store not in STORES:
-            raise AttributeError(store)
-        return self.names(store)
-
-    @property
-    def calls(self) -> list[str]:
-        """SQL statements by first word, then every other operation as ``store.name``."""
-        return [
-            operation.name if operation.store == "sql" else f"{operation.store}.{operation.name}"
-            for operation in self.operations
+    def record(self, operations: list[Operation]) -> None:
+        self.operations = operations
+        for store in STORES:
+            setattr(self, store, [op.name for op in operations if op.store == store])
+        self.calls = [
+            op.name if op.store == "sql" else f"{op.store}.{op.name}" for op in operations
+        ]
+        self.log = [
+            f"{op.store} {'write' if op.write else 'read'}: {op.detail}" for op in operations
         ]
 
     @property
@@ -97,13 +101,6 @@ class StorageCount:
     @property
     def total_writes(self) -> int:
         return sum(operation.write for operation in self.operations)
-
-    @property
-    def log(self) -> list[str]:
-        return [
-            f"{operation.store} {'write' if operation.write else 'read'}: {operation.detail}"
-            for operation in self.operations
-        ]
 
 
 Note = Callable[..., None]  # note(store, name, *, write, detail)
@@ -382,7 +379,7 @@ class count_storage(AbstractContextManager, AbstractAsyncContextManager):
 
     def __exit__(self, *exc_info: Any) -> None:
         self.stack.__exit__(*exc_info)
-        self.count.operations[:] = [op for store in STORES for op in self.noted[store]]
+        self.count.record([op for store in STORES for op in self.noted[store]])
 
     async def __aenter__(self) -> StorageCount:
         return await sync_to_async(self.__enter__)()
