@@ -277,8 +277,9 @@ def write_django_files(directory: str, count: int) -> None:
 def write_sessionplus_files(directory: str, count: int) -> None:
     from django.test import override_settings
 
-    from sessionplus.backends.base import StoredSession, now_timestamp
     from sessionplus.backends.file import SessionStore as FileStore
+    from sessionplus.backends.record import StoredSession
+    from sessionplus.backends.timestamps import now_timestamp
 
     with override_settings(SESSION_FILE_PATH=directory):
         store = FileStore()

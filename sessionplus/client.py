@@ -6,7 +6,7 @@ import ipaddress
 
 from django.http import HttpRequest
 
-from sessionplus.backends.base import clean_user_agent
+from sessionplus.backends.metadata import clean_user_agent
 from sessionplus.conf import conf
 
 # The part of an address that binding to "ip_network" keeps: a home or office network

@@ -1,4 +1,4 @@
-"""The non-secret name of a session: what pages, logs and the admin show instead of its key."""
+"""The non-secret names of a session: what pages, the admin and logs show instead of its key."""
 
 from __future__ import annotations
 
@@ -16,3 +16,8 @@ def public_id(session_key: str) -> str:
     """
     digest = hashlib.sha256(b"sessionplus.public_id:" + session_key.encode()).hexdigest()
     return digest[:PUBLIC_ID_LENGTH]
+
+
+def log_id(session_key: str | None) -> str:
+    """Return a short digest of a session key (or of no key) that log lines name it by."""
+    return hashlib.sha256((session_key or "").encode()).hexdigest()[:12]

@@ -20,10 +20,11 @@ from typing import Any
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from sessionplus.backends.base import SessionPlusBase, hashed_key
+from sessionplus.backends.base import SessionPlusBase
 from sessionplus.client import client_ip, ip_network, user_agent
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.identifiers import log_id
 from sessionplus.outage import is_store_outage
 from sessionplus.signals import session_created, session_ended
 
@@ -102,7 +103,7 @@ def end_reason(session: SessionPlusBase, request: HttpRequest) -> str | None:
     if changes:
         security_logger.warning(
             "Session %s ended: its %s changed.",
-            hashed_key(session.session_key),
+            log_id(session.session_key),
             " and ".join(changes),
         )
         return "hijack"

@@ -6,7 +6,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
-from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
+from sessionplus.backends.metadata import USER_AGENT_MAX_LENGTH
 from sessionplus.identifiers import PUBLIC_ID_LENGTH
 
 # The engines import this module at the first request. Without the app, Django's own error

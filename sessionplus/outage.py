@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.http import HttpRequest, HttpResponse
 
@@ -69,6 +71,15 @@ def is_store_outage(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__
     return False
+
+
+@contextmanager
+def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
+    """Re-raise a store client's connection errors as SessionStoreUnavailable."""
+    try:
+        yield
+    except errors as exc:
+        raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
 
 
 class OutageLog:

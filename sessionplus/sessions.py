@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
-from sessionplus.backends.base import SessionMetadata
+from sessionplus.backends.metadata import SessionMetadata
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
 from sessionplus.signals import session_ended

@@ -31,7 +31,7 @@ from django_redis import get_redis_connection
 from freezegun import freeze_time
 
 from sessionplus import cleanup
-from sessionplus.backends.base import now_timestamp
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import delete_expired_rows
 from sessionplus.models import Session
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone

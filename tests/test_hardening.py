@@ -25,8 +25,8 @@ from django.utils import timezone
 from freezegun import freeze_time
 
 import sessionplus.backends
-from sessionplus.backends.base import hashed_key
 from sessionplus.exceptions import SessionTooLarge
+from sessionplus.identifiers import log_id
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import (
     ENGINES,
@@ -217,7 +217,7 @@ class TamperingChecks(EngineTestMixin):
         assert session.session_key is None, what
         assert len(logs.records) == 1, (what, logs.output)
         output = logs.output[0]
-        assert hashed_key(presented) in output, what
+        assert log_id(presented) in output, what
         assert presented not in output, what
         assert original not in output, what
         assert payload not in output, what

@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from sessionplus.backends.base import EXPIRY_KEY, RESERVED_KEY_PREFIX
+from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
+from sessionplus.backends.expiry import EXPIRY_KEY
 from sessionplus.exceptions import SessionTooLarge
 from tests.support.counting import count_storage
 from tests.support.engines import ENGINES, EngineTestMixin

@@ -16,8 +16,8 @@ from django.test import SimpleTestCase, TestCase
 from django.utils import timezone
 
 import sessionplus.models
-from sessionplus.backends.base import USER_AGENT_MAX_LENGTH
 from sessionplus.backends.db import SessionStore
+from sessionplus.backends.metadata import USER_AGENT_MAX_LENGTH
 from sessionplus.identifiers import public_id
 from sessionplus.models import Session
 

@@ -41,17 +41,13 @@ from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from sessionplus.backends.base import (
-    METADATA_FIELDS,
-    CreateError,
-    SessionPlusBase,
-    is_valid_session_key,
-    now_timestamp,
-)
+from sessionplus.backends.base import CreateError, SessionPlusBase, is_valid_session_key
 from sessionplus.backends.cached_db import SessionStore as CachedDBStore
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_datetime, as_timestamp, delete_rows
 from sessionplus.backends.file import SessionStore as FileStore
+from sessionplus.backends.metadata import METADATA_FIELDS
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.conf import conf
 
 if TYPE_CHECKING:

@@ -1,22 +1,18 @@
-"""What every sessionplus engine shares: key rules, the data rule, encoding, metadata."""
+"""
+What every sessionplus engine needs: the key's shape, encoding with SESSION_SERIALIZER and
+signing (the data rule applied to its one serialization), and the load/save frame.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
     CreateError,
@@ -24,44 +20,33 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.core import signing
-from django.utils import timezone
 from django.utils.crypto import get_random_string
 
-from sessionplus.conf import conf
-from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
+from sessionplus.backends.data_rule import (
+    CheckingSerializer,
+    check_assignment,
+    check_assignments,
+    check_keys,
+)
+from sessionplus.backends.expiry import EXPIRY_KEY, check_expiry, stored_expiry_is_valid
+from sessionplus.backends.metadata import MetadataMixin
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import as_utc_datetime, now_timestamp
+from sessionplus.identifiers import log_id
 
 __all__ = [
-    "METADATA_FIELDS",
     "CreateError",
-    "SessionMetadata",
     "SessionPlusBase",
-    "StoredSession",
     "UpdateError",
-    "hashed_key",
     "is_valid_session_key",
-    "parse_record_header",
-    "unavailable_on",
 ]
 
 SESSION_KEY_LENGTH = 32
 _SESSION_KEY_RE = re.compile(rf"[{VALID_KEY_CHARS}]{{{SESSION_KEY_LENGTH}}}")
 
-METADATA_FIELDS = ("created_at", "last_activity", "user_id", "ip", "user_agent")
-_TIMESTAMP_FIELDS = ("created_at", "last_activity")
-USER_AGENT_MAX_LENGTH = 512
-# C0 controls, DEL and C1 controls: what a header may carry but no metadata should.
-_CONTROL_CHARACTERS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
-
 # A random key colliding with a live one is astronomically unlikely; a loop that keeps
 # colliding means the store is answering CreateError for another reason.
 MAX_CREATE_ATTEMPTS = 10
-
-EXPIRY_KEY = "_session_expiry"
-# Session keys sessionplus keeps for its own fields (signed cookies store metadata there).
-RESERVED_KEY_PREFIX = "_sessionplus"
-# Expiries further away than this are mistakes, and would overflow datetime arithmetic
-# (year 9999) long before they mattered.
-MAX_EXPIRY_SECONDS = 1000 * 366 * 86400
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
@@ -69,126 +54,6 @@ suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 def is_valid_session_key(key: object) -> bool:
     """Return whether ``key`` has the exact shape of a key Django generates."""
     return isinstance(key, str) and _SESSION_KEY_RE.fullmatch(key) is not None
-
-
-def hashed_key(session_key: str | None) -> str:
-    """Return a short digest of a session key, safe to write to logs."""
-    return hashlib.sha256((session_key or "").encode()).hexdigest()[:12]
-
-
-def clean_user_agent(value: str) -> str:
-    """
-    Return a ``User-Agent`` as sessionplus stores and compares it.
-
-    Control characters go (a NUL is text PostgreSQL refuses to store) and the rest is cut
-    to the length the metadata column holds.
-    """
-    return _CONTROL_CHARACTERS_RE.sub("", value)[:USER_AGENT_MAX_LENGTH]
-
-
-def now_timestamp() -> float:
-    """Return the current time as a UNIX timestamp, honouring a frozen clock."""
-    return timezone.now().timestamp()
-
-
-@contextmanager
-def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
-    """Re-raise a store client's connection errors as SessionStoreUnavailable."""
-    try:
-        yield
-    except errors as exc:
-        raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
-
-
-def require_str_key(key: object) -> None:
-    """Raise TypeError unless ``key`` may name a session value."""
-    if not isinstance(key, str):
-        raise TypeError(f"Session keys must be str, not {type(key).__name__}: {key!r}.")
-
-
-def check_assignment(key: object, value: Any) -> None:
-    """
-    Raise unless ``session[key] = value`` may be done now: the per-assignment part of the
-    data rule, which ``serialize_data()`` completes at save.
-
-    A directly assigned expiry is checked here rather than at save because the middleware
-    reads it (for the cookie's max-age) before saving.
-    """
-    require_str_key(key)
-    if key == EXPIRY_KEY and not stored_expiry_is_valid(value):
-        raise ValueError(f"{value!r} is not a session expiry; use set_expiry().")
-
-
-def _check_assignments(data: Mapping[Any, Any]) -> None:
-    # Every key is checked before any is set, so a refused update() changes nothing.
-    for key in data:
-        if type(key) is not str or key == EXPIRY_KEY:
-            check_assignment(key, data[key])
-
-
-def check_keys(data: Mapping[Any, Any]) -> None:
-    """Raise TypeError / ValueError unless every key of ``data`` may be stored."""
-    for key in data:
-        # One test per key in the common case: a plain ASCII key of the site's own.
-        if type(key) is str and key.isascii() and not key.startswith(RESERVED_KEY_PREFIX):
-            continue
-        require_str_key(key)
-        if key.startswith(RESERVED_KEY_PREFIX):
-            raise ValueError(f"Session keys starting with {RESERVED_KEY_PREFIX!r} are reserved.")
-        try:
-            key.encode()
-        except UnicodeEncodeError as exc:
-            # Engines that store keys as names (Redis hash fields) need real text.
-            raise ValueError(f"Session key {key!r} is not valid Unicode text: {exc}") from None
-
-
-def _check_expiry_seconds(seconds: float) -> None:
-    # Written as a range test so that NaN and the infinities fail it too.
-    if not -MAX_EXPIRY_SECONDS <= seconds <= MAX_EXPIRY_SECONDS:
-        raise ValueError(
-            f"A session expiry must lie within {MAX_EXPIRY_SECONDS} seconds of now, "
-            f"not {seconds!r}."
-        )
-
-
-def _check_expiry_moment(moment: datetime) -> None:
-    now = timezone.now()
-    if timezone.is_aware(moment) != timezone.is_aware(now):
-        raise ValueError(
-            "A session expiry datetime must be aware when USE_TZ is True and naive otherwise."
-        )
-    _check_expiry_seconds((moment - now).total_seconds())
-
-
-def check_expiry(value: object) -> None:
-    """Raise TypeError / ValueError unless ``set_expiry(value)`` can be honoured later."""
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, datetime, timedelta)):
-        raise TypeError(
-            "set_expiry() takes an int, a datetime, a timedelta or None, "
-            f"not {type(value).__name__}: {value!r}."
-        )
-    if isinstance(value, datetime):
-        _check_expiry_moment(value)
-    elif isinstance(value, timedelta):
-        _check_expiry_seconds(value.total_seconds())
-    else:
-        _check_expiry_seconds(value)
-
-
-def stored_expiry_is_valid(value: object) -> bool:
-    """Return whether a stored ``_session_expiry`` is one Django's expiry maths can use."""
-    try:
-        if isinstance(value, str):
-            _check_expiry_moment(datetime.fromisoformat(value))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            _check_expiry_seconds(value)
-        elif value is not None:
-            return False
-    except ValueError:
-        return False
-    return True
 
 
 def _adoption() -> Any:
@@ -199,96 +64,7 @@ def _adoption() -> Any:
     return adoption
 
 
-class _CheckingSerializer:
-    """What ``encode()`` hands to ``signing``: SESSION_SERIALIZER plus the data rule."""
-
-    def __init__(self, store: SessionPlusBase) -> None:
-        self.store = store
-
-    def dumps(self, obj: dict[str, Any]) -> bytes:
-        return self.store._serialized(obj)
-
-
-@dataclass(frozen=True)
-class SessionMetadata:
-    """A read-only view of what sessionplus records about a session besides its data."""
-
-    created_at: datetime | None = None
-    last_activity: datetime | None = None
-    user_id: str | None = None
-    ip: str | None = None
-    user_agent: str | None = None
-
-    @classmethod
-    def from_stored(cls, stored: Mapping[str, Any]) -> SessionMetadata:
-        """Return the view of metadata as engines store it (timestamps as UNIX seconds)."""
-        values = {name: stored.get(name) for name in METADATA_FIELDS}
-        for name in _TIMESTAMP_FIELDS:
-            if values[name] is not None:
-                values[name] = datetime.fromtimestamp(values[name], tz=dt_timezone.utc)
-        return cls(**values)
-
-
-@dataclass(frozen=True)
-class StoredSession:
-    """One session as an engine reads it back: encoded data, expiry and metadata."""
-
-    data: str
-    expires_at: float
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_text(self) -> str:
-        """
-        Return the record as text: a JSON header line (expiry, metadata), then the data.
-
-        Engines that store a string (cache, file) use this format, so expiry and
-        metadata can be read without decoding the signed data.
-        """
-        header = {"expires_at": self.expires_at, **self.metadata}
-        return json.dumps(header, separators=(",", ":")) + "\n" + self.data
-
-    @classmethod
-    def from_text(cls, text: str) -> StoredSession:
-        """Parse what ``to_text()`` returned; raise ValueError when the text is not that."""
-        header, newline, data = text.partition("\n")
-        if not newline:
-            raise ValueError("A stored session record has no header line.")
-        return cls(data, *parse_record_header(header))
-
-
-def parse_record_header(line: str | bytes) -> tuple[float, dict[str, Any]]:
-    """Return expiry and metadata from a record's header line; raise ValueError if damaged."""
-    try:
-        header = json.loads(line)
-    except RecursionError as exc:
-        raise ValueError("A stored session header nests too deeply.") from exc
-    if not isinstance(header, dict):
-        raise ValueError("A stored session header is not a JSON object.")
-    expires_at = header.get("expires_at")
-    if not _is_finite_number(expires_at):
-        raise ValueError("A stored session header has no valid expiry.")
-    metadata = {name: header.get(name) for name in METADATA_FIELDS}
-    for name, value in metadata.items():
-        if value is not None and not is_metadata_value(name, value):
-            raise ValueError(f"A stored session header has an invalid {name}.")
-    return expires_at, metadata
-
-
-def is_metadata_value(name: str, value: object) -> bool:
-    """Return whether ``value`` may be the stored value of metadata field ``name``."""
-    valid = _is_finite_number if name in _TIMESTAMP_FIELDS else _is_str
-    return valid(value)
-
-
-def _is_finite_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-class SessionPlusBase(SessionBase):
+class SessionPlusBase(MetadataMixin, SessionBase):
     """
     Base class of every sessionplus engine.
 
@@ -299,11 +75,6 @@ class SessionPlusBase(SessionBase):
 
     # The stored data as last loaded, which a touch compares with what is stored now.
     _loaded_data: str | None = None
-
-    def __init__(self, session_key: str | None = None) -> None:
-        self._metadata: dict[str, Any] = {}
-        self._metadata_changes: dict[str, Any] = {}
-        super().__init__(session_key)
 
     # Keys ----------------------------------------------------------------------
 
@@ -337,20 +108,16 @@ class SessionPlusBase(SessionBase):
         self.modified = True
 
     def update(self, dict_: Mapping[str, Any]) -> None:
-        _check_assignments(dict_)
+        check_assignments(dict_)
         super().update(dict_)
 
     async def aupdate(self, dict_: Mapping[str, Any]) -> None:
-        _check_assignments(dict_)
+        check_assignments(dict_)
         await super().aupdate(dict_)
 
     async def adelete_test_cookie(self) -> None:
         # Django's version forgets to mark the session modified.
         await self.apop(self.TEST_COOKIE_NAME)
-
-    def _mark_saved(self) -> None:
-        """Forget staged metadata once it reached storage."""
-        self._metadata_changes = {}
 
     def serialize_data(self, data: dict[str, Any]) -> bytes:
         """
@@ -363,37 +130,7 @@ class SessionPlusBase(SessionBase):
         (or ``validate_for_write()``) before writing anything.
         """
         check_keys(data)
-        return self._serialized(data)
-
-    def _serialized(self, data: dict[str, Any]) -> bytes:
-        # The data rule's values part: what the serializer refuses, and the size.
-        try:
-            serialized = self.serializer().dumps(data)
-        except Exception as exc:  # a serializer may raise anything on a value it refuses
-            raise self._serialization_error(data, exc) from exc
-        limit = conf.SESSIONPLUS_MAX_SIZE
-        if len(serialized) > limit:
-            raise SessionTooLarge(
-                f"The session data serializes to {len(serialized)} bytes, more than "
-                f"SESSIONPLUS_MAX_SIZE ({limit})."
-            )
-        return serialized
-
-    def _serialization_error(self, data: dict[str, Any], exc: Exception) -> Exception:
-        for key, value in data.items():
-            try:
-                self.serializer().dumps({key: value})
-            except RecursionError:
-                return SessionTooLarge(
-                    f"The session value for key {key!r} nests too deeply for "
-                    f"{settings.SESSION_SERIALIZER}."
-                )
-            except Exception as value_exc:  # as above
-                return TypeError(
-                    f"The session value for key {key!r} cannot be serialized by "
-                    f"{settings.SESSION_SERIALIZER}: {value_exc}"
-                )
-        return TypeError(f"The session data cannot be serialized: {exc}")
+        return CheckingSerializer(self.serializer).dumps(data)
 
     def validate_for_write(self) -> None:
         """Check the session in memory against the data rule without loading anything."""
@@ -412,7 +149,7 @@ class SessionPlusBase(SessionBase):
         return signing.dumps(
             session_dict if own_fields is None else {**session_dict, **own_fields},
             salt=self.key_salt,
-            serializer=partial(_CheckingSerializer, self),
+            serializer=partial(CheckingSerializer, self.serializer),
             compress=True,
         )
 
@@ -438,78 +175,8 @@ class SessionPlusBase(SessionBase):
     def log_suspicious(self, problem: str) -> None:
         # Django's message first: log-based alerts on Django's engines key on it.
         suspicious_logger.warning(
-            "Session data corrupted: %s (session %s).", problem, hashed_key(self.session_key)
+            "Session data corrupted: %s (session %s).", problem, log_id(self.session_key)
         )
-
-    # Metadata ------------------------------------------------------------------
-
-    @property
-    def metadata(self) -> SessionMetadata:
-        """Return what is recorded about this session besides its data."""
-        self._get_session()
-        return SessionMetadata.from_stored(self._metadata)
-
-    def seconds_since(self, name: str, now: float | None = None) -> float | None:
-        """
-        Return the seconds from metadata timestamp ``name`` (``created_at`` or
-        ``last_activity``) to now, or None when it is not recorded.
-
-        The timeout and touch decisions compare two numbers per request: this spares them
-        building ``metadata`` and its datetimes.
-        """
-        self._get_session()
-        moment = self._metadata.get(name)
-        if moment is None:
-            return None
-        return (now_timestamp() if now is None else now) - moment
-
-    def update_metadata(
-        self,
-        *,
-        user_id: str | None = None,
-        ip: str | None = None,
-        user_agent: str | None = None,
-    ) -> None:
-        """
-        Stage metadata to write with the next save or touch.
-
-        Staging alone writes nothing and does not mark the session modified.
-        """
-        staged = {"user_id": user_id, "ip": ip, "user_agent": user_agent}
-        for name, value in staged.items():
-            if value is None:
-                continue
-            value = str(value)
-            if name == "user_agent":
-                value = clean_user_agent(value)
-            if self._metadata.get(name) != value:
-                self._metadata_changes[name] = value
-            self._metadata[name] = value
-
-    def metadata_for_write(self, now: float | None = None) -> dict[str, Any]:
-        """Return the full metadata to store with a write made now."""
-        now = now_timestamp() if now is None else now
-        self._metadata.setdefault("created_at", now)
-        self._metadata["last_activity"] = now
-        return {name: self._metadata.get(name) for name in METADATA_FIELDS}
-
-    def metadata_for_touch(self, now: float | None = None) -> dict[str, Any]:
-        """
-        Return the metadata a touch made now writes: last activity and staged changes.
-
-        Unlike ``metadata_for_write()`` it leaves out what did not change here, so a
-        touch never writes back a value another request changed meanwhile.
-        """
-        now = now_timestamp() if now is None else now
-        self._metadata["last_activity"] = now
-        return {**self._metadata_changes, "last_activity": now}
-
-    def _accept_metadata(self, stored: Mapping[str, Any]) -> None:
-        # Metadata staged before the session was loaded wins over what was stored.
-        self._metadata = {
-            name: stored[name] for name in METADATA_FIELDS if stored.get(name) is not None
-        }
-        self._metadata.update(self._metadata_changes)
 
     # Expiry --------------------------------------------------------------------
 
@@ -560,8 +227,7 @@ class SessionPlusBase(SessionBase):
     def expiry_timestamp(self, now: float | None = None) -> float:
         """Return when this session expires, as a UNIX timestamp."""
         now = now_timestamp() if now is None else now
-        modification = datetime.fromtimestamp(now, tz=dt_timezone.utc)
-        return self.get_expiry_date(modification=modification).timestamp()
+        return self.get_expiry_date(modification=as_utc_datetime(now)).timestamp()
 
     # Load / save template for blob engines ---------------------------------------
 

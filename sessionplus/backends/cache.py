@@ -25,12 +25,12 @@ from django.db import DatabaseError
 from sessionplus.backends.base import (
     CreateError,
     SessionPlusBase,
-    StoredSession,
     UpdateError,
     is_valid_session_key,
-    now_timestamp,
-    unavailable_on,
 )
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import now_timestamp
+from sessionplus.outage import unavailable_on
 
 KEY_PREFIX = "sessionplus.cache:"
 

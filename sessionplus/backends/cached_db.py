@@ -43,14 +43,11 @@ from django.core.cache.backends.base import BaseCache
 from django.db.models import QuerySet
 from django.utils.crypto import get_random_string
 
-from sessionplus.backends.base import (
-    SessionPlusBase,
-    StoredSession,
-    is_valid_session_key,
-    now_timestamp,
-)
+from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_timestamp, delete_rows
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
 from sessionplus.exceptions import SessionStoreUnavailable
 

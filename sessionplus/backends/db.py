@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any
+from typing import Any, TypeVar
 from weakref import WeakKeyDictionary
 
 from asgiref.sync import sync_to_async
@@ -21,17 +21,15 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from sessionplus.backends.base import (
-    METADATA_FIELDS,
-    RESERVED_KEY_PREFIX,
     CreateError,
-    SessionMetadata,
     SessionPlusBase,
-    StoredSession,
     UpdateError,
-    is_metadata_value,
     is_valid_session_key,
-    now_timestamp,
 )
+from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
+from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata, is_metadata_value
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
 from sessionplus.identifiers import public_id
 
@@ -141,6 +139,34 @@ class _LoadStatement:
         return dict(zip(self.names, values, strict=True))
 
 
+class _InsertStatement:
+    """
+    The INSERT of one session row, built once per model and connection.
+
+    What ``Model.save(force_insert=True)`` sends, without building and compiling an
+    insert query per row: each field's ``pre_save()`` (``auto_now`` columns of a
+    project's model) and ``get_db_prep_save()`` still prepare its value.
+    """
+
+    def __init__(self, model: type[AbstractBaseSession], connection: BaseDatabaseWrapper) -> None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        self.fields = meta.concrete_fields
+        self.sql = "INSERT INTO {} ({}) VALUES ({})".format(
+            quote(meta.db_table),
+            ", ".join(quote(field.column) for field in self.fields),
+            ", ".join(["%s"] * len(self.fields)),
+        )
+
+    def run(self, connection: BaseDatabaseWrapper, row: AbstractBaseSession) -> None:
+        """Insert ``row``; a taken key raises the backend's IntegrityError."""
+        params = [
+            field.get_db_prep_save(field.pre_save(row, True), connection) for field in self.fields
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+
+
 class _UpdateStatement:
     """An UPDATE of one session row's ``names`` columns, built once per model and connection."""
 
@@ -177,34 +203,49 @@ class _UpdateStatement:
             return cursor.rowcount
 
 
+class _DeleteStatement:
+    """The DELETE of one session row by key, built once per model and connection."""
+
+    def __init__(self, model: type[AbstractBaseSession], connection: BaseDatabaseWrapper) -> None:
+        meta = model._meta
+        quote = connection.ops.quote_name
+        self.key_field = meta.get_field("session_key")
+        table, key = quote(meta.db_table), quote(self.key_field.column)
+        self.sql = f"DELETE FROM {table} WHERE {key} = %s"
+
+    def run(self, connection: BaseDatabaseWrapper, session_key: str) -> None:
+        """Delete the row of ``session_key``, if there is one."""
+        params = (self.key_field.get_db_prep_value(session_key, connection),)
+        with connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+
+
 # Per connection object (each thread has its own), so the converters bound to a
 # connection's operations are never used on another's; gone with the connection.
 _statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple, Any]] = WeakKeyDictionary()
 
-
-def _load_statement(
-    model: type[AbstractBaseSession], connection: BaseDatabaseWrapper
-) -> _LoadStatement:
-    by_key = _statements.setdefault(connection, {})
-    # Which converters a backend returns depends on USE_TZ (MySQL's make datetimes aware
-    # only under it), which tests and settings.configure() may change after a first load.
-    key = (model, settings.USE_TZ)
-    if key not in by_key:
-        by_key[key] = _LoadStatement(model, connection)
-    return by_key[key]
+_Statement = TypeVar(
+    "_Statement", _LoadStatement, _InsertStatement, _UpdateStatement, _DeleteStatement
+)
 
 
-def _update_statement(
+def _statement(
+    kind: type[_Statement],
     model: type[AbstractBaseSession],
     connection: BaseDatabaseWrapper,
-    names: tuple[str, ...],
-    checks_data: bool,
-) -> _UpdateStatement:
+    *options: Any,
+) -> _Statement:
+    """Return the ``kind`` statement for ``model`` on ``connection``, built on first use."""
     by_key = _statements.setdefault(connection, {})
-    key = (model, names, checks_data)
-    if key not in by_key:
-        by_key[key] = _UpdateStatement(model, connection, names, checks_data)
-    return by_key[key]
+    # What a backend converts or prepares may depend on USE_TZ (MySQL's converters make
+    # datetimes aware only under it), which tests and settings.configure() may change
+    # after a first use.
+    key = (kind, model, settings.USE_TZ, *options)
+    try:
+        return by_key[key]
+    except KeyError:
+        statement = by_key[key] = kind(model, connection, *options)
+        return statement
 
 
 def delete_rows(rows: QuerySet) -> int:
@@ -303,9 +344,12 @@ class SessionStore(SessionPlusBase):
 
     # Load ----------------------------------------------------------------------------
 
+    def _connection(self) -> BaseDatabaseWrapper:
+        return connections[router.db_for_write(self.model)]
+
     def _read(self, session_key: str) -> StoredSession | None:
-        connection = connections[router.db_for_write(self.model)]
-        row = _load_statement(self.model, connection).fetch(connection, session_key)
+        connection = self._connection()
+        row = _statement(_LoadStatement, self.model, connection).fetch(connection, session_key)
         return None if row is None else self._stored(row)
 
     def _accept(self, record: StoredSession | None) -> dict[str, Any]:
@@ -394,14 +438,15 @@ class SessionStore(SessionPlusBase):
         await sync_to_async(self._insert_row)(row)
 
     def _insert_row(self, row: AbstractBaseSession) -> None:
-        using = router.db_for_write(self.model)
+        connection = self._connection()
+        statement = _statement(_InsertStatement, self.model, connection)
         # In autocommit mode the INSERT is the only statement. Inside a transaction it
         # gets a savepoint, so that a key collision does not abort the caller's
         # transaction (PostgreSQL refuses every later statement of an aborted one).
-        in_transaction = connections[using].in_atomic_block
+        in_transaction = connection.in_atomic_block
         try:
-            with transaction.atomic(using=using) if in_transaction else nullcontext():
-                row.save(force_insert=True, using=using)
+            with transaction.atomic(using=connection.alias) if in_transaction else nullcontext():
+                statement.run(connection, row)
         except IntegrityError as exc:
             raise CreateError from exc
 
@@ -420,8 +465,8 @@ class SessionStore(SessionPlusBase):
     def _run_update(
         self, values: Mapping[str, Any], names: tuple[str, ...], checks_data: bool, *where: Any
     ) -> int:
-        connection = connections[router.db_for_write(self.model)]
-        statement = _update_statement(self.model, connection, names, checks_data)
+        connection = self._connection()
+        statement = _statement(_UpdateStatement, self.model, connection, names, checks_data)
         return statement.run(connection, values, *where)
 
     # Touch ---------------------------------------------------------------------------
@@ -488,12 +533,16 @@ class SessionStore(SessionPlusBase):
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
         if is_valid_session_key(session_key):
-            delete_rows(self._rows().filter(session_key=session_key))
+            self._delete_row(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
         if is_valid_session_key(session_key):
-            await sync_to_async(delete_rows)(self._rows().filter(session_key=session_key))
+            await sync_to_async(self._delete_row)(session_key)
+
+    def _delete_row(self, session_key: str) -> None:
+        connection = self._connection()
+        _statement(_DeleteStatement, self.model, connection).run(connection, session_key)
 
     @classmethod
     def clear_expired(cls) -> int:

@@ -22,14 +22,13 @@ from django.core.exceptions import ImproperlyConfigured
 from sessionplus.backends.base import (
     CreateError,
     SessionPlusBase,
-    StoredSession,
     UpdateError,
     is_valid_session_key,
-    now_timestamp,
-    parse_record_header,
-    unavailable_on,
 )
+from sessionplus.backends.record import StoredSession, parse_record_header
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch
+from sessionplus.outage import unavailable_on
 
 TEMP_SUFFIX = ".tmp"
 # A temporary file this old belongs to a process that died mid-write.

@@ -28,22 +28,21 @@ from sessionplus.backends import redis_scripts as scripts
 from sessionplus.backends import redis_signing as signatures
 from sessionplus.backends.base import (
     MAX_CREATE_ATTEMPTS,
-    METADATA_FIELDS,
     CreateError,
-    SessionMetadata,
     SessionPlusBase,
     UpdateError,
     is_valid_session_key,
-    now_timestamp,
-    unavailable_on,
 )
+from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis_clients import (
     UNAVAILABLE_ERRORS,
     async_client,
     is_cluster,
     sync_client,
 )
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.conf import conf
+from sessionplus.outage import unavailable_on
 
 __all__ = ["SessionStore"]
 

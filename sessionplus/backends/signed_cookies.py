@@ -32,7 +32,8 @@ from django.conf import settings
 from django.core import signing
 from django.utils.crypto import get_random_string
 
-from sessionplus.backends.base import SessionPlusBase, stored_expiry_is_valid
+from sessionplus.backends.base import SessionPlusBase
+from sessionplus.backends.expiry import stored_expiry_is_valid
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
 

@@ -25,7 +25,8 @@ from django.test import override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 
-from sessionplus.backends.base import SessionMetadata, SessionPlusBase
+from sessionplus.backends.base import SessionPlusBase
+from sessionplus.backends.metadata import SessionMetadata
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 
 # Keys a cookie may carry that must never be taken for a session key.

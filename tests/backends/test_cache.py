@@ -15,8 +15,8 @@ from django.core.cache import caches
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
 
-from sessionplus.backends.base import now_timestamp
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
 from tests.support.counting import StorageCount, count_storage

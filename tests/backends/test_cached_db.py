@@ -28,13 +28,13 @@ from django_redis import get_redis_connection
 from freezegun import freeze_time
 
 from sessionplus.backends import cached_db
-from sessionplus.backends.base import StoredSession
 from sessionplus.backends.cached_db import (
     MAX_ENTRY_TTL,
     Found,
     SessionCache,
     SessionStore,
 )
+from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
 from tests.backends.contract import UserIndexedStoreContract

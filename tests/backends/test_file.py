@@ -20,8 +20,9 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.test import SimpleTestCase, override_settings
 
-from sessionplus.backends.base import CreateError, UpdateError, now_timestamp
+from sessionplus.backends.base import CreateError, UpdateError
 from sessionplus.backends.file import SessionStore
+from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
 from tests.support.services import remount_read_only, tmpfs

@@ -8,13 +8,9 @@ count touches and see which of the sync or async methods a code path used.
 
 from __future__ import annotations
 
-from sessionplus.backends.base import (
-    CreateError,
-    SessionPlusBase,
-    StoredSession,
-    UpdateError,
-    now_timestamp,
-)
+from sessionplus.backends.base import CreateError, SessionPlusBase, UpdateError
+from sessionplus.backends.record import StoredSession
+from sessionplus.backends.timestamps import now_timestamp
 
 RECORDS: dict[str, StoredSession] = {}
 CALLS: list[str] = []

@@ -1,0 +1,110 @@
+"""Which expiries ``set_expiry()`` accepts, and which stored ones a session loads with."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
+
+import pytest
+from django.test import SimpleTestCase, override_settings
+from django.utils import timezone
+
+from sessionplus.backends.base import SessionPlusBase
+from sessionplus.backends.expiry import MAX_EXPIRY_SECONDS, stored_expiry_is_valid
+
+
+class SetExpiryTests(SimpleTestCase):
+    """set_expiry() accepts what Django documents and refuses what would break later."""
+
+    def test_refuses_values_of_the_wrong_type(self):
+        session = SessionPlusBase()
+        for value in (True, False, 1.5, math.nan, math.inf, "300", "2030-01-01", Decimal(5), []):
+            with pytest.raises(TypeError, match="int, a datetime, a timedelta or None"):
+                session.set_expiry(value)
+        assert "_session_expiry" not in session
+
+    def test_refuses_values_out_of_range(self):
+        session = SessionPlusBase()
+        far = MAX_EXPIRY_SECONDS + 1
+        for value in (far, -far, 10**100, timedelta(seconds=far), timedelta.max, timedelta.min):
+            with pytest.raises(ValueError, match="within"):
+                session.set_expiry(value)
+        for value in (
+            datetime.max.replace(tzinfo=dt_timezone.utc),
+            datetime(1, 1, 1, tzinfo=dt_timezone.utc),
+        ):
+            with pytest.raises(ValueError, match="within"):
+                session.set_expiry(value)
+        assert "_session_expiry" not in session
+
+    def test_refuses_a_naive_datetime_when_use_tz_is_on(self):
+        session = SessionPlusBase()
+        with pytest.raises(ValueError, match="aware"):
+            session.set_expiry(datetime(2030, 1, 1))
+
+    @override_settings(USE_TZ=False)
+    def test_refuses_an_aware_datetime_when_use_tz_is_off(self):
+        session = SessionPlusBase()
+        with pytest.raises(ValueError, match="aware"):
+            session.set_expiry(datetime.now(dt_timezone.utc) + timedelta(days=1))
+        session.set_expiry(datetime.now() + timedelta(days=1))
+        assert 86300 < session.get_expiry_age() <= 86400
+
+    def test_accepts_what_django_documents(self):
+        session = SessionPlusBase()
+        session.set_expiry(MAX_EXPIRY_SECONDS)
+        session.set_expiry(-10)
+        assert session.get_expiry_age() == -10
+        session.set_expiry(timedelta(days=30))
+        assert 30 * 86400 - 5 <= session.get_expiry_age() <= 30 * 86400
+        moment = timezone.now() + timedelta(hours=1)
+        session.set_expiry(moment)
+        assert session.get_expiry_date() == moment
+        session.set_expiry(0)
+        assert session.get_expire_at_browser_close() is True
+        session.set_expiry(None)
+        assert "_session_expiry" not in session
+
+    async def test_async_set_expiry_applies_the_same_checks(self):
+        session = SessionPlusBase()
+        with pytest.raises(TypeError):
+            await session.aset_expiry(True)
+        with pytest.raises(ValueError, match="within"):
+            await session.aset_expiry(timedelta.max)
+        with pytest.raises(ValueError, match="aware"):
+            await session.aset_expiry(datetime(2030, 1, 1))
+        await session.aset_expiry(120)
+        assert await session.aget_expiry_age() == 120
+
+
+class StoredExpiryTests(SimpleTestCase):
+    """What a stored ``_session_expiry`` may hold for the session to load."""
+
+    def test_valid_stored_forms(self):
+        moment = timezone.now() + timedelta(days=1)
+        for value in (None, 0, 300, -10, 1.5, moment.isoformat()):
+            assert stored_expiry_is_valid(value) is True, value
+
+    def test_corrupt_stored_forms(self):
+        for value in (
+            "garbage",
+            "2030-01-01T00:00:00",  # naive while USE_TZ is on
+            "9999-12-31T00:00:00+00:00",
+            True,
+            math.nan,
+            math.inf,
+            -math.inf,
+            10**30,
+            [],
+            {"a": 1},
+        ):
+            assert stored_expiry_is_valid(value) is False, value
+
+    @override_settings(USE_TZ=False)
+    def test_naive_stored_dates_are_valid_when_use_tz_is_off(self):
+        moment = datetime.now() + timedelta(days=1)
+        assert stored_expiry_is_valid(moment.isoformat()) is True
+        aware = datetime.now(dt_timezone.utc) + timedelta(days=1)
+        assert stored_expiry_is_valid(aware.isoformat()) is False
