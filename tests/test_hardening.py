@@ -30,7 +30,10 @@ from sessionplus.identifiers import log_id
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import (
     ENGINES,
+    SERVER_SIDE,
+    SHIPPED,
     EngineTestMixin,
+    engine_matrix,
     flip_byte,
     planted_session,
     read_payload,
@@ -299,25 +302,7 @@ class ServerSideHardeningChecks(DataRuleChecks, CorruptExpiryChecks, TamperingCh
     """Everything above, for an engine that keeps a record per session."""
 
 
-class DbHardeningTests(ServerSideHardeningChecks, TestCase):
-    engine = ENGINES["db"]
-
-
-class CachedDbHardeningTests(ServerSideHardeningChecks, TestCase):
-    engine = ENGINES["cached_db"]
-
-
-class CacheHardeningTests(ServerSideHardeningChecks, TestCase):
-    engine = ENGINES["cache"]
-
-
-class FileHardeningTests(ServerSideHardeningChecks, TestCase):
-    engine = ENGINES["file"]
-
-
-@pytest.mark.usefixtures("redis_db")
-class RedisHardeningTests(ServerSideHardeningChecks, TestCase):
-    engine = ENGINES["redis"]
+engine_matrix(globals(), "HardeningTests", (ServerSideHardeningChecks, TestCase), SERVER_SIDE)
 
 
 class SignedCookiesHardeningTests(DataRuleChecks, CorruptExpiryChecks, TamperingChecks, TestCase):
@@ -438,7 +423,7 @@ class EngineCoverageTests(SimpleTestCase):
             for info in pkgutil.iter_modules(sessionplus.backends.__path__)
             if hasattr(import_module(f"sessionplus.backends.{info.name}"), "SessionStore")
         }
-        assert modules == set(ENGINES)
+        assert modules == {ENGINES[name].module.rpartition(".")[2] for name in SHIPPED}
 
     def test_every_engine_runs_every_hardening_suite(self):
         for module in ("test_hardening", "test_hardening_cookies", "test_hardening_properties"):
@@ -448,4 +433,4 @@ class EngineCoverageTests(SimpleTestCase):
                 for cls in classes
                 if isinstance(cls, type) and issubclass(cls, TestCase) and hasattr(cls, "engine")
             }
-            assert covered == set(ENGINES), module
+            assert covered == set(SHIPPED), module

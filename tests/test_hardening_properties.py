@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings as django_settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
@@ -24,7 +23,7 @@ from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
 from sessionplus.backends.expiry import EXPIRY_KEY
 from sessionplus.exceptions import SessionTooLarge
 from tests.support.counting import count_storage
-from tests.support.engines import ENGINES, EngineTestMixin
+from tests.support.engines import SHIPPED, EngineTestMixin, engine_matrix
 
 
 def _as_wsgi(text: str) -> str:
@@ -172,26 +171,6 @@ class RoundTripPropertyChecks(EngineTestMixin):
         assert loaded == first
 
 
-class DbPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["db"]
-
-
-class CachedDbPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["cached_db"]
-
-
-class CachePropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["cache"]
-
-
-class FilePropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["file"]
-
-
-@pytest.mark.usefixtures("redis_db")
-class RedisPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["redis"]
-
-
-class SignedCookiesPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["signed_cookies"]
+engine_matrix(
+    globals(), "PropertyTests", (CookiePropertyChecks, RoundTripPropertyChecks, TestCase), SHIPPED
+)

@@ -20,16 +20,16 @@ from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
 from tests.support.counting import StorageCount, count_storage
+from tests.support.engines import ENGINES
 from tests.support.services import dead_port
 
-ENGINE = "sessionplus.backends.cache"
 ONE_EACH = {"create": 1, "load": 1, "save": 1, "touch": 1, "delete": 1}
 
 
 class CacheEngineContract(ServerSideStoreContract):
     """The contract plus the engine-only tests, run on every cache backend below."""
 
-    engine = ENGINE
+    engine = ENGINES["cache"]
     alias = "default"
     # The cache calls a save of an existing session makes on this backend.
     save_calls = ["set"]

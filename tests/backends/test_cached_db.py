@@ -40,11 +40,11 @@ from sessionplus.models import Session
 from tests.backends.contract import UserIndexedStoreContract
 from tests.support.budgets import measure
 from tests.support.counting import count_storage
+from tests.support.engines import ENGINES
 from tests.support.services import dead_port, redis_url
 
 LOGGER = "sessionplus.backends.cached_db"
 DJANGO_LOGGER = "django.contrib.sessions"
-ENGINE = "sessionplus.backends.cached_db"
 
 
 def session_cache() -> SessionCache:
@@ -60,7 +60,7 @@ def flip_a_byte(text: str) -> str:
 @pytest.mark.usefixtures("redis_db")
 @override_settings(SESSION_CACHE_ALIAS="redis")
 class CachedDbSessionStoreTests(UserIndexedStoreContract, TestCase):
-    engine = "sessionplus.backends.cached_db"
+    engine = ENGINES["cached_db"]
 
     def corrupt(self, session_key: str) -> None:
         row = Session.objects.get(pk=session_key)
@@ -337,7 +337,9 @@ class OutageTests(TestCase):
         with as_another_process():
             assert list(loaded(key).keys()) == []
 
-    @override_settings(ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINE)
+    @override_settings(
+        ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["cached_db"].module
+    )
     def test_a_logout_while_the_cache_is_paused_is_a_503_and_no_process_serves_it_after(self):
         get_user_model().objects.create_user("ada")
         self.client.get("/login/", {"username": "ada"})
@@ -354,7 +356,9 @@ class OutageTests(TestCase):
             assert list(loaded(key).keys()) == []
             assert loaded(key).session_key is None
 
-    @override_settings(ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINE)
+    @override_settings(
+        ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["cached_db"].module
+    )
     def test_an_async_logout_while_the_cache_is_paused_is_a_503(self):
         get_user_model().objects.create_user("ada")
         client = AsyncClient()
@@ -504,7 +508,7 @@ def evict(store_class: type[Any], session_key: str) -> None:
 
 
 @pytest.mark.usefixtures("redis_db")
-@override_settings(SESSION_CACHE_ALIAS="redis", SESSION_ENGINE="sessionplus.backends.cached_db")
+@override_settings(SESSION_CACHE_ALIAS="redis", SESSION_ENGINE=ENGINES["cached_db"].module)
 class CachedDbBudgetTests(TransactionTestCase):
     """SQL statements in autocommit mode, plus cache calls, per operation."""
 

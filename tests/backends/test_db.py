@@ -28,6 +28,7 @@ from tests.custom_session.models import SessionStore as CustomStore
 from tests.support.budgets import measure
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.support.counting import count_storage
+from tests.support.engines import ENGINES
 
 
 def flip_a_byte_of_the_row(model: Any, session_key: str) -> None:
@@ -39,7 +40,7 @@ def flip_a_byte_of_the_row(model: Any, session_key: str) -> None:
 
 
 class DbSessionStoreTests(UserIndexedStoreContract, TestCase):
-    engine = "sessionplus.backends.db"
+    engine = ENGINES["db"]
 
     def corrupt(self, session_key: str) -> None:
         flip_a_byte_of_the_row(Session, session_key)
@@ -48,7 +49,7 @@ class DbSessionStoreTests(UserIndexedStoreContract, TestCase):
 class CustomModelSessionStoreTests(ServerSideStoreContract, TestCase):
     """A project's model without sessionplus's metadata columns keeps the whole contract."""
 
-    engine = "tests.custom_session.models"
+    engine = ENGINES["project_model"]
 
     def corrupt(self, session_key: str) -> None:
         flip_a_byte_of_the_row(CustomSession, session_key)
@@ -451,7 +452,7 @@ class DbBudgetTests(TransactionTestCase):
             session.save()
         assert [create.calls, load.calls, save.calls] == [["INSERT"], ["SELECT"], ["UPDATE"]]
 
-    @override_settings(ROOT_URLCONF=__name__, SESSION_ENGINE="sessionplus.backends.db")
+    @override_settings(ROOT_URLCONF=__name__, SESSION_ENGINE=ENGINES["db"].module)
     def test_a_request_that_never_touches_the_session_costs_nothing_and_a_read_one(self):
         session = saved(a=1)
         self.client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key

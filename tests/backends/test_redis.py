@@ -24,6 +24,7 @@ from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis_clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import UserIndexedStoreContract
+from tests.support.engines import ENGINES
 from tests.support.redis_faults import HangingUpListener, SilentListener
 from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
 
@@ -36,7 +37,7 @@ def redis():
 
 @pytest.mark.usefixtures("redis_db")
 class RedisSessionStoreTests(UserIndexedStoreContract, SimpleTestCase):
-    engine = "sessionplus.backends.redis"
+    engine = ENGINES["redis"]
 
     def corrupt(self, session_key: str) -> None:
         key = SessionStore.redis_key(session_key)

@@ -1,13 +1,14 @@
-"""Every sessionplus engine, a test case set up on one, and its stored records seen from outside."""
+"""The engines tests name, their test-class matrix, and their stored records seen from outside."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
+import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
@@ -17,14 +18,12 @@ from sessionplus.backends.base import SessionPlusBase
 
 @dataclass(frozen=True)
 class Engine:
-    """One engine under test: its module and which stores it keeps sessions in."""
+    """One engine configuration under test: its module and the stores it keeps sessions in."""
 
     name: str
-    stores: tuple[str, ...]  # any of "sql", "cache", "file", "redis"; none for cookies
-
-    @property
-    def module(self) -> str:
-        return f"sessionplus.backends.{self.name}"
+    module: str  # what SESSION_ENGINE names
+    stores: tuple[str, ...]  # any of "sql", "cache", "file", "redis", "memory"; none for cookies
+    title: str  # what its test classes are named after: DbHardeningTests, DjangoDbSync…
 
     @property
     def store_class(self) -> type[SessionPlusBase]:
@@ -38,18 +37,60 @@ class Engine:
     def on_redis(self) -> bool:
         return "redis" in self.stores
 
+    @property
+    def shipped(self) -> bool:
+        """Whether sessionplus ships it (the rest are Django's, or the suite's own)."""
+        return self.module.startswith("sessionplus.")
 
+
+# The one registry of engines the tests name.
 ENGINES = {
     engine.name: engine
     for engine in [
-        Engine("db", stores=("sql",)),
-        Engine("cached_db", stores=("sql", "cache")),
-        Engine("cache", stores=("cache",)),
-        Engine("file", stores=("file",)),
-        Engine("redis", stores=("redis",)),
-        Engine("signed_cookies", stores=()),
+        Engine("db", "sessionplus.backends.db", ("sql",), "Db"),
+        Engine("cached_db", "sessionplus.backends.cached_db", ("sql", "cache"), "CachedDb"),
+        Engine("cache", "sessionplus.backends.cache", ("cache",), "Cache"),
+        Engine("file", "sessionplus.backends.file", ("file",), "File"),
+        Engine("redis", "sessionplus.backends.redis", ("redis",), "Redis"),
+        Engine("signed_cookies", "sessionplus.backends.signed_cookies", (), "SignedCookies"),
+        # sessionplus's db engine on a project's own model, as Django documents.
+        Engine("project_model", "tests.custom_session.models", ("sql",), "ProjectModel"),
+        # A sessionplus engine on a dict of this process that logs its storage calls.
+        Engine("memory", "tests.support.memory_engine", ("memory",), "Memory"),
+        Engine("django_db", "django.contrib.sessions.backends.db", ("sql",), "DjangoDb"),
+        Engine("django_cache", "django.contrib.sessions.backends.cache", ("cache",), "DjangoCache"),
     ]
 }
+SHIPPED = [name for name, engine in ENGINES.items() if engine.shipped]
+SERVER_SIDE = [name for name in SHIPPED if ENGINES[name].server_side]
+
+
+def engine_matrix(
+    namespace: dict[str, Any],
+    suffix: str,
+    bases: tuple[type, ...],
+    engines: Iterable[str],
+    modes: Iterable[type] = (),
+) -> None:
+    """
+    Define in ``namespace`` (a test module's ``globals()``) one test class per engine, and
+    per request mode when ``modes`` are given: ``<title><Mode><suffix>`` built on
+    ``(*bases[:-1], mode, bases[-1])``, e.g. ``DbSyncMiddlewareTests``. Classes of an engine
+    on Redis use the suite's Redis (the ``redis_db`` fixture).
+    """
+    *mixins, test_case = bases
+    for engine in map(ENGINES.__getitem__, engines):
+        for mode in list(modes) or [None]:
+            mode_name = mode.mode.title() if mode else ""
+            name = f"{engine.title}{mode_name}{suffix}"
+            cls = type(
+                name,
+                (*mixins, *([mode] if mode else []), test_case),
+                {"engine": engine, "__module__": namespace["__name__"], "__qualname__": name},
+            )
+            if engine.on_redis:
+                cls = pytest.mark.usefixtures("redis_db")(cls)
+            namespace[name] = cls
 
 
 # A well-formed key no engine ever issued.
