@@ -123,7 +123,7 @@ class SessionAdmin(_SessionModelAdmin):
         return request.user.has_perm(f"{self.opts.app_label}.{codename}")
 
     def response_action(
-        self, request: HttpRequest, queryset: QuerySet[Session]
+        self, request: HttpRequest, queryset: QuerySet[Session], **kwargs: Any
     ) -> HttpResponse | None:
         # The checkboxes carry public ids (a row's pk reads as one), and Django selects
         # rows by pk: translate them to keys on the server, where keys may be.
@@ -133,7 +133,8 @@ class SessionAdmin(_SessionModelAdmin):
         post.setlist(helpers.ACTION_CHECKBOX_NAME, list(keys))
         # The stubs type request.POST as immutable; Django reads whatever QueryDict is there.
         request.POST = post  # type: ignore[assignment]
-        return super().response_action(request, queryset)
+        # Django 6.1 passes action_location (changelist or change form) on.
+        return super().response_action(request, queryset, **kwargs)
 
     @admin.action(description="End selected sessions", permissions=["end"])
     def end_selected_sessions(self, request: HttpRequest, queryset: QuerySet[Session]) -> None:

@@ -5,7 +5,9 @@ The middleware builds ``request.session`` from a subclass of the engine's ``Sess
 (``request_store_class``) that talks to storage only through the engine's own methods and
 adds three things: a just-loaded session past a timeout or binding is ended before the
 view reads it; store outages are recorded for the middleware's 503; and ``session_created``
-and ``session_ended`` are sent from here and nowhere else.
+and ``session_ended`` are sent from here and nowhere else. For one of Django's own engines
+it also reads through to ``SESSIONPLUS_PREVIOUS_ENGINE`` (a rollback; sessionplus's engines
+do that themselves).
 """
 
 from __future__ import annotations
@@ -110,6 +112,13 @@ def end_reason(session: SessionPlusBase, request: HttpRequest) -> str | None:
     return None
 
 
+def _adoption() -> Any:
+    # Imported on first use: adoption needs the engines and the app registry.
+    from sessionplus.backends import adoption
+
+    return adoption
+
+
 @cache
 def request_store_class(store_class: type[SessionBase]) -> type[SessionBase]:
     """
@@ -166,8 +175,11 @@ def request_store_class(store_class: type[SessionBase]) -> type[SessionBase]:
                 self._request_state.session_ended(session_key, reason)
 
         def load(self) -> dict[str, Any]:
+            key = self.session_key
             with self._reporting_outage():
                 data = super().load()
+                if not checks_on_load and self.session_key is None and key is not None:
+                    data = _adoption().adopt(self, key, super().load)
             reason = self._end_reason(data)
             if reason is None:
                 return data
@@ -180,10 +192,13 @@ def request_store_class(store_class: type[SessionBase]) -> type[SessionBase]:
             # Engines without a native aload run load() in a thread, which ends the
             # session there already.
             self._admitted = False
+            key = self.session_key
             with self._reporting_outage():
                 data = await super().aload()
-            if self._admitted:
-                return data
+                if self._admitted:
+                    return data
+                if not checks_on_load and self.session_key is None and key is not None:
+                    data = await _adoption().aadopt(self, key, super().load)
             reason = self._end_reason(data)
             if reason is None:
                 return data
@@ -196,11 +211,15 @@ def request_store_class(store_class: type[SessionBase]) -> type[SessionBase]:
 
         def flush(self) -> None:
             session_key = self.session_key
+            if not checks_on_load:  # sessionplus's engines do this in their own flush()
+                _adoption().end_in_previous(self)
             super().flush()
             self._ended(session_key, "logout")
 
         async def aflush(self) -> None:
             session_key = self.session_key
+            if not checks_on_load:
+                await _adoption().aend_in_previous(self)
             await super().aflush()
             self._ended(session_key, "logout")
 
@@ -237,6 +256,16 @@ def request_store_class(store_class: type[SessionBase]) -> type[SessionBase]:
         async def adelete(self, session_key: str | None = None) -> None:
             with self._reporting_outage():
                 await super().adelete(session_key)
+
+        # A login's new key: the db engines move the row with a statement of their own.
+
+        def cycle_key(self) -> None:
+            with self._reporting_outage():
+                super().cycle_key()
+
+        async def acycle_key(self) -> None:
+            with self._reporting_outage():
+                await super().acycle_key()
 
     RequestSessionStore.__name__ = store_class.__name__
     RequestSessionStore.__qualname__ = store_class.__qualname__

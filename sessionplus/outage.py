@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -28,6 +29,26 @@ _PG_CONNECTION_STATES = ("08", "57P01", "57P02", "57P03")
 # server's (shutting down: 1053; this connection killed: MariaDB's 1927). A statement's failure
 # (a lock wait timeout, 1205) is not among them.
 _MYSQL_CONNECTION_ERRORS = frozenset({1053, 1927, 2001, 2002, 2003, 2004, 2005, 2006, 2013, 2055})
+
+
+@functools.cache
+def redis_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """
+    Return what "the store could not be reached" looks like from redis-py, standalone or
+    Cluster: the errors the redis engine turns into ``SessionStoreUnavailable``.
+
+    A function, imported on first use: sessionplus must not import optional dependencies.
+    """
+    from redis import exceptions
+
+    return (
+        exceptions.ConnectionError,
+        exceptions.TimeoutError,
+        exceptions.ClusterDownError,
+        exceptions.TryAgainError,
+        exceptions.ReadOnlyError,
+        exceptions.RedisClusterException,
+    )
 
 
 def _is_connection_error(exc: BaseException) -> bool:

@@ -21,6 +21,12 @@ def write(request: HttpRequest) -> HttpResponse:
     return HttpResponse(f"visits={request.session['visits']}")
 
 
+def read_all_then_write(request: HttpRequest) -> HttpResponse:
+    # The redis engine verifies each value when read: this view reads every one first.
+    dict(request.session.items())
+    return write(request)
+
+
 def log_out(request: HttpRequest) -> HttpResponse:
     logout(request)
     return HttpResponse("logged out")
@@ -30,5 +36,6 @@ urlpatterns = [
     path("untouched/", untouched),
     path("read/", read),
     path("write/", write),
+    path("read-all-then-write/", read_all_then_write),
     path("logout/", log_out),
 ]

@@ -19,11 +19,23 @@ from django.test import SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 
-from sessionplus.backends.adoption import _writer_class, read_session, write_session
+from sessionplus.backends.adoption import (
+    FoundSession,
+    _adopt_found,
+    read_session,
+    remove_session,
+    write_session,
+)
+from sessionplus.exceptions import SessionTooLarge
+from sessionplus.identifiers import log_id
 from tests.support.commands import TtyOutput, run_command
+from tests.support.engines import UNKNOWN_KEY, Engine, count_storage
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."
+# SQL, cache calls and session files; Redis through the cache API only, so that one Django
+# cache lookup on django-redis counts once.
+WATCHED = Engine("any", stores=())
 
 
 def migrate(*args: str, stdout: io.StringIO | None = None) -> tuple[str, str, int]:
@@ -41,6 +53,10 @@ class AdoptionContract:
     previous: str
     current: str
     settings: dict[str, Any] = {}
+    # A move removes a source copy the target already has: from a database (a request
+    # adopting it holds the row), not from a cache, where it is left to expire, since
+    # removing it could cross a request adopting it, which would take that for a logout.
+    stale_copies_removed = True
 
     def setUp(self) -> None:
         super().setUp()
@@ -105,6 +121,56 @@ class AdoptionContract:
         assert read_session(self.old, key) is None
         assert dict(self.new(key).items()) == {}
 
+    def test_a_key_in_neither_store_costs_a_lookup_there_and_a_second_read_here(self):
+        self.new(UNKNOWN_KEY).get("warm-up")  # an engine's first read may set bookkeeping
+        with override_settings(SESSIONPLUS_PREVIOUS_ENGINE=None), count_storage(WATCHED) as alone:
+            assert self.new(UNKNOWN_KEY).get("cart") is None
+        with count_storage(WATCHED) as switching:
+            assert self.new(UNKNOWN_KEY).get("cart") is None
+        # Not one lookup, as issue #15 hoped, but the same miss here again: see
+        # adoption.adopt() and docs/migrating.md. (Redis commands are not among WATCHED.)
+        assert switching.total == 2 * alone.total + 1, switching.log
+
+    def test_a_session_past_the_size_limit_is_adopted_as_it_is(self):
+        key = self.stock_session(big="x" * 2000)
+        with override_settings(SESSIONPLUS_MAX_SIZE=1000):
+            session = self.new(key)
+            assert session["big"] == "x" * 2000
+            assert read_session(self.old, key) is None
+            # The limit holds for what the site writes: a save leaving it too large fails
+            # before anything is written (the middleware answers 413).
+            session["more"] = 1
+            with pytest.raises(SessionTooLarge):
+                session.save()
+            assert dict(self.new(key).items()) == {
+                SESSION_KEY: "7",
+                "cart": [1, 2],
+                "big": "x" * 2000,
+            }
+
+    def test_a_session_this_engine_cannot_store_stays_in_the_previous_engine(self):
+        key = self.stock_session(_sessionplus_own="a key sessionplus reserves")
+        with self.assertLogs("sessionplus.backends.adoption", "WARNING") as logs:
+            session = self.new(key)
+            assert dict(session.items()) == {}
+        assert f"Session {log_id(key)} not copied to {self.current}: " in logs.output[0]
+        assert read_session(self.old, key).data["cart"] == [1, 2]
+
+    def test_migratesessions_plus_leaves_what_the_target_cannot_store_and_goes_on(self):
+        big = self.stock_session(big="x" * 2000)
+        odd = self.stock_session(_sessionplus_own="a key sessionplus reserves")
+        with (
+            override_settings(SESSIONPLUS_MAX_SIZE=1000),
+            self.assertLogs("sessionplus.backends.adoption", "WARNING"),
+        ):
+            out, err, code = migrate("--from", self.previous)
+        assert (err, code) == ("", 0)
+        assert out.startswith(
+            "Moved 1 live session (1 session the target cannot store: left, see the log) in "
+        )
+        assert read_session(self.new, big).data["big"] == "x" * 2000
+        assert read_session(self.old, odd).data["cart"] == [1, 2]
+
     def test_an_async_load_adopts_too(self):
         key = self.stock_session()
         session = self.new(key)
@@ -156,7 +222,7 @@ class AdoptionContract:
         assert (code, err) == (0, "")
         assert "Moved 0 live sessions (1 session already there: kept)" in out
         assert self.new(key)["paid"] is True
-        assert read_session(self.old, key) is None
+        assert (read_session(self.old, key) is None) is self.stale_copies_removed
 
     def test_a_dry_run_counts_and_moves_nothing(self):
         key = self.stock_session()
@@ -198,17 +264,25 @@ class DjangoDBToDBTests(AdoptionContract, TestCase):
             out, _, code = migrate("--from", self.current, "--to", self.previous)
         assert (out.split(" in ")[0], code) == ("Moved 0 live sessions", 0)
 
-    def test_a_row_changed_after_it_was_read_is_not_removed(self):
-        key = self.stock_session()
-        found = read_session(self.old, key)
+    def read_then_changed(self) -> FoundSession:
+        """Return a session as read, then saved again by a server not yet switched."""
+        found = read_session(self.old, self.stock_session())
         with freeze_time(timezone.now() + timedelta(minutes=1)):
-            changed = self.old(key)
+            changed = self.old(found.session_key)
             changed["late"] = True
             changed.save()  # moves expire_date
-        from sessionplus.backends.adoption import remove_session
+        return found
 
-        remove_session(self.old, found)
-        assert self.old(key)["late"] is True
+    def test_a_row_changed_after_it_was_read_is_not_removed(self):
+        found = self.read_then_changed()
+        assert remove_session(self.old, found) is False
+        assert self.old(found.session_key)["late"] is True
+
+    def test_a_row_changed_after_it_was_read_is_not_adopted_then(self):
+        found = self.read_then_changed()
+        _adopt_found(self.old, self.new, found)
+        assert read_session(self.new, found.session_key) is None
+        assert self.new(found.session_key)["late"] is True  # the next load adopts it as it is
 
 
 class DjangoDBToCachedDBTests(AdoptionContract, TestCase):
@@ -232,6 +306,8 @@ class DjangoCacheToCacheTests(AdoptionContract, SimpleTestCase):
     previous = DJANGO + "cache"
     current = PLUS + "cache"
     settings = {"SESSION_CACHE_ALIAS": "redis"}
+    stale_copies_removed = False
+    databases = {"default"}  # storage counts watch SQL too
 
 
 @pytest.mark.usefixtures("redis_db")
@@ -239,6 +315,8 @@ class DjangoCacheToRedisTests(AdoptionContract, SimpleTestCase):
     previous = DJANGO + "cache"
     current = PLUS + "redis"
     settings = {"SESSION_CACHE_ALIAS": "redis"}
+    stale_copies_removed = False
+    databases = {"default"}  # storage counts watch SQL too
 
 
 class DjangoFileToFileTests(AdoptionContract, TestCase):
@@ -254,8 +332,6 @@ class DjangoFileToFileTests(AdoptionContract, TestCase):
         )
         directory.start()
         self.addCleanup(directory.stop)
-        _writer_class.cache_clear()  # writers subclass the engine: none may keep another
-        self.addCleanup(_writer_class.cache_clear)
         # Start empty.
         for name in os.listdir(settings.SESSION_FILE_PATH):
             os.unlink(os.path.join(settings.SESSION_FILE_PATH, name))

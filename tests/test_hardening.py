@@ -30,7 +30,6 @@ from sessionplus.identifiers import log_id
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import (
     ENGINES,
-    SERVER_SIDE,
     SHIPPED,
     EngineTestMixin,
     engine_matrix,
@@ -239,12 +238,15 @@ class TamperingChecks(EngineTestMixin):
             presented = tamper(self.engine, key, lambda payload, cut=cut: payload[:-cut])
             self.assert_no_session_logged_once(presented, key, cut)
 
+    # The view the tampered session is sent to: it reads the session, then writes to it.
+    write_view = "/write/"
+
     def test_a_tampered_session_gets_an_anonymous_response_and_a_fresh_key(self):
         key = self.saved(secret=self.SECRET).session_key
         presented = tamper(self.engine, key, flip_byte(5))
         self.client.cookies[settings.SESSION_COOKIE_NAME] = presented
         with self.assertLogs(SUSPICIOUS, "WARNING") as logs:
-            response = self.client.get("/write/")
+            response = self.client.get(self.write_view)
         assert len(logs.records) == 1
         assert response.status_code == 200
         assert response.content == b"visits=1"
@@ -302,7 +304,29 @@ class ServerSideHardeningChecks(DataRuleChecks, CorruptExpiryChecks, TamperingCh
     """Everything above, for an engine that keeps a record per session."""
 
 
-engine_matrix(globals(), "HardeningTests", (ServerSideHardeningChecks, TestCase), SERVER_SIDE)
+engine_matrix(
+    globals(),
+    "HardeningTests",
+    (ServerSideHardeningChecks, TestCase),
+    ["db", "cached_db", "cache", "file"],
+)
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisHardeningTests(ServerSideHardeningChecks, TestCase):
+    engine = ENGINES["redis"]
+    # Each value is verified when read: "/write/" never reads the tampered one.
+    write_view = "/read-all-then-write/"
+
+    def test_a_tampered_value_no_request_reads_is_never_returned_and_the_session_goes_on(self):
+        key = self.saved(secret=self.SECRET).session_key
+        tamper(self.engine, key, flip_byte(5))
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = key
+        response = self.client.get("/write/")
+        assert response.content == b"visits=1"
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value == key
+        with self.assertLogs(SUSPICIOUS, "WARNING"):
+            assert self.store(key).get("secret") is None
 
 
 class SignedCookiesHardeningTests(DataRuleChecks, CorruptExpiryChecks, TamperingChecks, TestCase):

@@ -9,7 +9,7 @@ The outage is real: the cache alias points at a loopback port nothing listens on
 from __future__ import annotations
 
 from typing import Any
-from unittest import skipUnless
+from unittest import mock, skipUnless
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,6 +18,7 @@ from django.db import OperationalError, connection
 from django.test import SimpleTestCase, TestCase
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from sessionplus.backends.db import SessionStore as DbStore
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import ENGINES
@@ -283,6 +284,34 @@ class OutageLoggingSyncTests(OutageLoggingContract, SyncRequests, TestCase):
 
 
 class OutageLoggingAsyncTests(OutageLoggingContract, AsyncRequests, TestCase):
+    pass
+
+
+class DbEngineLoginOutageContract(MiddlewareTestMixin):
+    """The db engine losing its database as a login moves the session to its new key."""
+
+    engine = ENGINES["db"]
+    assert_unavailable = OutageContract.assert_unavailable
+    logged_once = OutageContract.logged_once
+
+    def test_a_login_whose_key_change_loses_the_database_gets_503(self):
+        self.get("/write/")  # a stored session for the login to move
+        self.create_user("ada")
+        # Fault injection: a database lost between the load and the key change cannot be
+        # timed for real.
+        lost = OperationalError("server closed the connection unexpectedly")
+        lost.__cause__ = ConnectionResetError()
+        with mock.patch.object(DbStore, "_move", side_effect=lost):
+            response, loggers = self.logged_once("/login/", {"username": "ada"})
+        self.assert_unavailable(response)
+        assert loggers == ["sessionplus.middleware"]
+
+
+class DbEngineSyncLoginOutageTests(DbEngineLoginOutageContract, SyncRequests, TestCase):
+    pass
+
+
+class DbEngineAsyncLoginOutageTests(DbEngineLoginOutageContract, AsyncRequests, TestCase):
     pass
 
 

@@ -19,15 +19,16 @@ changed meanwhile keeps its newer data.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import SESSION_KEY
@@ -42,6 +43,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from sessionplus.backends.base import CreateError, SessionPlusBase, is_valid_session_key
+from sessionplus.backends.cache import SessionStore as CacheStore
 from sessionplus.backends.cached_db import SessionStore as CachedDBStore
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_datetime, as_timestamp, delete_rows
@@ -49,12 +51,14 @@ from sessionplus.backends.file import SessionStore as FileStore
 from sessionplus.backends.metadata import METADATA_FIELDS
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.conf import conf
+from sessionplus.identifiers import log_id
 
 if TYPE_CHECKING:
     from sessionplus.backends.redis import SessionStore as RedisStore
 
 __all__ = [
     "FoundSession",
+    "Moved",
     "aadopt",
     "adopt",
     "aend_in_previous",
@@ -66,6 +70,8 @@ __all__ = [
     "remove_session",
     "write_session",
 ]
+
+logger = logging.getLogger(__name__)
 
 _DB_STORES = (DjangoDBStore, DBStore)
 _CACHED_DB_STORES = (DjangoCachedDBStore, CachedDBStore)
@@ -124,9 +130,9 @@ def read_session(store_class: type[SessionBase], session_key: str) -> FoundSessi
     if isinstance(store, DjangoFileStore):
         # Private to Django's file engine, so absent from django-stubs.
         path = store._key_to_file(session_key)  # type: ignore[attr-defined]
-        if _is_record_file(path):
-            return None  # sessionplus's file under the same name: not Django's session
-        version = _version_of(path)
+        version = _django_file_version(path)
+        if version is None:
+            return None
     data = store.load()
     # Django's file engine answers an expired session with a new, empty one.
     if store.session_key != session_key:
@@ -145,10 +151,7 @@ def _expiry_of_loaded(store: SessionBase, session_key: str, data: dict[str, Any]
         expiry = store._expiry_date(data)  # type: ignore[attr-defined]
         return now + store.get_expiry_age(expiry=expiry)
     if isinstance(store, SessionPlusBase):  # the redis engine: the key's TTL is the expiry
-        redis_store = cast("RedisStore", store)
-        key = redis_store.redis_key(session_key)
-        milliseconds: int = redis_store._run(lambda client: client.pttl(key))
-        return now + milliseconds / 1000
+        return now + cast("RedisStore", store).seconds_to_live()
     ttl = getattr(getattr(store, "_cache", None), "ttl", None)
     seconds: float | None = (
         ttl(store.cache_key) if isinstance(store, DjangoCacheStore) and callable(ttl) else None
@@ -159,13 +162,17 @@ def _expiry_of_loaded(store: SessionBase, session_key: str, data: dict[str, Any]
     return store.get_expiry_date().timestamp()
 
 
-def _is_record_file(path: str) -> bool:
-    # sessionplus's files open with a header line; Django's signed data has no newline.
+def _django_file_version(path: str) -> tuple[str, int, int] | None:
+    # One open: a miss costs one file-system call, as a lookup in any other store.
     try:
         with open(path, "rb") as session_file:
-            return b"\n" in session_file.read()
+            status = os.fstat(session_file.fileno())
+            # sessionplus's files open with a header line; Django's signed data has none.
+            if b"\n" in session_file.read():
+                return None
     except FileNotFoundError:
-        return False
+        return None
+    return path, status.st_ino, status.st_mtime_ns
 
 
 def _version_of(path: str) -> tuple[str, int, int] | None:
@@ -240,12 +247,8 @@ def _stored_keys(store_class: type[SessionBase]) -> Iterator[str] | None:
     if isinstance(store, (DjangoFileStore, FileStore)):
         return _file_keys(store.storage_path, store.file_prefix)
     if hasattr(store_class, "redis_key"):
-        redis_store = cast("RedisStore", store)
-        prefix = redis_store.redis_key("")
-        keys = redis_store._run(
-            lambda client: list(client.scan_iter(match=prefix + "*", count=1000))
-        )
-        return _unprefixed(keys, prefix)
+        redis_class = cast("type[RedisStore]", store_class)
+        return _unprefixed(redis_class.stored_keys(), redis_class.redis_key(""))
     iter_keys = getattr(getattr(store, "_cache", None), "iter_keys", None)
     cache_prefix = getattr(store, "cache_key_prefix", None)
     if cache_prefix is None or iter_keys is None:
@@ -304,37 +307,18 @@ def batch_transaction(*store_classes: type[SessionBase]) -> ExitStack:
     return stack
 
 
-@functools.cache
-def _writer_class(store_class: type[SessionBase]) -> type[SessionBase]:
-    class Writer(store_class):  # type: ignore[valid-type,misc]
-        """Write one session with the expiry it already has, not one counted from now."""
-
-        expires_at: float
-
-        def get_expiry_date(self, **kwargs: Any) -> datetime:
-            return as_datetime(self.expires_at)
-
-        def get_expiry_age(self, **kwargs: Any) -> int:
-            return max(1, math.ceil(self.expires_at - now_timestamp()))
-
-    # Django derives the signing salt from the class's qualified name: keep the engine's.
-    Writer.__qualname__ = store_class.__qualname__
-    return Writer
+StoreT = TypeVar("StoreT", bound=SessionPlusBase)
 
 
-def _writer(store_class: type[SessionBase], found: FoundSession) -> Any:
-    """Return a store of the engine holding ``found``, ready to write it as it is."""
-    writer: Any = _writer_class(store_class)(found.session_key)
-    writer.expires_at = found.expires_at
-    writer._session_cache = dict(found.data)
-    if isinstance(writer, SessionPlusBase):
-        writer._metadata = {
-            name: found.metadata[name]
-            for name in METADATA_FIELDS
-            if found.metadata.get(name) is not None
-        }
-        writer.update_metadata(user_id=found.data.get(SESSION_KEY))
-    return writer
+def _copy(store_class: type[StoreT], found: FoundSession) -> StoreT:
+    """Return a store of a sessionplus engine holding ``found`` as it is, ready to create it."""
+    copy = store_class(found.session_key)
+    copy.copied_expires_at = found.expires_at
+    copy._session_cache = dict(found.data)
+    metadata = found.metadata
+    copy._metadata = {name: metadata[name] for name in METADATA_FIELDS if metadata.get(name)}
+    copy.update_metadata(user_id=found.data.get(SESSION_KEY))
+    return copy
 
 
 def write_session(store_class: type[SessionBase], found: FoundSession) -> bool:
@@ -343,15 +327,32 @@ def write_session(store_class: type[SessionBase], found: FoundSession) -> bool:
 
     A sessionplus engine keeps the metadata it can (the creation time, or now as first
     seen) and records the signed-in user; Django's engines keep data and expiry only.
+    Raise TypeError / ValueError when the engine cannot store the data (see the data rule);
+    a session past SESSIONPLUS_MAX_SIZE is stored as it is.
     """
-    writer = _writer(store_class, found)
-    if isinstance(writer, (DjangoFileStore, FileStore)):
-        return _write_file(writer, found)
+    if issubclass(store_class, SessionPlusBase):
+        store: SessionBase = _copy(store_class, found)
+    elif issubclass(store_class, _DB_STORES):
+        return bool(_insert_rows(store_class, [found]).written)
+    elif issubclass(store_class, DjangoCacheStore):
+        # Django's cache engine's cache, private, so absent from django-stubs.
+        cache = store_class(found.session_key)._cache  # type: ignore[attr-defined]
+        key = store_class.cache_key_prefix + found.session_key
+        return bool(cache.add(key, found.data, _seconds_left(found)))
+    else:  # Django's file engine dates the session by the file, set below; any other: from now
+        store = store_class(found.session_key)
+        store._session_cache = dict(found.data)  # type: ignore[attr-defined]
+    if isinstance(store, (DjangoFileStore, FileStore)):
+        return _write_file(store, found)
     try:
-        writer.save(must_create=True)
+        store.save(must_create=True)
     except CreateError:
         return False
     return True
+
+
+def _seconds_left(found: FoundSession) -> int:
+    return max(1, math.ceil(found.expires_at - now_timestamp()))
 
 
 def _write_file(writer: Any, found: FoundSession) -> bool:
@@ -384,21 +385,35 @@ def _write_file(writer: Any, found: FoundSession) -> bool:
     return True
 
 
-def remove_session(store_class: type[SessionBase], found: FoundSession) -> None:
-    """Remove a session from the engine it was read from, unless it changed since."""
+def remove_session(store_class: type[SessionBase], found: FoundSession) -> bool:
+    """
+    Remove a session from the engine it was read from, unless it changed since.
+
+    Return False when the copy that was read is no longer there to remove: it was ended
+    (a logout) or replaced meanwhile. Engines that cannot tell say True.
+    """
     store = store_class(found.session_key)
     if isinstance(found.version, datetime):
         rows = _rows(store_class).filter(session_key=found.session_key, expire_date=found.version)
-        if not delete_rows(rows) or not isinstance(store, _CACHED_DB_STORES):
-            return
-    elif isinstance(found.version, tuple):
+        if not delete_rows(rows):
+            return False
+        if isinstance(store, _CACHED_DB_STORES):
+            store.delete(found.session_key)
+        return True
+    if isinstance(found.version, tuple):
         path = found.version[0]
         # Not when replaced since (by a save, or by the move itself within one directory).
         if _version_of(path) == found.version:
             with suppress(FileNotFoundError):
                 os.unlink(path)
-        return
+                return True
+        return os.path.exists(path)
+    if isinstance(store, (DjangoCacheStore, CacheStore)):
+        # The cache says whether the entry was there; sessionplus's redis engine cannot.
+        cache = store._cache  # type: ignore[union-attr]
+        return bool(cache.delete(store.cache_key_prefix + found.session_key))
     store.delete(found.session_key)
+    return True
 
 
 # Many at once ---------------------------------------------------------------------------
@@ -407,40 +422,109 @@ def remove_session(store_class: type[SessionBase], found: FoundSession) -> None:
 _DELETE_CHUNK = 100
 
 
+@dataclass
+class Moved:
+    """What ``move_batch`` did with each session of a batch."""
+
+    written: list[FoundSession] = field(default_factory=list)
+    # Already in the target (adopted or written meanwhile): kept as they are there.
+    present: list[FoundSession] = field(default_factory=list)
+    # Data the target cannot store (logged): left in the source.
+    refused: list[FoundSession] = field(default_factory=list)
+
+
 def move_batch(
     source_class: type[SessionBase], target_class: type[SessionBase], batch: list[FoundSession]
-) -> tuple[int, int]:
+) -> Moved:
     """
     Write each session of ``batch`` to the target and remove it from the source.
 
-    Return how many were written and how many the target already had (kept as they are).
     Between database engines a batch costs a few statements, not a few per session.
+    A database source also loses the rows the target already had (a read-through holds
+    the row it adopts, so the two never cross); other sources keep those, since a request
+    adopting one removes it itself (and undoes its copy if the source was emptied first).
     """
-    if issubclass(target_class, _DB_STORES):
-        written, present = _insert_rows(target_class, batch)
-    else:
-        written = sum(write_session(target_class, found) for found in batch)
-        present = len(batch) - written
     if issubclass(source_class, _DB_STORES):
-        _delete_unchanged_rows(source_class, batch)
+        batch = _lock_unchanged_rows(source_class, batch)
+    if issubclass(target_class, _DB_STORES):
+        moved = _insert_rows(target_class, batch)
     else:
+        moved = Moved()
         for found in batch:
+            try:
+                written = write_session(target_class, found)
+            except (TypeError, ValueError) as exc:
+                _refused(found, target_class, exc)
+                moved.refused.append(found)
+                continue
+            (moved.written if written else moved.present).append(found)
+    if issubclass(source_class, _DB_STORES):
+        _delete_unchanged_rows(source_class, [*moved.written, *moved.present])
+    else:
+        for found in moved.written:
             remove_session(source_class, found)
-    return written, present
+    return moved
 
 
-def _insert_rows(store_class: Any, batch: list[FoundSession]) -> tuple[int, int]:
+def _lock_unchanged_rows(store_class: Any, batch: list[FoundSession]) -> list[FoundSession]:
+    """
+    Lock the source rows of ``batch`` for the batch's transaction; return the unchanged.
+
+    A request adopting one of them locks its row before writing the copy, as this does
+    before writing any: the two queue on the source row and never deadlock on the target's.
+    """
+    keys = sorted(found.session_key for found in batch)
+    locked = dict(
+        _rows(store_class)
+        .select_for_update()
+        .filter(session_key__in=keys)
+        .order_by("session_key")
+        .values_list("session_key", "expire_date")
+    )
+    return [found for found in batch if locked.get(found.session_key) == found.version]
+
+
+def _refused(found: FoundSession, target_class: type[SessionBase], exc: Exception) -> None:
+    logger.warning(
+        "Session %s not copied to %s: %s It stays where it was.",
+        log_id(found.session_key),
+        target_class.__module__,
+        exc,
+    )
+
+
+def _insert_rows(store_class: Any, batch: list[FoundSession]) -> Moved:
+    """Insert the sessions of ``batch`` the table lacks."""
     rows = _rows(store_class)
     keys = [found.session_key for found in batch]
     present = set(rows.filter(session_key__in=keys).values_list("session_key", flat=True))
-    new = [
-        _writer(store_class, found).create_model_instance(found.data)
-        for found in batch
-        if found.session_key not in present
-    ]
+    moved = Moved()
+    new = []
+    for found in batch:
+        if found.session_key in present:
+            moved.present.append(found)
+            continue
+        try:
+            new.append(_row(store_class, found))
+        except (TypeError, ValueError) as exc:
+            _refused(found, store_class, exc)
+            moved.refused.append(found)
+            continue
+        moved.written.append(found)
     # A key taken between the two statements (adopted meanwhile) keeps its row.
     rows.bulk_create(new, ignore_conflicts=True)
-    return len(new), len(present)
+    return moved
+
+
+def _row(store_class: Any, found: FoundSession) -> Any:
+    if issubclass(store_class, DBStore):
+        return _copy(store_class, found).create_model_instance(found.data)
+    store = store_class(found.session_key)
+    return store.model(
+        session_key=found.session_key,
+        session_data=store.encode(found.data),
+        expire_date=as_datetime(found.expires_at),
+    )
 
 
 def _delete_unchanged_rows(store_class: Any, batch: list[FoundSession]) -> None:
@@ -466,37 +550,86 @@ def _delete_unchanged_rows(store_class: Any, batch: list[FoundSession]) -> None:
 # Read-through ---------------------------------------------------------------------------
 
 
-def adopt(store: SessionPlusBase, session_key: str) -> dict[str, Any]:
+def adopt(
+    store: SessionBase, session_key: str, load: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """
     Load ``session_key`` into ``store`` after its own load missed, adopting it if needed.
 
     Return the session's data, or {} (and no key) when neither engine has it. Whatever
-    happened (this request adopted it, a concurrent one did first, or it is nowhere), the
-    session is loaded back from the current store, so every engine keeps one way to load.
-    That costs a second read of the current store when a key is in neither store: a
-    concurrent request may have adopted it between the two misses.
+    happened (this request adopted it, a concurrent one or a move did first, or it is
+    nowhere), the session is loaded back from the current store with ``load`` (default:
+    ``store.load``), so every engine keeps one way to load. A key in neither store so
+    costs a lookup there and a second read here: a move or a concurrent adoption may have
+    written it here, then removed it there, between this request's two reads.
     """
     previous = previous_engine()
     if previous is None or not is_valid_session_key(session_key):
         return {}
     found = read_session(previous, session_key)
-    if found is not None and write_session(type(store), found):
-        remove_session(previous, found)
+    if found is not None:
+        _adopt_found(previous, type(store), found)
     store._session_key = session_key
-    return store.load()
+    return (load or store.load)()
 
 
-async def aadopt(store: SessionPlusBase, session_key: str) -> dict[str, Any]:
+def _adopt_found(
+    previous: type[SessionBase], current: type[SessionBase], found: FoundSession
+) -> None:
+    """
+    Copy ``found`` into the current engine, then remove it from the previous one.
+
+    A logout ends a session in the previous engine first, then in the current one. So a
+    logout that ran while the copy was made either kept the source row locked until the
+    copy was done (database engines: it then ends the copy), or removed the source
+    before this step came to remove it: the copy is then undone here.
+    """
+    with _source_held(previous, found) as held:
+        if not held:
+            return  # ended, changed or moved since it was read: load what is there now
+        try:
+            written = write_session(current, found)
+        except (TypeError, ValueError) as exc:
+            _refused(found, current, exc)
+            return
+        if written and not remove_session(previous, found):
+            current(found.session_key).delete(found.session_key)
+
+
+@contextmanager
+def _source_held(store_class: type[SessionBase], found: FoundSession) -> Iterator[bool]:
+    """
+    Hold the source of ``found`` while it is adopted; yield whether it is still as read.
+
+    A database row is locked until the copy is written and the row removed (SELECT ...
+    FOR UPDATE): a logout, a save on a server not yet switched, or a move of the same row
+    waits, then finds it gone. Other stores cannot be held.
+    """
+    if not isinstance(found.version, datetime):
+        yield True
+        return
+    rows = _rows(store_class)
+    with transaction.atomic(using=rows.db):
+        held = rows.select_for_update().filter(
+            session_key=found.session_key, expire_date=found.version
+        )
+        yield bool(list(held.values_list("session_key", flat=True)))
+
+
+async def aadopt(
+    store: SessionBase, session_key: str, load: Callable[[], dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Do what ``adopt()`` does; a one-time step per session, so run in a thread."""
-    return await sync_to_async(adopt)(store, session_key)
+    return await sync_to_async(adopt)(store, session_key, load)
 
 
-def end_in_previous(session_key: str | None) -> None:
-    """End a session in the previous engine too, so a logout during a switch is final."""
+def end_in_previous(store: SessionBase) -> None:
+    """End a session in the previous engine first, so a logout during a switch is final."""
     previous = previous_engine()
-    if previous is not None and is_valid_session_key(session_key):
-        previous(session_key).delete(session_key)
+    key = store.session_key
+    if previous is not None and is_valid_session_key(key):
+        previous(key).delete(key)
 
 
-async def aend_in_previous(session_key: str | None) -> None:
-    await sync_to_async(end_in_previous)(session_key)
+async def aend_in_previous(store: SessionBase) -> None:
+    await sync_to_async(end_in_previous)(store)

@@ -6,6 +6,7 @@ signing (the data rule applied to its one serialization), and the load/save fram
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -75,6 +76,10 @@ class SessionPlusBase(MetadataMixin, SessionBase):
 
     # The stored data as last loaded, which a touch compares with what is stored now.
     _loaded_data: str | None = None
+    # Set on a store that writes a copy of a session another engine holds (adoption): the
+    # copy keeps the expiry it has there, and is stored even past SESSIONPLUS_MAX_SIZE (the
+    # limit is on what the site writes; a session it already had is carried over as it is).
+    copied_expires_at: float | None = None
 
     # Keys ----------------------------------------------------------------------
 
@@ -130,7 +135,11 @@ class SessionPlusBase(MetadataMixin, SessionBase):
         (or ``validate_for_write()``) before writing anything.
         """
         check_keys(data)
-        return CheckingSerializer(self.serializer).dumps(data)
+        return CheckingSerializer(self.serializer, self._max_size()).dumps(data)
+
+    def _max_size(self) -> float | None:
+        # A copy adoption writes is stored as it is (see copied_expires_at).
+        return None if self.copied_expires_at is None else math.inf
 
     def validate_for_write(self) -> None:
         """Check the session in memory against the data rule without loading anything."""
@@ -149,7 +158,7 @@ class SessionPlusBase(MetadataMixin, SessionBase):
         return signing.dumps(
             session_dict if own_fields is None else {**session_dict, **own_fields},
             salt=self.key_salt,
-            serializer=partial(CheckingSerializer, self.serializer),
+            serializer=partial(CheckingSerializer, self.serializer, self._max_size()),
             compress=True,
         )
 
@@ -226,6 +235,8 @@ class SessionPlusBase(MetadataMixin, SessionBase):
 
     def expiry_timestamp(self, now: float | None = None) -> float:
         """Return when this session expires, as a UNIX timestamp."""
+        if self.copied_expires_at is not None:
+            return self.copied_expires_at
         now = now_timestamp() if now is None else now
         return self.get_expiry_date(modification=as_utc_datetime(now)).timestamp()
 
@@ -334,16 +345,16 @@ class SessionPlusBase(MetadataMixin, SessionBase):
         raise RuntimeError("Unable to create a new session key.")
 
     def flush(self) -> None:
-        key = self.session_key
+        # The previous engine first: an adoption under way then finds nothing to copy, or
+        # finds its source gone and undoes its copy (see adoption.adopt).
+        _adoption().end_in_previous(self)
         super().flush()
         self._metadata = {}
-        _adoption().end_in_previous(key)
 
     async def aflush(self) -> None:
-        key = self.session_key
+        await _adoption().aend_in_previous(self)
         await super().aflush()
         self._metadata = {}
-        await _adoption().aend_in_previous(key)
 
     # Touch ---------------------------------------------------------------------
 

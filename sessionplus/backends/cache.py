@@ -4,7 +4,8 @@ Sessions in any ``CACHES`` alias (``SESSION_CACHE_ALIAS``), signed like the db e
 Each session is one cache entry: the text of a ``StoredSession`` (a JSON header with expiry
 and metadata, then the signed, serialized data), never a raw pickled dict. A create is
 one ``add``; a save only overwrites an entry that still exists, so a session deleted
-meanwhile (a logout in another tab) is not brought back.
+meanwhile (a logout in another tab) is not brought back. On Redis a touch is one round trip
+too: a script rewrites the entry's header only while the entry is still the one loaded.
 """
 
 from __future__ import annotations
@@ -114,6 +115,45 @@ async def areplace(backend: BaseCache, key: str, value: Any, timeout: int) -> bo
     return True
 
 
+# Compare-and-set in one round trip: the entry is rewritten only while it is still the one
+# loaded (-1: gone, 0: changed since, 1: rewritten).
+SWAP_IF_UNCHANGED = """
+local current = redis.call('GET', KEYS[1])
+if not current then return -1 end
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+return 1
+"""
+
+
+def swap_if_unchanged(backend: BaseCache, key: str, loaded: Any, value: Any, timeout: int) -> int:
+    """
+    Replace ``key``'s value ``loaded`` with ``value`` in one call; return 1 when it did,
+    0 when the entry changed since (or the backend has no compare-and-set), -1 when it is gone.
+
+    The script compares the bytes the backend stores; a backend that does not encode the
+    same value to the same bytes (django-redis's herd or sharded clients) answers 0, and
+    the caller falls back to reading the entry.
+    """
+    if _is_django_redis(backend):
+        from django_redis.client import DefaultClient
+
+        client = backend.client
+        if type(client) is not DefaultClient:
+            return 0
+        full_key = client.make_key(key)
+        redis_client, encode = client.get_client(write=True), client.encode
+    elif isinstance(backend, DjangoRedisCache):
+        full_key = backend.make_and_validate_key(key)
+        redis_client = backend._cache.get_client(full_key, write=True)
+        encode = backend._cache._serializer.dumps
+    else:
+        return 0
+    return int(
+        redis_client.eval(SWAP_IF_UNCHANGED, 1, full_key, encode(loaded), encode(value), timeout)
+    )
+
+
 def timeout_until(expires_at: float) -> int:
     """Return the cache timeout for an entry that expires at ``expires_at``."""
     # At least a second: 0 means "never expire" to some backends. An entry kept past its
@@ -189,6 +229,53 @@ class SessionStore(SessionPlusBase):
             return
         with self._reaching_cache():
             await self._cache.adelete(self.cache_key_prefix + session_key)
+
+    # Touch -------------------------------------------------------------------------
+
+    # The record as loaded, which a touch on Redis swaps for a refreshed one.
+    _loaded_record: StoredSession | None = None
+
+    def _accept(self, record: StoredSession | None) -> dict[str, Any]:
+        data = super()._accept(record)
+        self._loaded_record = record if self.session_key is not None else None
+        return data
+
+    def touch(self) -> None:
+        if self.modified or not self._touched_in_place():
+            super().touch()
+
+    async def atouch(self) -> None:
+        if self.modified or not await sync_to_async(self._touched_in_place)():
+            await super().atouch()
+
+    def _touched_in_place(self) -> bool:
+        """
+        Refresh the loaded entry's header in one round trip where the cache can compare
+        and set; return False when the touch must read the entry first (as elsewhere).
+        """
+        self._get_session()  # the expiry may live in the data
+        loaded = self._loaded_record
+        now = now_timestamp()
+        # Expired since it loaded: the reading touch says so (UpdateError).
+        if self.session_key is None or loaded is None or loaded.expires_at <= now:
+            return False
+        metadata = {**loaded.metadata, **self.metadata_for_touch(now)}
+        record = StoredSession(loaded.data, self.expiry_timestamp(now), metadata)
+        key = self.cache_key_prefix + self.session_key
+        with self._reaching_cache():
+            swapped = swap_if_unchanged(
+                self._cache,
+                key,
+                loaded.to_text(),
+                record.to_text(),
+                timeout_until(record.expires_at),
+            )
+        if swapped < 0:
+            raise UpdateError
+        if swapped:
+            self._loaded_record = record
+            self._mark_saved()
+        return bool(swapped)
 
     @classmethod
     def clear_expired(cls) -> None:

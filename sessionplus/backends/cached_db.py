@@ -342,6 +342,15 @@ class SessionStore(DBStore):
         record = self._cache_record(row.session_data, row.expire_date)
         await self.session_cache().astore(row.pk, record)
 
+    def _move(self, row: Any, old_key: str) -> bool:
+        # The old key's entry is ended first, as by a delete (see below).
+        self.session_cache().end([old_key])
+        moved = super()._move(row, old_key)
+        if moved:
+            record = self._cache_record(row.session_data, row.expire_date)
+            self.session_cache().store(row.pk, record)
+        return moved
+
     def _touch_row(self, values: dict[str, Any]) -> bool:
         touched = super()._touch_row(values)
         # The entry holds expiry and metadata, so the cache gets the whole record again,

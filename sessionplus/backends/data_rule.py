@@ -70,15 +70,17 @@ class CheckingSerializer:
     ``encode()`` hands it to ``signing`` so that the rule costs no serialization of its own.
     """
 
-    def __init__(self, serializer: type) -> None:
+    def __init__(self, serializer: type, max_size: float | None = None) -> None:
         self.serializer = serializer
+        # None: SESSIONPLUS_MAX_SIZE.
+        self.max_size = max_size
 
     def dumps(self, obj: dict[str, Any]) -> bytes:
         try:
             serialized: bytes = self.serializer().dumps(obj)
         except Exception as exc:  # a serializer may raise anything on a value it refuses
             raise self._error(obj, exc) from exc
-        limit = conf.SESSIONPLUS_MAX_SIZE
+        limit = conf.SESSIONPLUS_MAX_SIZE if self.max_size is None else self.max_size
         if len(serialized) > limit:
             raise SessionTooLarge(
                 f"The session data serializes to {len(serialized)} bytes, more than "

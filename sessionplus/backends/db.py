@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import nullcontext
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.functional import cached_property
 
 from sessionplus.backends.base import (
+    MAX_CREATE_ATTEMPTS,
     CreateError,
     SessionPlusBase,
     UpdateError,
@@ -101,19 +102,16 @@ class _LoadStatement:
         fields = [meta.get_field(name) for name in _loaded_columns(model)]
         quote = connection.ops.quote_name
         self.names = tuple(field.name for field in fields)
-        # The key is the primary key: at most one row, so no ORDER BY or LIMIT.
-        self.sql = "SELECT {} FROM {} WHERE {} = %s AND {} > %s".format(
+        # The key is the primary key: at most one row, so no ORDER BY or LIMIT. Whether it
+        # expired is read from expire_date in Python, as every engine checks it (cheaper
+        # than preparing the current time for the backend on every load).
+        key_field = meta.get_field("session_key")
+        self.sql = "SELECT {} FROM {} WHERE {} = %s".format(
             ", ".join(quote(field.column) for field in fields),
             quote(meta.db_table),
-            quote(meta.get_field("session_key").column),
-            quote(meta.get_field("expire_date").column),
+            quote(key_field.column),
         )
-        self.prepare_key = functools.partial(
-            meta.get_field("session_key").get_db_prep_value, connection=connection
-        )
-        self.prepare_moment = functools.partial(
-            meta.get_field("expire_date").get_db_prep_value, connection=connection
-        )
+        self.prepare_key = functools.partial(key_field.get_db_prep_value, connection=connection)
         # What the ORM's compiler applies to each selected column (SQLite and MySQL turn
         # datetimes aware under USE_TZ, for instance).
         self.converters = []
@@ -125,10 +123,9 @@ class _LoadStatement:
                 self.converters.append((index, converters, column))
 
     def fetch(self, connection: BaseDatabaseWrapper, session_key: str) -> dict[str, Any] | None:
-        """Return the live row of ``session_key`` by field name, or None."""
-        params = (self.prepare_key(session_key), self.prepare_moment(timezone.now()))
+        """Return the row of ``session_key`` by field name, expired or not, or None."""
         with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
+            cursor.execute(self.sql, (self.prepare_key(session_key),))
             row = cursor.fetchone()
         if row is None:
             return None
@@ -248,6 +245,24 @@ def _statement(
         return statement
 
 
+_Result = TypeVar("_Result")
+
+
+def _claiming_key(
+    connection: BaseDatabaseWrapper, run: Callable[..., _Result], *args: Any
+) -> _Result:
+    """Run a statement that writes a new session key; CreateError when the key is taken."""
+    # In autocommit mode the statement is the only one. Inside a transaction it gets a
+    # savepoint, so that a key collision does not abort the caller's transaction
+    # (PostgreSQL refuses every later statement of an aborted one).
+    in_transaction = connection.in_atomic_block
+    try:
+        with transaction.atomic(using=connection.alias) if in_transaction else nullcontext():
+            return run(*args)
+    except IntegrityError as exc:
+        raise CreateError from exc
+
+
 def delete_rows(rows: QuerySet) -> int:
     """Delete ``rows`` with one DELETE statement and return how many went."""
     # QuerySet.delete() wraps even a fast delete in transaction.atomic() (BEGIN and
@@ -350,7 +365,10 @@ class SessionStore(SessionPlusBase):
     def _read(self, session_key: str) -> StoredSession | None:
         connection = self._connection()
         row = _statement(_LoadStatement, self.model, connection).fetch(connection, session_key)
-        return None if row is None else self._stored(row)
+        if row is None:
+            return None
+        record = self._stored(row)
+        return record if record.expires_at > now_timestamp() else None
 
     def _accept(self, record: StoredSession | None) -> dict[str, Any]:
         data = super()._accept(record)
@@ -440,18 +458,49 @@ class SessionStore(SessionPlusBase):
     def _insert_row(self, row: AbstractBaseSession) -> None:
         connection = self._connection()
         statement = _statement(_InsertStatement, self.model, connection)
-        # In autocommit mode the INSERT is the only statement. Inside a transaction it
-        # gets a savepoint, so that a key collision does not abort the caller's
-        # transaction (PostgreSQL refuses every later statement of an aborted one).
-        in_transaction = connection.in_atomic_block
-        try:
-            with transaction.atomic(using=connection.alias) if in_transaction else nullcontext():
-                statement.run(connection, row)
-        except IntegrityError as exc:
-            raise CreateError from exc
+        _claiming_key(connection, statement.run, connection, row)
 
     def _update(self, row: AbstractBaseSession) -> None:
         self._update_row(row)
+
+    # A new key ------------------------------------------------------------------------
+
+    def cycle_key(self) -> None:
+        """
+        Move the session to a new key with one UPDATE; the old key stops working at once.
+
+        Django's engine inserts a row under the new key, then deletes the old one: two
+        statements (and a probe) where one moves the row. A login's save follows, as in
+        Django.
+        """
+        data = self._get_session()
+        old_key = self.session_key
+        if old_key is None:  # nothing stored to move
+            return super().cycle_key()
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                moved = self._move(self.create_model_instance(data), old_key)
+            except CreateError:
+                continue
+            if not moved:  # deleted meanwhile: start afresh with what this request holds
+                self._session_key = None
+                self.create()
+            self._mark_saved()
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key.")
+
+    async def acycle_key(self) -> None:
+        # Every statement runs in a thread anyway (the savepoint has no async API yet).
+        await sync_to_async(self.cycle_key)()
+
+    def _move(self, row: AbstractBaseSession, old_key: str) -> bool:
+        """Write ``row`` in place of the row of ``old_key``; return whether there was one."""
+        values = {"session_key": row.pk, **self._row_values(row)}
+        connection = self._connection()
+        statement = _statement(_UpdateStatement, self.model, connection, tuple(values), False)
+        return bool(_claiming_key(connection, statement.run, connection, values, old_key))
 
     async def _aupdate(self, row: AbstractBaseSession) -> None:
         # Not _update(): a subclass's override of it runs around this one (cached_db).

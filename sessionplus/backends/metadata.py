@@ -53,7 +53,7 @@ class SessionMetadata:
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any]) -> SessionMetadata:
         """Return the view of metadata as engines store it (timestamps as UNIX seconds)."""
-        values = {name: stored.get(name) for name in METADATA_FIELDS}
+        values: dict[str, Any] = {name: stored.get(name) for name in METADATA_FIELDS}
         for name in TIMESTAMP_FIELDS:
             if values[name] is not None:
                 values[name] = as_utc_datetime(values[name])
@@ -74,7 +74,7 @@ class MetadataMixin(SessionBase):
     @property
     def metadata(self) -> SessionMetadata:
         """Return what is recorded about this session besides its data."""
-        self._get_session()
+        self._get_session()  # type: ignore[attr-defined]
         return SessionMetadata.from_stored(self._metadata)
 
     def seconds_since(self, name: str, now: float | None = None) -> float | None:
@@ -85,8 +85,8 @@ class MetadataMixin(SessionBase):
         The timeout and touch decisions compare two numbers per request: this spares them
         building ``metadata`` and its datetimes.
         """
-        self._get_session()
-        moment = self._metadata.get(name)
+        self._get_session()  # type: ignore[attr-defined]
+        moment: float | None = self._metadata.get(name)
         if moment is None:
             return None
         return (now_timestamp() if now is None else now) - moment

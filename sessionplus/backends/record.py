@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sessionplus.backends.metadata import METADATA_FIELDS, is_metadata_value, is_timestamp
 
@@ -51,8 +51,8 @@ def parse_record_header(line: str | bytes) -> tuple[float, dict[str, Any]]:
     expires_at = header.get("expires_at")
     if not is_timestamp(expires_at):
         raise ValueError("A stored session header has no valid expiry.")
-    metadata = {name: header.get(name) for name in METADATA_FIELDS}
+    metadata: dict[str, Any] = {name: header.get(name) for name in METADATA_FIELDS}
     for name, value in metadata.items():
         if value is not None and not is_metadata_value(name, value):
             raise ValueError(f"A stored session header has an invalid {name}.")
-    return expires_at, metadata
+    return cast(float, expires_at), metadata

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,6 +14,7 @@ from django.core import signing
 from django.core.cache import caches
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
+from freezegun import freeze_time
 
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
 from sessionplus.backends.timestamps import now_timestamp
@@ -31,8 +32,10 @@ class CacheEngineContract(ServerSideStoreContract):
 
     engine = ENGINES["cache"]
     alias = "default"
-    # The cache calls a save of an existing session makes on this backend.
+    # The cache calls a save of an existing session, and a touch of an unmodified one, make
+    # on this backend (django-redis: SET XX, and the touch's script through its client).
     save_calls = ["set"]
+    touch_calls: list[str] = []
 
     def setUp(self) -> None:
         super().setUp()
@@ -185,9 +188,20 @@ class CacheEngineContract(ServerSideStoreContract):
         with count_storage() as count:
             session.save()
         assert count.cache == self.save_calls
+        session = self.reloaded(session)
+        session["a"]  # the middleware touches a loaded, unmodified session
         with count_storage() as count:
             session.touch()
-        assert count.cache == self.save_calls
+        assert count.cache == self.touch_calls
+
+    def test_a_touch_after_the_entry_expired_raises_update_error(self):
+        session = self.saved(a=1)
+        session.set_expiry(60)
+        session.save()
+        session = self.reloaded(session)
+        session["a"]
+        with freeze_time(timezone.now() + timedelta(seconds=120)), pytest.raises(UpdateError):
+            session.touch()
 
     def test_budget_delete_is_one_delete(self):
         session = self.saved(a=1)
@@ -195,24 +209,26 @@ class CacheEngineContract(ServerSideStoreContract):
             session.delete()
         assert count.cache == ["delete"]
 
-    def round_trips(self, server: str) -> dict[str, int]:
-        """Return how many commands each operation costs at ``server`` ("redis", "memcached")."""
+    def costs(self, cost: Callable[[StorageCount], int], **servers: bool) -> dict[str, int]:
+        """Return what each operation costs, as ``cost`` reads it from its count."""
         counts: dict[str, StorageCount] = {}
         session = self.store()
         session["a"] = 1
-        with count_storage(**{server: True}) as counts["create"]:
+        with count_storage(**servers) as counts["create"]:
             session.save()
         session = self.store(session.session_key)
-        with count_storage(**{server: True}) as counts["load"]:
+        with count_storage(**servers) as counts["load"]:
             session.load()
         session["b"] = 2
-        with count_storage(**{server: True}) as counts["save"]:
+        with count_storage(**servers) as counts["save"]:
             session.save()
-        with count_storage(**{server: True}) as counts["touch"]:
+        session = self.store(session.session_key)
+        session["a"]  # loaded, unmodified: what the middleware touches
+        with count_storage(**servers) as counts["touch"]:
             session.touch()
-        with count_storage(**{server: True}) as counts["delete"]:
+        with count_storage(**servers) as counts["delete"]:
             session.delete()
-        return {operation: len(getattr(count, server)) for operation, count in counts.items()}
+        return {operation: cost(count) for operation, count in counts.items()}
 
     async def test_async_budget_load_create_and_delete(self):
         session = self.store()
@@ -228,8 +244,10 @@ class CacheEngineContract(ServerSideStoreContract):
 
 class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "default"
-    # locmem has no conditional write: touch probes that the entry still exists, then set.
+    # locmem has no conditional write: touch probes that the entry still exists, then set;
+    # a session's touch reads the entry first.
     save_calls = ["touch", "set"]
+    touch_calls = ["get", "touch", "set"]
 
     def test_djangos_cache_engine_costs_more_for_the_same_operations(self):
         def measure(store_class):
@@ -248,7 +266,7 @@ class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
                 session.save()
             with count_storage() as counts["delete"]:
                 session.delete()
-            return {operation: count.cache for operation, count in counts.items()}
+            return counts
 
         assert measure(DjangoCacheStore) == {
             "new session read": [],
@@ -271,7 +289,21 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis"
 
     def test_every_operation_is_one_redis_round_trip(self):
-        assert self.round_trips("redis") == ONE_EACH
+        # Round trips, not commands: the server counts the GET and SET a script runs.
+        assert self.costs(lambda count: count.round_trips, redis=True) == ONE_EACH
+
+    def test_a_client_that_stores_values_its_own_way_touches_by_reading_first(self):
+        # django-redis's herd client wraps every value: the touch's script cannot compare it.
+        herd = {**settings.CACHES["redis"]}
+        herd["OPTIONS"] = {**herd["OPTIONS"], "CLIENT_CLASS": "django_redis.client.HerdClient"}
+        caches_with_herd = {**settings.CACHES, "herd": herd}
+        with override_settings(CACHES=caches_with_herd, SESSION_CACHE_ALIAS="herd"):
+            session = self.reloaded(self.saved(a=1))
+            session["a"]
+            with count_storage(redis=True) as count:
+                session.touch()
+            assert count.round_trips == 2
+            assert self.reloaded(session)["a"] == 1
 
     def test_djangos_cache_engine_needs_two_round_trips_to_create_and_to_save(self):
         session = DjangoCacheStore()
@@ -319,19 +351,23 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
 @pytest.mark.usefixtures("redis_db")
 class DjangoBuiltinRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis_builtin"
-    save_calls = []  # the conditional SET goes through the backend's client (counted below)
+    # The conditional SET and the touch's script go through the backend's client (counted below).
+    save_calls = touch_calls = []
 
     def test_every_operation_is_one_redis_round_trip(self):
-        assert self.round_trips("redis") == ONE_EACH
+        # Round trips, not commands: the server counts the GET and SET a script runs.
+        assert self.costs(lambda count: count.round_trips, redis=True) == ONE_EACH
 
 
 @pytest.mark.usefixtures("memcached_db")
 class MemcachedCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "memcached"
     save_calls = []  # memcached's replace goes through the backend's client (counted below)
+    touch_calls = ["get"]  # no compare-and-set: the touch reads the entry, then replaces it
 
-    def test_every_operation_is_one_memcached_command(self):
-        assert self.round_trips("memcached") == ONE_EACH
+    def test_every_operation_but_touch_is_one_memcached_command(self):
+        costs = self.costs(lambda count: len(count.memcached), memcached=True)
+        assert costs == {**ONE_EACH, "touch": 2}
 
     def test_djangos_cache_engine_needs_two_commands_to_create_and_to_save(self):
         session = DjangoCacheStore()

@@ -525,8 +525,8 @@ class CachedDbBudgetTests(TransactionTestCase):
             "refresh": ["UPDATE", "cache.set"],
             "delete": ["DELETE", "cache.set_many"],
             "login": [
-                *["INSERT", "DELETE", "UPDATE"],
-                *["cache.get_many", "cache.set", "cache.set_many", "cache.set"],
+                *["UPDATE", "UPDATE"],
+                *["cache.get_many", "cache.set_many", "cache.set", "cache.set"],
             ],
         }
 

@@ -167,7 +167,7 @@ def engine_on(cluster: PrivateRedisCluster) -> Iterator[None]:
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": cluster.url,
         "OPTIONS": {
-            "CONNECTION_FACTORY": "sessionplus.backends.redis_clients.ClusterConnectionFactory",
+            "CONNECTION_FACTORY": "sessionplus.backends.redis.clients.ClusterConnectionFactory",
             "SOCKET_CONNECT_TIMEOUT": 1,
             "SOCKET_TIMEOUT": 1,
         },

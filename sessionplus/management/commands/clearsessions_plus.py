@@ -4,6 +4,7 @@ import time
 from argparse import ArgumentParser, ArgumentTypeError
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import import_module
 from typing import Any
 
@@ -86,12 +87,8 @@ class Command(BaseCommand):
         self.verbosity = verbosity
         engine = engine or settings.SESSION_ENGINE
         store_class = self.store_class(engine)
-        try:
+        with store_errors_as_command_error(f"Cannot clear expired sessions of {engine}"):
             self.clear(engine, store_class, batch_size, max_seconds, dry_run)
-        except STORE_ERRORS as exc:
-            raise CommandError(
-                f"Cannot clear expired sessions of {engine}: {first_line(exc)}"
-            ) from exc
 
     def store_class(self, engine: str) -> type[SessionBase]:
         try:
@@ -195,6 +192,15 @@ class Command(BaseCommand):
     def info(self, message: str, level: int = 1) -> None:
         if self.verbosity >= level:
             self.stdout.write(message)
+
+
+@contextmanager
+def store_errors_as_command_error(failure: str) -> Iterator[None]:
+    """Turn a store that is down, unmigrated or missing into ``CommandError("<failure>: …")``."""
+    try:
+        yield
+    except STORE_ERRORS as exc:
+        raise CommandError(f"{failure}: {first_line(exc)}") from exc
 
 
 def first_line(exc: BaseException) -> str:

@@ -16,10 +16,9 @@ from sessionplus.backends.adoption import (
 )
 from sessionplus.management.commands.clearsessions_plus import (
     CLIENT_SIDE,
-    STORE_ERRORS,
     counted,
-    first_line,
     positive_int,
+    store_errors_as_command_error,
 )
 
 NOT_LISTABLE = (
@@ -77,12 +76,8 @@ class Command(BaseCommand):
         for engine in (source, target):
             if engine.endswith(".signed_cookies"):
                 raise CommandError(f"{engine}: {CLIENT_SIDE} Signed cookies need no move.")
-        try:
+        with store_errors_as_command_error(f"Cannot move sessions from {source} to {target}"):
             self.move(source, source_class, target_class, batch_size, dry_run)
-        except STORE_ERRORS as exc:
-            raise CommandError(
-                f"Cannot move sessions from {source} to {target}: {first_line(exc)}"
-            ) from exc
 
     @staticmethod
     def store_class(engine: str) -> type[SessionBase]:
@@ -104,7 +99,7 @@ class Command(BaseCommand):
             self.info(NOT_LISTABLE.format(engine=source))
             return
         started = time.monotonic()
-        moved = present = 0
+        moved = present = refused = 0
         progress = self.verbosity in (1, 2) and self.stdout.isatty()
         for batch in batches:
             if dry_run:
@@ -112,9 +107,10 @@ class Command(BaseCommand):
                 continue
             with batch_transaction(source_class, target_class):
                 # Never overwrites: a session adopted or written there meanwhile is newer.
-                written, kept = move_batch(source_class, target_class, batch)
-            moved += written
-            present += kept
+                done = move_batch(source_class, target_class, batch)
+            moved += len(done.written)
+            present += len(done.present)
+            refused += len(done.refused)
             if progress:
                 elapsed = time.monotonic() - started
                 rate = (moved + present) / elapsed if elapsed else 0
@@ -128,7 +124,13 @@ class Command(BaseCommand):
         if dry_run:
             self.info(f"Would move {counted(moved, 'live session')} (dry run: nothing moved).")
             return
-        already = f" ({counted(present, 'session')} already there: kept)" if present else ""
+        notes = []
+        if present:
+            notes.append(f"{counted(present, 'session')} already there: kept")
+        if refused:
+            cannot = "the target cannot store: left, see the log"
+            notes.append(f"{counted(refused, 'session')} {cannot}")
+        already = f" ({'; '.join(notes)})" if notes else ""
         self.info(f"Moved {counted(moved, 'live session')}{already} in {elapsed:.1f} s.")
 
     def info(self, message: str) -> None:

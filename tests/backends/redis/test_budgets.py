@@ -22,8 +22,8 @@ REDIS = "sessionplus.backends.redis"
 DJANGO_CACHE = "django.contrib.sessions.backends.cache"
 
 Operation = Callable[[], Any]
-# A load: one transaction (count_storage() records it as one entry), no script.
-READ = "MULTI HGETALL PTTL EXEC"
+# A load: one command, no script.
+READ = "HGETALL"
 
 
 def store_class(engine: str) -> Any:

@@ -17,7 +17,7 @@ from django.test import SimpleTestCase
 
 from sessionplus.backends.base import UpdateError
 from sessionplus.backends.redis import SessionStore
-from sessionplus.backends.redis_clients import async_client, sync_client
+from sessionplus.backends.redis.clients import async_client, sync_client
 from tests.support.redis_cluster import PrivateRedisCluster, engine_on
 
 

@@ -18,11 +18,11 @@ from django_redis import get_redis_connection
 from freezegun import freeze_time
 from redis import exceptions as redis_exceptions
 
-from sessionplus.backends import redis_clients
 from sessionplus.backends.base import MAX_CREATE_ATTEMPTS, UpdateError
-from sessionplus.backends.redis import SessionStore
-from sessionplus.backends.redis_clients import async_client
-from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
+from sessionplus.backends.redis import clients as redis_clients
+from sessionplus.backends.redis.clients import async_client
+from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 from tests.backends.contract import UserIndexedStoreContract
 from tests.support.engines import ENGINES
 from tests.support.redis_faults import HangingUpListener, SilentListener
@@ -507,6 +507,11 @@ class RedisCreateAndCycleTests(SimpleTestCase):
 
 
 @pytest.mark.usefixtures("redis_db")
+def past_its_expiry() -> Any:
+    """A moment past a session saved now with the default age, clock skew allowed for."""
+    return timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE + CLOCK_SKEW + 1)
+
+
 class RedisIntegrityTests(SimpleTestCase):
     def assert_no_session_and_logged(self, session_key: str, problem: str) -> None:
         with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
@@ -516,10 +521,36 @@ class RedisIntegrityTests(SimpleTestCase):
         assert problem in logs.output[0]
         assert session_key not in "".join(logs.output)
 
-    def test_a_key_without_expiry_is_no_session(self):
+    def test_a_key_whose_ttl_was_removed_ends_with_its_own_signed_expiry(self):
         key = saved(a=1).session_key
         redis().persist(SessionStore.redis_key(key))
-        self.assert_no_session_and_logged(key, "no expiry")
+        assert SessionStore(key)["a"] == 1
+        with freeze_time(past_its_expiry()):
+            self.assert_no_session_and_logged(key, "outlived its expiry")
+
+    def test_a_stretched_ttl_does_not_stretch_the_session(self):
+        session = SessionStore()
+        session["a"] = 1
+        session.set_expiry(600)
+        session.save()
+        redis().expire(SessionStore.redis_key(session.session_key), 86_400)
+        with freeze_time(timezone.now() + timedelta(seconds=600 + CLOCK_SKEW + 1)):
+            self.assert_no_session_and_logged(session.session_key, "outlived its expiry")
+
+    def test_a_tampered_value_read_after_load_ends_the_session_there(self):
+        session = saved(a=1, b=2)
+        redis().hset(
+            SessionStore.redis_key(session.session_key), "d:b", stored(session.session_key)["d:a"]
+        )
+        loaded = SessionStore(session.session_key)
+        loaded.update_metadata(ip="192.0.2.1")
+        assert loaded["a"] == 1  # verified when read: b is not read yet
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            assert loaded.get("b") is None
+        assert "signature" in logs.output[0]
+        assert loaded.session_key is None
+        assert dict(loaded.items()) == {}
+        assert loaded.metadata.ip == "192.0.2.1"
 
     def test_a_value_moved_to_another_field_fails_its_signature(self):
         key = saved(a="admin", b="guest").session_key
@@ -546,7 +577,7 @@ class RedisIntegrityTests(SimpleTestCase):
         key = "d" * 32
         redis().hset(SessionStore.redis_key(key), "d:a", "1")
         redis().expire(SessionStore.redis_key(key), 60)
-        self.assert_no_session_and_logged(key, "signature")
+        self.assert_no_session_and_logged(key, "no last activity")
 
     def test_a_value_signed_with_another_secret_key_is_no_session(self):
         with override_settings(SECRET_KEY="another-secret-key-entirely-not-ours"):
@@ -576,7 +607,7 @@ class RedisIntegrityTests(SimpleTestCase):
 
     def test_a_request_with_a_tampered_session_goes_on_anonymous(self):
         key = saved(a=1).session_key
-        redis().persist(SessionStore.redis_key(key))
+        redis().hset(SessionStore.redis_key(key), "d:a", stored(key)["m:created_at"])
         client = Client()
         client.cookies[settings.SESSION_COOKIE_NAME] = key
         with (
@@ -587,10 +618,10 @@ class RedisIntegrityTests(SimpleTestCase):
         assert response.status_code == 200
         assert response.content == b""
 
-    async def test_async_a_key_without_expiry_is_no_session(self):
+    async def test_async_a_key_whose_ttl_was_removed_ends_with_its_own_signed_expiry(self):
         key = (await asaved(a=1)).session_key
         redis().persist(SessionStore.redis_key(key))
-        with self.assertLogs("django.security.SuspiciousSession", "WARNING"):
+        with freeze_time(past_its_expiry()), self.assertLogs("django.security.SuspiciousSession"):
             loaded = SessionStore(key)
             assert list(await loaded.akeys()) == []
         assert loaded.session_key is None
@@ -623,11 +654,9 @@ class RedisUserIndexTests(SimpleTestCase):
         assert redis().pttl(index_key("7")) >= longest
 
     def test_a_touch_that_outlives_the_index_extends_it(self):
-        now = timezone.now()
-        with freeze_time(now - timedelta(days=20)):
+        with override_settings(SESSION_COOKIE_AGE=100):
             session = log_in("7")
-        # Redis's clock cannot be frozen: age the index by hand as 20 days would have.
-        redis().pexpire(index_key("7"), 8 * 86_400_000)
+        assert redis().pttl(index_key("7")) <= 200_000
         session = SessionStore(session.session_key)
         session["cart"]
         session.touch()
@@ -943,6 +972,87 @@ class RedisAsyncClientTests(SimpleTestCase):
             assert response.status_code == 200
             assert (await client.get("/async/read/")).content == b"a"
         assert asyncio.get_running_loop() in redis_clients._async_clients
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisLazyDataTests(SimpleTestCase):
+    """Values verified when read, and a save that handles only what it writes."""
+
+    def test_a_client_that_decodes_replies_reads_sessions_too(self):
+        key = saved(a=1, cart=["apple"]).session_key
+        decoding = {
+            **settings.CACHES["redis"],
+            "OPTIONS": {
+                **settings.CACHES["redis"]["OPTIONS"],
+                "CONNECTION_POOL_KWARGS": {"decode_responses": True},
+            },
+        }
+        caches = {**settings.CACHES, "decoding": decoding}
+        with override_settings(CACHES=caches, SESSIONPLUS_REDIS_ALIAS="decoding"):
+            assert dict(SessionStore(key).items()) == {"a": 1, "cart": ["apple"]}
+
+    def test_a_field_of_a_later_release_is_verified_and_kept(self):
+        session = saved(a=1)
+        codec = session.codec()
+        redis().hset(
+            SessionStore.redis_key(session.session_key), "m:future", codec.dumps("m:future", 1)
+        )
+        assert SessionStore(session.session_key)["a"] == 1
+        assert "m:future" in stored(session.session_key)
+
+    def test_a_damaged_value_assigned_without_being_read_is_overwritten(self):
+        key = saved(a=1, b=2).session_key
+        redis().hset(SessionStore.redis_key(key), "d:b", b"damaged")
+        session = SessionStore(key)
+        session["b"] = 3
+        session.save()
+        assert dict(SessionStore(key).items()) == {"a": 1, "b": 3}
+
+    def test_a_value_assigned_unread_and_unchanged_is_not_rewritten(self):
+        key = saved(a=1, cart=["apple"]).session_key
+        before = stored(key)
+        with override_settings(
+            SECRET_KEY_FALLBACKS=[settings.SECRET_KEY], SECRET_KEY="rotated-key"
+        ):
+            session = SessionStore(key)
+            session["cart"] = ["apple"]
+            session.save()
+        assert stored(key)["d:cart"] == before["d:cart"]
+
+    @override_settings(SESSIONPLUS_MAX_SIZE=3000)
+    def test_a_compressed_value_never_read_counts_at_its_full_size(self):
+        key = saved(text="the same words again " * 100, small="x").session_key
+        assert stored(key)["d:text"].startswith(b".")
+        session = SessionStore(key)
+        session["small"] = "y"
+        session.save()
+        session = SessionStore(key)
+        session["more"] = "z" * 1000
+        with pytest.raises(SessionTooLarge):
+            session.save()
+        assert "d:more" not in stored(key)
+
+    @override_settings(SESSIONPLUS_MAX_SIZE=100)
+    def test_a_damaged_value_met_while_measuring_the_session_ends_it_unsaved(self):
+        key = saved(a=1, b=2).session_key
+        redis().hset(SessionStore.redis_key(key), "d:b", stored(key)["d:a"])
+        session = SessionStore(key)
+        session["c"] = "x" * 60
+        with (
+            self.assertLogs("django.security.SuspiciousSession", "WARNING"),
+            pytest.raises(UpdateError),
+        ):
+            session.save()
+        assert "d:c" not in stored(key)
+
+    def test_create_gives_up_when_every_new_key_is_taken(self):
+        taken = [saved(n=number).session_key for number in range(MAX_CREATE_ATTEMPTS)]
+        ScriptedKeys.keys = list(taken)
+        session = ScriptedKeys()
+        session["a"] = 1
+        with pytest.raises(RuntimeError, match="new session key"):
+            session.create()
+        assert [SessionStore(key)["n"] for key in taken] == list(range(MAX_CREATE_ATTEMPTS))
 
 
 @pytest.mark.usefixtures("redis_db")

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends.redis import SessionStore
-from sessionplus.backends.redis_clients import async_client
+from sessionplus.backends.redis.clients import async_client
 from tests.support.redis_sentinel import SERVICE, PrivateRedisSentinel
 
 

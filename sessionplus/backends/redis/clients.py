@@ -22,23 +22,14 @@ from typing import Any
 import redis.asyncio
 import redis.asyncio.cluster
 import redis.asyncio.connection
+import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.cluster
 import redis.connection
+import redis.retry
 import redis.sentinel
 from django_redis import get_redis_connection
 from django_redis.pool import ConnectionFactory
-from redis import exceptions
-
-# What "the store could not be reached" looks like from redis-py, standalone or Cluster.
-UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
-    exceptions.ConnectionError,
-    exceptions.TimeoutError,
-    exceptions.ClusterDownError,
-    exceptions.TryAgainError,
-    exceptions.ReadOnlyError,
-    exceptions.RedisClusterException,
-)
 
 # Seconds a session operation waits to connect, and then for an answer, unless the alias
 # says otherwise (OPTIONS SOCKET_CONNECT_TIMEOUT / SOCKET_TIMEOUT).
@@ -136,7 +127,7 @@ def build_async_client(sync: Any) -> Any:
     if isinstance(pool, redis.sentinel.SentinelConnectionPool):
         return _async_sentinel(pool)
     connection_class = _ASYNC_CONNECTION_CLASSES[pool.connection_class]
-    kwargs = _accepted(pool.connection_kwargs, _parameters(connection_class))
+    kwargs = _async_kwargs(pool.connection_kwargs, connection_class)
     async_pool = redis.asyncio.ConnectionPool(
         connection_class=connection_class,
         max_connections=pool.max_connections,
@@ -155,18 +146,17 @@ def _async_sentinel(pool: redis.sentinel.SentinelConnectionPool) -> Any:
         for sentinel in manager.sentinels
     ]
     connection_class = _ASYNC_CONNECTION_CLASSES[pool.connection_class]
-    kwargs = _accepted(pool.connection_kwargs, _parameters(connection_class))
+    kwargs = _async_kwargs(pool.connection_kwargs, connection_class)
     for name in ("connection_pool", "service_name", "sentinel_manager", "is_master"):
         kwargs.pop(name, None)
-    sentinel = redis.asyncio.sentinel.Sentinel(
-        sentinels, sentinel_kwargs=manager.sentinel_kwargs, **kwargs
-    )
+    sentinel_kwargs = _async_retry(dict(manager.sentinel_kwargs or {}))
+    sentinel = redis.asyncio.sentinel.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)
     return sentinel.master_for(pool.service_name)
 
 
 def _async_cluster(sync: redis.cluster.RedisCluster) -> Any:
     manager = sync.nodes_manager
-    kwargs = _accepted(manager.connection_kwargs, _parameters(ASYNC_CLUSTER))
+    kwargs = _async_kwargs(manager.connection_kwargs, ASYNC_CLUSTER)
     connection_class = manager.connection_kwargs.get("connection_class", redis.Connection)
     kwargs["ssl"] = issubclass(connection_class, redis.SSLConnection)  # rediss:// nodes
     nodes = [
@@ -174,6 +164,25 @@ def _async_cluster(sync: redis.cluster.RedisCluster) -> Any:
         for node in manager.startup_nodes.values()
     ]
     return ASYNC_CLUSTER(startup_nodes=nodes, **kwargs)
+
+
+def _async_kwargs(kwargs: dict[str, Any], async_class: type) -> dict[str, Any]:
+    """Return the settings of a sync connection that ``async_class`` takes, made for asyncio."""
+    return _async_retry(_accepted(kwargs, _parameters(async_class)))
+
+
+def _async_retry(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Replace a sync ``retry`` policy in connection settings by its asyncio equivalent."""
+    retry = kwargs.get("retry")
+    if isinstance(retry, redis.retry.Retry):
+        # redis-py would convert it itself, with a UserWarning on every client built.
+        # Retry exposes no getters for its backoff and errors: read what its __init__ kept.
+        kwargs["retry"] = redis.asyncio.retry.Retry(
+            backoff=retry._backoff,
+            retries=retry._retries,
+            supported_errors=retry._supported_errors,
+        )
+    return kwargs
 
 
 def _parameters(callable_class: type) -> set[str]:
@@ -203,7 +212,7 @@ class ClusterConnectionFactory(ConnectionFactory):
     A django-redis connection factory whose clients are ``redis.cluster.RedisCluster``.
 
     Set ``OPTIONS["CONNECTION_FACTORY"]`` of a ``django_redis.cache.RedisCache`` alias to
-    ``"sessionplus.backends.redis_clients.ClusterConnectionFactory"`` and its ``LOCATION``
+    ``"sessionplus.backends.redis.clients.ClusterConnectionFactory"`` and its ``LOCATION``
     to any node of the cluster; the other nodes are discovered.
     """
 

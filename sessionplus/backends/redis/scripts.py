@@ -1,10 +1,9 @@
 """
-The operations behind the redis engine: each is one atomic round trip.
+The Lua scripts behind the redis engine's writes: each is one atomic round trip.
 
-A read is a MULTI/EXEC transaction of plain commands (no script to run: cheaper for the
-server and the client); every write is a Lua script run by EVALSHA. Each touches only the
-keys it is given, so each runs unchanged on Redis Cluster (``CYCLE`` names two keys and is
-used only where both live on one server).
+(A read is one plain HGETALL: no script.) Each touches only the keys it is given, so each
+runs unchanged on Redis Cluster (``CYCLE`` names two keys and is used only where both live
+on one server).
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoScriptError
+from sessionplus.backends.redis.executor import ScriptCall
 
 # HSET/HDEL take their arguments from Lua's stack, which holds about 8000 values:
 # write big sessions in chunks.
@@ -27,52 +26,15 @@ end
 
 
 class Script:
-    """A Lua script run by EVALSHA, falling back to EVAL once when the server lacks it."""
+    """A Lua script; calling it with keys and arguments gives the round trip that runs it."""
 
     def __init__(self, text: str) -> None:
         self.text = _CHUNKED + text
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
-    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            # A restarted or failed-over server forgot the script; EVAL caches it again.
-            return client.eval(self.text, len(keys), *keys, *args)
+    def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> ScriptCall:
+        return ScriptCall(self.text, self.sha, keys, args)
 
-    async def acall(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        try:
-            return await client.evalsha(self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            return await client.eval(self.text, len(keys), *keys, *args)
-
-
-class Transaction:
-    """
-    Commands run on one key as a MULTI/EXEC transaction, with the interface of ``Script``.
-
-    redis-py sends the whole transaction in one write and reads every reply back: one
-    round trip, atomic like a script, and one key, so one Cluster slot.
-    """
-
-    def __init__(self, *commands: str) -> None:
-        self.commands = commands  # redis-py method names, each called with the key
-
-    def _pipeline(self, client: Any, keys: Sequence[str]) -> Any:
-        pipe = client.pipeline(transaction=True)
-        for command in self.commands:
-            getattr(pipe, command)(*keys)
-        return pipe
-
-    def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return self._pipeline(client, keys).execute()
-
-    async def acall(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._pipeline(client, keys).execute()
-
-
-# KEYS[1] session hash. Returns [{field: value} (empty when missing), pttl].
-LOAD = Transaction("hgetall", "pttl")
 
 # KEYS[1] session hash; ARGV: ttl_ms, field, value, ... Writes only if the key is new.
 # Returns 1 when written, 0 when the key already exists.

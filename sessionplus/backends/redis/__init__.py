@@ -1,0 +1,533 @@
+"""
+Session engine keeping each session in one Redis hash, through a django-redis alias.
+
+Layout under ``SESSIONPLUS_REDIS_KEY_PREFIX`` (default ``sessionplus:``):
+
+* ``<prefix><session key>``: a hash with one field per session key (``d:<key>``), the
+  metadata (``m:created_at``, ``m:last_activity``, ``m:user_id``, ``m:ip``,
+  ``m:user_agent``) and, for a logged-in session, ``x:index`` naming its user index. Every
+  value is serialized with ``SESSION_SERIALIZER`` and signed together with its field name
+  (``codec``), so a value altered, forged or moved to another field fails its signature.
+  The key's TTL is the session's expiry: Redis expires sessions itself.
+* ``<prefix>user:<user id>``: a set of that user's session keys (``index``).
+
+Each session operation is one atomic round trip to the primary: one HGETALL for a read, a
+Lua script for a write (``scripts``), each written once as a plan that ``executor`` runs
+on the sync or the asyncio client. A load verifies the metadata; each data value is
+verified and decoded when first read (``data``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from typing import Any, TypeVar
+
+from django.contrib.auth import SESSION_KEY
+
+from sessionplus.backends.base import (
+    MAX_CREATE_ATTEMPTS,
+    CreateError,
+    SessionPlusBase,
+    UpdateError,
+    is_valid_session_key,
+)
+from sessionplus.backends.data_rule import check_keys
+from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
+from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
+from sessionplus.backends.redis import index, scripts
+from sessionplus.backends.redis.codec import FieldCodec
+from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
+from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
+from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
+from sessionplus.backends.redis.index import INDEX_FIELD, ms
+from sessionplus.backends.redis.signatures import BadSignature, signer
+from sessionplus.backends.timestamps import now_timestamp
+from sessionplus.conf import conf
+
+__all__ = ["SessionStore"]
+
+T = TypeVar("T")
+
+DATA = "d:"
+DATA_BYTES = DATA.encode()
+META = "m:"
+# Seconds a session may be read past its own expiry: the app servers' clocks and Redis's
+# need not agree to the second.
+CLOCK_SKEW = 60
+
+_MISSING = object()
+# Values of these types cannot change in place: one still the very object stored is unchanged.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+class _Write:
+    """The calls one save makes, and what the store knows once they succeed."""
+
+    def __init__(
+        self,
+        main: Op,
+        before: list[Op],
+        after: list[Op],
+        stored: StoredFields,
+        index: tuple[str, float] | None,
+    ) -> None:
+        self.main, self.before, self.after = main, before, after
+        self.stored, self.index = stored, index
+
+
+class SessionStore(SessionPlusBase):
+    """Sessions as Redis hashes: delta saves, no lost updates, one round trip per operation."""
+
+    # What shrinks large values before they are signed (see ``compressors``).
+    compressor: BaseCompressor = ZlibCompressor()
+
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
+        # The data as loaded or last saved (None: not loaded, so unknown). A save compares
+        # each value read with it, so changes made in place are saved too.
+        self._stored: StoredFields | None = None
+        # (user id, until when the user's index set is kept alive) for a logged-in session.
+        self._index: tuple[str, float] | None = None
+
+    # Keys, clients, codec ----------------------------------------------------------
+
+    @classmethod
+    def redis_key(cls, session_key: str) -> str:
+        """Return the Redis key of a session's hash."""
+        return f"{conf.SESSIONPLUS_REDIS_KEY_PREFIX}{session_key}"
+
+    @classmethod
+    def user_index_key(cls, user_id: object) -> str:
+        """Return the Redis key of the set of a user's session keys."""
+        return index.index_key(user_id)
+
+    @staticmethod
+    def _run(plan: Plan[T]) -> T:
+        return run(plan, conf.SESSIONPLUS_REDIS_ALIAS)
+
+    @staticmethod
+    async def _arun(plan: Plan[T]) -> T:
+        return await arun(plan, conf.SESSIONPLUS_REDIS_ALIAS)
+
+    def codec(self) -> FieldCodec:
+        """Return the codec of one operation: it reads SECRET_KEY and its fallbacks once."""
+        return FieldCodec(self.serializer(), signer(self.key_salt), self.compressor)
+
+    # Load ------------------------------------------------------------------------------
+
+    def _load_plan(self) -> Plan[dict[str, Any]]:
+        fields = yield Command("hgetall", (self.redis_key(self.session_key),))
+        # Redis has no empty hashes: no fields means no session (expired, deleted, never was).
+        data = self._accept_hash(fields) if fields else None
+        if data is None:
+            self._forget()
+            return {}
+        return data
+
+    def load(self) -> dict[str, Any]:
+        return self._run(self._load_plan())
+
+    async def aload(self) -> dict[str, Any]:
+        return await self._arun(self._load_plan())
+
+    def _forget(self) -> None:
+        self._session_key = None
+        self._stored, self._index = StoredFields(), None
+
+    def _problem(self, exc: Exception) -> str:
+        if isinstance(exc, BadSignature):
+            return "failed its signature check"
+        return f"could not be decoded ({type(exc).__name__})"
+
+    def _accept_hash(self, fields: dict[Any, bytes]) -> LazyData | None:
+        """
+        Take a stored hash: its metadata (and expiry) verified now, its data when read.
+
+        Return None (logged) when it is not ours or has outlived its own expiry.
+        """
+        codec = self.codec()
+        if type(next(iter(fields))) is str:  # a client made with decode_responses=True
+            fields = {name.encode(): value.encode() for name, value in fields.items()}
+        # Comprehensions, not a loop of calls: a session has a field per key.
+        stored = StoredFields(
+            {name[2:].decode(): raw for name, raw in fields.items() if name[:2] == DATA_BYTES}
+        )
+        metadata: dict[str, Any] = {}
+        index = None
+        try:
+            for raw_name, raw in fields.items():
+                if raw_name[:2] == DATA_BYTES:
+                    continue
+                name = raw_name.decode()
+                value = codec.loads(name, raw)  # unknown fields too: none is forged
+                if name == INDEX_FIELD:
+                    index = (str(value[0]), float(value[1]))
+                elif name[2:] in METADATA_FIELDS:
+                    metadata[name[2:]] = value
+            raw_expiry = stored.encoded.pop(EXPIRY_KEY, None)
+            if raw_expiry is not None:
+                expiry, form = codec.decode(DATA + EXPIRY_KEY, raw_expiry)
+                stored.values[EXPIRY_KEY], stored.forms[EXPIRY_KEY] = expiry, form
+        except Exception as exc:  # a bad signature, or anything a serializer raises
+            self.log_suspicious(self._problem(exc))
+            return None
+        if self._outlived(metadata.get("last_activity"), stored.values.get(EXPIRY_KEY)):
+            return None
+        self._accept_metadata(metadata)
+        self._stored, self._index = stored, index
+        return LazyData(stored, self._decoder(codec), self._data_failed)
+
+    def _outlived(self, last_activity: object, expiry: object) -> bool:
+        """
+        Return whether a hash is past the expiry its own signed fields give (logged).
+
+        Every write sets the TTL from ``m:last_activity`` and the expiry: a hash whose TTL
+        was removed or stretched behind the engine's back ends when the session would
+        have. (An expiry the expiry maths cannot use is reported by the base class.)
+        """
+        if not isinstance(last_activity, (int, float)) or isinstance(last_activity, bool):
+            self.log_suspicious("has no last activity")
+            return True
+        if not stored_expiry_is_valid(expiry):
+            return False
+        if isinstance(expiry, str):  # Django's own expiry maths, for a date
+            modification = datetime.fromtimestamp(last_activity, tz=dt_timezone.utc)
+            expires_at = self.get_expiry_date(modification=modification, expiry=expiry).timestamp()
+        else:  # seconds, or the cookie age (Django's get_expiry_age() without datetimes)
+            expires_at = last_activity + (expiry or self.get_session_cookie_age())
+        if expires_at + CLOCK_SKEW >= now_timestamp():
+            return False
+        self.log_suspicious("outlived its expiry")
+        return True
+
+    def _decoder(self, codec: FieldCodec) -> Any:
+        def decode(key: str, stored: bytes) -> tuple[Any, bytes]:
+            return codec.decode(DATA + key, stored)
+
+        return decode
+
+    def _data_failed(self, exc: Exception) -> None:
+        # A value read later failed: the session ends as it would have at load.
+        self.log_suspicious(self._problem(exc))
+        self._forget()
+        self._metadata = dict(self._metadata_changes)
+
+    # Save ------------------------------------------------------------------------------
+
+    def _serialized_value(self, serializer: Any, key: str, value: Any) -> bytes:
+        try:
+            return serializer.dumps(value)  # type: ignore[no-any-return]
+        except Exception:  # a serializer may raise anything on a value it refuses
+            self.serialize_data({key: value})  # raises the data rule's error, naming the key
+            raise
+
+    def _changes(
+        self, codec: FieldCodec, session: dict[str, Any], known: StoredFields | None
+    ) -> tuple[dict[str, bytes], list[str], StoredFields]:
+        """
+        Return the serialized values that differ from what is stored, the keys gone, and
+        what is stored once they are written.
+
+        This is what a whole-session save would change, found at save time: values
+        assigned, mutated in place (``setdefault()`` then ``append()``), or replaced
+        behind the store's back alike. A value never read is unchanged and never
+        serialized. Keys another request added meanwhile are not ``known`` here, so they
+        are neither written nor deleted.
+        """
+        values = known.values if known is not None else {}
+        forms = known.forms if known is not None else {}
+        changed: dict[str, bytes] = {}
+        after = StoredFields()
+        items = session.raw_items() if isinstance(session, LazyData) else session.items()
+        for key, value in items:
+            if value is ENCODED:
+                after.encoded[key] = session.stored_text(key)  # type: ignore[attr-defined]
+                continue
+            after.values[key] = value
+            if type(value) in _IMMUTABLE and key in values and values[key] is value:
+                after.forms[key] = forms[key]
+                continue  # the very object loaded, and it cannot have changed
+            form = self._serialized_value(codec.serializer, key, value)
+            after.forms[key] = form
+            if forms.get(key, _MISSING) != form and self._stored_form(codec, key, known) != form:
+                changed[key] = form
+        # The data rule on what is written; what is stored passed it when written.
+        check_keys(changed)
+        gone = [] if known is None else [key for key in known.stored_keys() if key not in session]
+        return changed, gone, after
+
+    @staticmethod
+    def _stored_form(codec: FieldCodec, key: str, known: StoredFields | None) -> bytes | None:
+        # A value assigned without being read: the stored one is decoded only now.
+        if known is None or key not in known.encoded:
+            return None
+        try:
+            return codec.decode(DATA + key, known.encoded[key])[1]
+        except Exception:  # not ours: overwritten either way
+            return None
+
+    def _check_size(self, session: dict[str, Any], after: StoredFields) -> None:
+        """Refuse a session larger than SESSIONPLUS_MAX_SIZE before anything is written."""
+        limit = conf.SESSIONPLUS_MAX_SIZE
+        # Stored text is longer than the value it encodes, unless compressed.
+        estimate = sum(len(key) + len(form) + 8 for key, form in after.forms.items())
+        marker = self.compressor.marker.encode()
+        for key, stored in after.encoded.items():
+            if marker and stored.startswith(marker):
+                estimate = limit
+                break
+            estimate += len(key) + len(stored) + 8
+        if estimate > limit // 2:  # near the limit: measure exactly, as other engines do
+            self.serialize_data(dict(session.items()))
+            if self.session_key is None:  # a value read to measure it was not ours
+                raise UpdateError
+
+    def _write(self, must_create: bool) -> _Write:
+        """Plan a save: the data delta, metadata, TTL, and the user index's upkeep."""
+        # First: a create must not load (and so forget) the key it is about to write.
+        session = self._get_session(no_load=must_create)
+        codec = self.codec()
+        now = now_timestamp()
+        expires_at = self.expiry_timestamp(now)
+        ttl = ms(expires_at - now)
+        metadata = self.metadata_for_write(now)
+        known = None if must_create else self._stored
+        # Never loaded (clear() or flush() first): every data field stored goes.
+        drop_all = not must_create and known is None
+        changed, deleted, after = self._changes(codec, session, known)
+        self._check_size(session, after)
+        if must_create:
+            meta = {name: value for name, value in metadata.items() if value is not None}
+        else:
+            meta = {"last_activity": metadata["last_activity"], **self._metadata_changes}
+
+        pairs: list[str | bytes] = []
+        for key, form in changed.items():
+            pairs += [DATA + key, codec.encode(DATA + key, form)]
+        if known is None:
+            # Values never read are written back as stored: signed for their field name,
+            # they verify under any session key.
+            for key, stored in after.encoded.items():
+                pairs += [DATA + key, stored]
+        for name, value in meta.items():
+            pairs += [META + name, codec.dumps(META + name, value)]
+        deleted_fields = [DATA + key for key in deleted]
+        auth_written = must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
+        before, after_calls, new_index = index.upkeep(
+            self, must_create, auth_written, expires_at, now
+        )
+        if new_index != self._index:
+            if new_index is None:
+                deleted_fields.append(INDEX_FIELD)
+            else:
+                pairs += [INDEX_FIELD, codec.dumps(INDEX_FIELD, list(new_index))]
+
+        key = self.redis_key(self.session_key)
+        if must_create:
+            main = scripts.CREATE([key], [ttl, *pairs])
+        else:
+            args = [ttl, int(drop_all), len(deleted_fields), *deleted_fields, *pairs]
+            main = scripts.SAVE([key], args)
+        return _Write(main, before, after_calls, after, new_index)
+
+    def _save_plan(self, must_create: bool) -> Plan[None]:
+        write = self._write(must_create)
+        for call in write.before:
+            yield call
+        if not (yield write.main):
+            # CreateError: the key is taken, create() picks another. UpdateError: the
+            # session was deleted meanwhile (logout elsewhere); never resurrect it.
+            raise CreateError if must_create else UpdateError
+        for call in write.after:
+            yield call
+        self._stored, self._index = write.stored, write.index
+        session = getattr(self, "_session_cache", None)
+        if isinstance(session, LazyData):
+            session.saved_as(write.stored)
+        self._mark_saved()
+
+    def save(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return self.create()
+        self._run(self._save_plan(must_create))
+
+    async def asave(self, must_create: bool = False) -> None:
+        if self.session_key is None:
+            return await self.acreate()
+        await self._arun(self._save_plan(must_create))
+
+    def touch(self) -> None:
+        """Refresh expiry and last activity in one round trip; write pending changes too."""
+        self._get_session()
+        if self.session_key is not None:
+            self.save()
+
+    async def atouch(self) -> None:
+        await self._aget_session()
+        if self.session_key is not None:
+            await self.asave()
+
+    # Exists / delete -------------------------------------------------------------------
+
+    def _exists_plan(self, session_key: str | None) -> Plan[bool]:
+        if not is_valid_session_key(session_key):
+            return False
+        return bool((yield Command("exists", (self.redis_key(session_key),))))
+
+    def exists(self, session_key: str | None) -> bool:
+        return self._run(self._exists_plan(session_key))
+
+    async def aexists(self, session_key: str | None) -> bool:
+        return await self._arun(self._exists_plan(session_key))
+
+    def _delete_plan(self, session_key: str | None) -> Plan[None]:
+        if session_key is None:
+            session_key = self.session_key
+            self._index = None
+        if not is_valid_session_key(session_key):
+            return
+        stored_index = yield scripts.DELETE([self.redis_key(session_key)], [INDEX_FIELD])
+        yield from index.unindex(self, session_key, stored_index)
+
+    def delete(self, session_key: str | None = None) -> None:
+        self._run(self._delete_plan(session_key))
+
+    async def adelete(self, session_key: str | None = None) -> None:
+        await self._arun(self._delete_plan(session_key))
+
+    # Create / cycle key ----------------------------------------------------------------
+
+    def _create_plan(self) -> Plan[None]:
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            self._session_key = self._get_new_session_key()
+            try:
+                yield from self._save_plan(must_create=True)
+            except CreateError:
+                continue
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key.")
+
+    def create(self) -> None:
+        self._run(self._create_plan())
+
+    async def acreate(self) -> None:
+        await self._arun(self._create_plan())
+
+    def _cycle_plan(self, data: dict[str, Any]) -> Plan[None]:
+        """
+        Move the session to a new key; the old key stops working at once.
+
+        On one server the hash is renamed atomically (data written meanwhile by other
+        requests moves with it). Redis Cluster cannot rename across slots: there the
+        session is written under the new key, then the old key is deleted.
+        """
+        old_key = self.session_key
+        if old_key is None or (yield IsCluster()):
+            yield from self._create_plan()
+            self._session_cache = data
+            if old_key is not None:
+                yield from self._delete_plan(old_key)
+            return
+        for _ in range(MAX_CREATE_ATTEMPTS):
+            new_key = self._get_new_session_key()
+            before, after = self._cycle_index_calls(old_key, new_key)
+            for call in before:
+                yield call
+            moved = yield scripts.CYCLE([self.redis_key(old_key), self.redis_key(new_key)], [])
+            if moved == 0:
+                continue
+            if moved < 0:  # deleted meanwhile: start afresh with what this request holds
+                self._session_key = None
+                self._index = None
+                yield from self._create_plan()
+                return
+            for call in after:
+                yield call
+            self._session_key = new_key
+            self.modified = True
+            return
+        raise RuntimeError("Unable to create a new session key.")
+
+    def _cycle_index_calls(self, old_key: str, new_key: str) -> tuple[list[Op], list[Op]]:
+        if self._index is None:
+            return [], []
+        user_id, until = self._index
+        add = index.add(user_id, new_key, ms(until - now_timestamp()))
+        return [add], [index.remove(user_id, [old_key])]
+
+    def cycle_key(self) -> None:
+        self._run(self._cycle_plan(self._get_session()))
+
+    async def acycle_key(self) -> None:
+        await self._arun(self._cycle_plan(await self._aget_session()))
+
+    # Moving sessions between engines (``adoption``) ---------------------------------------
+
+    def _ttl_plan(self) -> Plan[float]:
+        return (yield Command("pttl", (self.redis_key(self.session_key),))) / 1000
+
+    def seconds_to_live(self) -> float:
+        """Return how long the session's hash has left before Redis expires it."""
+        return self._run(self._ttl_plan())
+
+    @classmethod
+    def stored_keys(cls) -> list[bytes | str]:
+        """Return every Redis key under the prefix (sessions and user indexes)."""
+        pattern = index.glob_escape(conf.SESSIONPLUS_REDIS_KEY_PREFIX) + "*"
+        return cls._run(index.scan(pattern))
+
+    # Per-user index --------------------------------------------------------------------
+
+    @classmethod
+    def sessions_for_user(cls, user_id: object) -> list[str]:
+        """Return the keys of a user's live sessions, pruning expired ones from the index."""
+        return cls._run(index.sessions_for_user(cls, user_id))
+
+    @classmethod
+    async def asessions_for_user(cls, user_id: object) -> list[str]:
+        return await cls._arun(index.sessions_for_user(cls, user_id))
+
+    @classmethod
+    def user_session_metadata(cls, user_id: object) -> dict[str, SessionMetadata]:
+        """
+        Return the metadata of a user's live sessions by key: two round trips.
+
+        One reads the index, one pipeline reads every member's metadata fields. Members
+        whose session expired are skipped here and pruned by ``clear_expired()``.
+        """
+        return cls._run(index.user_session_metadata(cls, user_id))
+
+    @classmethod
+    async def auser_session_metadata(cls, user_id: object) -> dict[str, SessionMetadata]:
+        plan = index.user_session_metadata(cls, user_id)
+        return await cls._arun(plan)
+
+    @classmethod
+    def end_sessions_for_user(cls, user_id: object, keep: str | None = None) -> int:
+        """End every session of a user except ``keep``; return how many were live."""
+        return cls._run(index.end_sessions_for_user(cls, user_id, keep))
+
+    @classmethod
+    async def aend_sessions_for_user(cls, user_id: object, keep: str | None = None) -> int:
+        plan = index.end_sessions_for_user(cls, user_id, keep)
+        return await cls._arun(plan)
+
+    @classmethod
+    def prune_user_indexes(cls) -> int:
+        """Remove index members whose sessions have expired; return how many went."""
+        return cls._run(index.prune_all(cls))
+
+    @classmethod
+    async def aprune_user_indexes(cls) -> int:
+        return await cls._arun(index.prune_all(cls))
+
+    @classmethod
+    def clear_expired(cls) -> int:
+        """Redis expires sessions itself; prune the user indexes of what it expired."""
+        return cls.prune_user_indexes()
+
+    @classmethod
+    async def aclear_expired(cls) -> int:
+        return await cls.aprune_user_indexes()

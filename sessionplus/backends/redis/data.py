@@ -1,0 +1,179 @@
+"""
+A session's data as read from its hash: each value verified and decoded when first read.
+
+A request reads a few keys of a session (the auth middleware three); verifying and
+decoding every field at load cost far more than Django's single ``signing.loads()``. Here a
+value is checked when it is read, and anything that walks the whole session (``items()``,
+``keys()``, ``==``, ``dict(session)``) checks every value first. A value that fails its
+signature or cannot be decoded is never returned: the store is told, and ends the session
+as it would have at load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+# An absent key, where None could be a stored value.
+_MISSING = object()
+
+
+# Stands, in the data, for a value not yet verified or decoded: its stored text is in
+# ``StoredFields.encoded``.
+ENCODED: Any = object()
+
+
+@dataclass
+class StoredFields:
+    """
+    What the hash holds of the data, as far as this store knows.
+
+    ``encoded``: keys never decoded, with their stored text (unchanged unless replaced);
+    ``values`` and ``forms``: the keys decoded or written, with the object handed out and
+    its serialized form, which a save compares to find values changed in place.
+    """
+
+    encoded: dict[str, bytes] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    forms: dict[str, bytes] = field(default_factory=dict)
+
+    def stored_keys(self) -> list[str]:
+        return [*self.forms, *self.encoded]
+
+
+class LazyData(dict[str, Any]):
+    """The data of a loaded session; values decoded on first read (see the module)."""
+
+    def __init__(
+        self,
+        stored: StoredFields,
+        decode: Callable[[str, bytes], tuple[Any, bytes]],
+        failed: Callable[[Exception], None],
+    ) -> None:
+        super().__init__(dict.fromkeys(stored.encoded, ENCODED))
+        dict.update(self, stored.values)
+        self._stored = stored
+        self._decode = decode
+        self._failed = failed
+
+    def _value(self, key: str, value: Any) -> Any:
+        if value is not ENCODED:
+            return value
+        try:
+            decoded, form = self._decode(key, self._stored.encoded[key])
+        except Exception as exc:  # a bad signature, or anything a serializer raises
+            dict.clear(self)
+            self._failed(exc)
+            raise KeyError(key) from None
+        del self._stored.encoded[key]
+        self._stored.values[key] = decoded
+        self._stored.forms[key] = form
+        dict.__setitem__(self, key, decoded)
+        return decoded
+
+    def decode_all(self) -> None:
+        """Verify and decode every value still encoded; on a failure the data is gone."""
+        for key, value in list(dict.items(self)):
+            if value is ENCODED:
+                try:
+                    self._value(key, value)
+                except KeyError:
+                    return
+
+    def raw_items(self) -> Iterator[tuple[str, Any]]:
+        """Yield (key, value) without decoding: a value never read comes as ``ENCODED``."""
+        return iter(dict.items(self))
+
+    def stored_text(self, key: str) -> bytes:
+        """Return the stored text of a value never read."""
+        return self._stored.encoded[key]
+
+    def saved_as(self, stored: StoredFields) -> None:
+        """Record what a save stored: later decodes update that."""
+        self._stored = stored
+
+    # Reading one value decodes that value only.
+
+    def __getitem__(self, key: str) -> Any:
+        return self._value(key, dict.__getitem__(self, key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = dict.get(self, key, _MISSING)
+        if value is _MISSING:
+            return default
+        try:
+            return self._value(key, value)
+        except KeyError:
+            return default
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            dict.__setitem__(self, key, default)
+            return default
+        return value
+
+    def pop(self, key: str, *default: Any) -> Any:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        dict.__delitem__(self, key)
+        return value
+
+    # Walking the session decodes all of it first.
+
+    def __iter__(self) -> Iterator[str]:
+        # Also what makes dict(data) and {**data} read values through __getitem__.
+        self.decode_all()
+        return dict.__iter__(self)
+
+    def keys(self) -> Any:
+        self.decode_all()
+        return dict.keys(self)
+
+    def values(self) -> Any:
+        self.decode_all()
+        return dict.values(self)
+
+    def items(self) -> Any:
+        self.decode_all()
+        return dict.items(self)
+
+    def popitem(self) -> tuple[str, Any]:
+        self.decode_all()
+        return dict.popitem(self)
+
+    def copy(self) -> dict[str, Any]:
+        self.decode_all()
+        return dict(dict.items(self))
+
+    def __eq__(self, other: object) -> bool:
+        self.decode_all()
+        if isinstance(other, LazyData):
+            other.decode_all()
+        return dict.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        self.decode_all()
+        return dict.__repr__(self)
+
+    def __reversed__(self) -> Iterator[str]:
+        self.decode_all()
+        return dict.__reversed__(self)
+
+    def __or__(self, other: Any) -> dict[str, Any]:
+        return {**self.copy(), **other}
+
+    def __ror__(self, other: Any) -> dict[str, Any]:
+        return {**other, **self.copy()}
+
+    def __reduce__(self) -> Any:
+        return dict, (self.copy(),)

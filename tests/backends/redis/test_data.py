@@ -1,0 +1,140 @@
+"""The redis engine's loaded data: each value verified and decoded when first read."""
+
+from __future__ import annotations
+
+import copy
+import json
+import pickle
+
+import pytest
+from django.test import SimpleTestCase
+
+from sessionplus.backends.redis.data import LazyData, StoredFields
+
+
+class Decoder:
+    """Decodes JSON text, failing on ``bad``; records what it decoded and what failed."""
+
+    def __init__(self) -> None:
+        self.decoded: list[str] = []
+        self.failures: list[Exception] = []
+
+    def __call__(self, key: str, stored: bytes) -> tuple[object, bytes]:
+        if stored == b"bad":
+            raise ValueError("not ours")
+        self.decoded.append(key)
+        return json.loads(stored), stored
+
+    def data(self, **stored: bytes) -> LazyData:
+        return LazyData(StoredFields(dict(stored)), self, self.failures.append)
+
+
+def stored_data(decoder: Decoder) -> LazyData:
+    return decoder.data(a=b"1", b=b"[2]", c=b'"three"')
+
+
+class LazyDataTests(SimpleTestCase):
+    def test_reading_one_value_decodes_that_value_only(self):
+        decoder = Decoder()
+        data = stored_data(decoder)
+        assert data["a"] == 1
+        assert data.get("b") == [2]
+        assert data["a"] == 1
+        assert decoder.decoded == ["a", "b"]
+        assert "c" in data
+        assert len(data) == 3
+        assert decoder.decoded == ["a", "b"]
+
+    def test_a_decoded_value_is_recorded_with_its_form(self):
+        decoder = Decoder()
+        stored = StoredFields({"b": b"[2]"})
+        data = LazyData(stored, decoder, decoder.failures.append)
+        value = data["b"]
+        assert stored.values["b"] is value
+        assert stored.forms == {"b": b"[2]"}
+        assert stored.encoded == {}
+
+    def test_walking_the_data_decodes_every_value(self):
+        for walk in (
+            lambda data: list(data.keys()),
+            lambda data: list(data.values()),
+            lambda data: list(data.items()),
+            lambda data: list(data),
+            lambda data: list(reversed(data)),
+            dict,
+            lambda data: {**data},
+            lambda data: data.copy(),
+            repr,
+            lambda data: json.dumps(data),
+            lambda data: pickle.loads(pickle.dumps(data)),
+            copy.deepcopy,
+            lambda data: data | {},
+            lambda data: {} | data,
+        ):
+            decoder = Decoder()
+            walk(stored_data(decoder))
+            assert sorted(decoder.decoded) == ["a", "b", "c"], walk
+
+    def test_walks_see_the_values_not_their_stored_form(self):
+        data = stored_data(Decoder())
+        assert dict(data) == {"a": 1, "b": [2], "c": "three"}
+        assert data == {"a": 1, "b": [2], "c": "three"}
+        assert data != {"a": 1}
+        assert data == stored_data(Decoder())
+        assert json.loads(json.dumps(data)) == {"a": 1, "b": [2], "c": "three"}
+        assert pickle.loads(pickle.dumps(data)) == {"a": 1, "b": [2], "c": "three"}
+        assert type(data.copy()) is dict
+        assert repr(data) == "{'a': 1, 'b': [2], 'c': 'three'}"
+        assert (data | {"d": 4})["d"] == 4
+        assert ({"a": 0} | data)["a"] == 1
+
+    def test_popitem_pop_and_setdefault_return_values(self):
+        data = stored_data(Decoder())
+        assert data.popitem() == ("c", "three")
+        assert data.pop("b") == [2]
+        assert data.pop("b", None) is None
+        with pytest.raises(KeyError):
+            data.pop("b")
+        assert data.setdefault("a", 9) == 1
+        assert data.setdefault("z", 9) == 9
+        assert dict(data) == {"a": 1, "z": 9}
+
+    def test_assigning_replaces_a_value_never_read_without_decoding_it(self):
+        decoder = Decoder()
+        data = stored_data(decoder)
+        data["a"] = 5
+        del data["b"]
+        assert data["a"] == 5
+        assert decoder.decoded == []
+
+    def test_a_value_that_fails_is_never_returned_and_empties_the_data(self):
+        for read in (
+            lambda data: data.get("x"),
+            lambda data: data.get("x", "default"),
+            lambda data: data.pop("x", "default"),
+            lambda data: data.setdefault("x", "default") and None,
+        ):
+            decoder = Decoder()
+            data = decoder.data(a=b"1", x=b"bad")
+            read(data)
+            assert len(decoder.failures) == 1
+            assert dict.__len__(data) <= 1  # setdefault may put its default in
+            assert "a" not in data
+
+    def test_indexing_a_value_that_fails_raises_key_error(self):
+        decoder = Decoder()
+        data = decoder.data(x=b"bad")
+        with pytest.raises(KeyError):
+            data["x"]
+        assert [type(exc) for exc in decoder.failures] == [ValueError]
+        assert list(data.items()) == []
+
+    def test_a_walk_that_meets_a_failure_stops_with_nothing(self):
+        decoder = Decoder()
+        data = decoder.data(a=b"1", x=b"bad", z=b"2")
+        assert list(data.keys()) == []
+        assert len(decoder.failures) == 1
+
+    def test_loaded_data_is_not_hashable(self):
+        with pytest.raises(TypeError):
+            hash(stored_data(Decoder()))
