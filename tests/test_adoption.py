@@ -263,6 +263,20 @@ class DjangoDBToDBTests(AdoptionContract, TestCase):
             out, _, code = migrate("--from", self.current, "--to", self.previous)
         assert (out.split(" in ")[0], code) == ("Moved 0 live sessions", 0)
 
+    @override_settings(ROOT_URLCONF="tests.urls_middleware", SESSIONPLUS_MAX_SIZE=1000)
+    def test_through_the_middleware_bad_input_in_the_previous_engine_never_costs_a_500(self):
+        big = self.stock_session(value="x" * 2000)
+        odd = self.stock_session(value="odd", _sessionplus_own="a key sessionplus reserves")
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = big
+        assert self.client.get("/read/").content == b"x" * 2000  # adopted as it is
+        # Growing it further is refused before anything is written; it stays as it was.
+        assert self.client.get("/write/", {"value": "y" * 3000}).status_code == 413
+        assert self.client.get("/read/").content == b"x" * 2000
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = odd
+        with self.assertLogs("sessionplus.backends.adoption", "WARNING"):
+            assert self.client.get("/read/").content == b"-"  # no session; left where it was
+        assert read_session(self.old, odd).data["value"] == "odd"
+
     def read_then_changed(self) -> FoundSession:
         """Return a session as read, then saved again by a server not yet switched."""
         found = read_session(self.old, self.stock_session())

@@ -24,8 +24,6 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +32,7 @@ from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.backends.expiry import stored_expiry_is_valid
+from sessionplus.backends.timestamps import as_utc_datetime
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
 
@@ -111,7 +110,7 @@ class SessionStore(SessionPlusBase):
         if not stored_expiry_is_valid(expiry):
             self.log_suspicious("had an invalid expiry")
             return None
-        signed = datetime.fromtimestamp(signed_at, tz=dt_timezone.utc)
+        signed = as_utc_datetime(signed_at)
         if self.get_expiry_date(modification=signed, expiry=expiry).timestamp() <= now:
             return None
         return data, signed_at
