@@ -10,7 +10,7 @@ from django.db.utils import ConnectionHandler
 from django.test import RequestFactory, SimpleTestCase, override_settings
 
 from sessionplus.exceptions import SessionStoreUnavailable
-from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_response
+from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_on, unavailable_response
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.services import dead_port, missing_service, mysql_driver, mysql_server, redis_url
 
@@ -44,6 +44,22 @@ class ExceptionsTests(SimpleTestCase):
     def test_other_errors_are_not(self):
         assert not is_store_outage(ValueError("bad data"))
         assert not is_store_outage(KeyError("value"))
+
+
+class UnavailableOnTests(SimpleTestCase):
+    """How an engine names the client errors that mean its store is down."""
+
+    def test_the_named_errors_become_session_store_unavailable_with_their_cause(self):
+        missing = FileNotFoundError("no such directory")
+        expected = pytest.raises(SessionStoreUnavailable, match="no such directory")
+        with expected as caught, unavailable_on(OSError):
+            raise missing
+        assert caught.value.__cause__ is missing
+        assert is_store_outage(caught.value)
+
+    def test_other_errors_pass_through_unchanged(self):
+        with pytest.raises(KeyError), unavailable_on(OSError):
+            raise KeyError("a bug, not an outage")
 
 
 class RedisErrorsTests(SimpleTestCase):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -21,7 +20,6 @@ from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
-from django.db import DatabaseError
 
 from sessionplus.backends.base import (
     CreateError,
@@ -31,35 +29,9 @@ from sessionplus.backends.base import (
 )
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
-from sessionplus.outage import unavailable_on
+from sessionplus.outage import cache_client_errors, unavailable_on
 
 KEY_PREFIX = "sessionplus.cache:"
-
-
-@cache
-def client_errors() -> tuple[type[BaseException], ...]:
-    """Return the errors a cache backend raises when its server cannot be reached."""
-    # Sockets and the file-based cache raise OSError, the database cache DatabaseError.
-    errors: list[type[BaseException]] = [OSError, DatabaseError]
-    try:
-        from redis.exceptions import ConnectionError, TimeoutError
-    except ImportError:
-        pass
-    else:
-        errors += [ConnectionError, TimeoutError]
-    try:
-        from django_redis.exceptions import ConnectionInterrupted
-    except ImportError:
-        pass
-    else:
-        errors.append(ConnectionInterrupted)
-    try:
-        from pymemcache.exceptions import MemcacheError
-    except ImportError:
-        pass
-    else:
-        errors.append(MemcacheError)
-    return tuple(errors)
 
 
 def _is_django_redis(backend: BaseCache) -> bool:
@@ -179,7 +151,7 @@ class SessionStore(SessionPlusBase):
 
     @contextmanager
     def _reaching_cache(self) -> Iterator[None]:
-        with unavailable_on(*client_errors()):
+        with unavailable_on(*cache_client_errors()):
             yield
 
     # Reads -------------------------------------------------------------------------

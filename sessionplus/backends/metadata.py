@@ -7,14 +7,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.contrib.sessions.backends.base import SessionBase
 
 from sessionplus.backends.timestamps import as_utc_datetime, now_timestamp
 
 METADATA_FIELDS = ("created_at", "last_activity", "user_id", "ip", "user_agent")
-TIMESTAMP_FIELDS = ("created_at", "last_activity")
+_TIMESTAMP_FIELDS = ("created_at", "last_activity")
 USER_AGENT_MAX_LENGTH = 512
 # C0 controls, DEL and C1 controls: what a header may carry but no metadata should.
 _CONTROL_CHARACTERS_RE = re.compile("[\x00-\x1f\x7f-\x9f]")
@@ -30,14 +30,14 @@ def clean_user_agent(value: str) -> str:
     return _CONTROL_CHARACTERS_RE.sub("", value)[:USER_AGENT_MAX_LENGTH]
 
 
-def is_timestamp(value: object) -> bool:
+def is_timestamp(value: object) -> TypeGuard[float]:
     """Return whether ``value`` may be a stored timestamp: a finite number of seconds."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def is_metadata_value(name: str, value: object) -> bool:
     """Return whether ``value`` may be the stored value of metadata field ``name``."""
-    return is_timestamp(value) if name in TIMESTAMP_FIELDS else isinstance(value, str)
+    return is_timestamp(value) if name in _TIMESTAMP_FIELDS else isinstance(value, str)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class SessionMetadata:
     def from_stored(cls, stored: Mapping[str, Any]) -> SessionMetadata:
         """Return the view of metadata as engines store it (timestamps as UNIX seconds)."""
         values: dict[str, Any] = {name: stored.get(name) for name in METADATA_FIELDS}
-        for name in TIMESTAMP_FIELDS:
+        for name in _TIMESTAMP_FIELDS:
             if values[name] is not None:
                 values[name] = as_utc_datetime(values[name])
         return cls(**values)
@@ -71,10 +71,14 @@ class MetadataMixin(SessionBase):
         self._metadata_changes: dict[str, Any] = {}
         super().__init__(session_key)
 
+    if TYPE_CHECKING:  # SessionBase's, which django-stubs leaves out
+
+        def _get_session(self, no_load: bool = False) -> dict[str, Any]: ...
+
     @property
     def metadata(self) -> SessionMetadata:
         """Return what is recorded about this session besides its data."""
-        self._get_session()  # type: ignore[attr-defined]
+        self._get_session()
         return SessionMetadata.from_stored(self._metadata)
 
     def seconds_since(self, name: str, now: float | None = None) -> float | None:
@@ -85,7 +89,7 @@ class MetadataMixin(SessionBase):
         The timeout and touch decisions compare two numbers per request: this spares them
         building ``metadata`` and its datetimes.
         """
-        self._get_session()  # type: ignore[attr-defined]
+        self._get_session()
         moment: float | None = self._metadata.get(name)
         if moment is None:
             return None

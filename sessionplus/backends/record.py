@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sessionplus.backends.metadata import METADATA_FIELDS, is_metadata_value, is_timestamp
 
@@ -55,4 +55,4 @@ def parse_record_header(line: str | bytes) -> tuple[float, dict[str, Any]]:
     for name, value in metadata.items():
         if value is not None and not is_metadata_value(name, value):
             raise ValueError(f"A stored session header has an invalid {name}.")
-    return cast(float, expires_at), metadata
+    return expires_at, metadata

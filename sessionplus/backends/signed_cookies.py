@@ -24,8 +24,6 @@ from __future__ import annotations
 import re
 import time
 import zlib
-from datetime import datetime
-from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.conf import settings
@@ -34,6 +32,7 @@ from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.backends.expiry import stored_expiry_is_valid
+from sessionplus.backends.timestamps import as_utc_datetime
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
 
@@ -59,18 +58,19 @@ class SessionStore(SessionPlusBase):
         super().__init__(session_key)
 
     def _validate_session_key(self, key: object) -> bool:
-        # The "key" is the cookie value, the signed data itself: bounded, and shaped
-        # like a signed value, or it is no session without any decoding attempted.
-        return (
-            isinstance(key, str)
-            and len(key) <= MAX_COOKIE_BYTES
-            and _SIGNED_VALUE_RE.fullmatch(key) is not None
-        )
+        # The "key" is the cookie value, the signed data itself: bounded, with the three
+        # parts of a signed value, or it is no session without any decoding attempted.
+        # Their characters are checked as it loads: a request that never reads its
+        # session does not scan a cookie of a kilobyte or more.
+        return isinstance(key, str) and len(key) <= MAX_COOKIE_BYTES and key.count(":") == 2
 
     # Load ----------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
-        loaded = None if self.session_key is None else self._unsign(self.session_key)
+        value = self.session_key
+        loaded = None
+        if value is not None and _SIGNED_VALUE_RE.fullmatch(value) is not None:
+            loaded = self._unsign(value)
         if loaded is None:
             self._session_key = None
             return {}
@@ -111,7 +111,7 @@ class SessionStore(SessionPlusBase):
         if not stored_expiry_is_valid(expiry):
             self.log_suspicious("had an invalid expiry")
             return None
-        signed = datetime.fromtimestamp(signed_at, tz=dt_timezone.utc)
+        signed = as_utc_datetime(signed_at)
         if self.get_expiry_date(modification=signed, expiry=expiry).timestamp() <= now:
             return None
         return data, signed_at
