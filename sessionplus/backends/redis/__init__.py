@@ -51,6 +51,7 @@ T = TypeVar("T")
 
 DATA = "d:"
 DATA_BYTES = DATA.encode()
+INDEX_FIELD_BYTES = INDEX_FIELD.encode()
 META = "m:"
 # Seconds a session may be read past its own expiry: the app servers' clocks and Redis's
 # need not agree to the second.
@@ -87,8 +88,9 @@ class SessionStore(SessionPlusBase):
         # The data as loaded or last saved (None: not loaded, so unknown). A save compares
         # each value read with it, so changes made in place are saved too.
         self._stored: StoredFields | None = None
-        # (user id, until when the user's index set is kept alive) for a logged-in session.
-        self._index: tuple[str, float] | None = None
+        # (user id, until when the user's index set is kept alive) for a logged-in session;
+        # as stored (bytes) until a write needs it: a read never does.
+        self._index: tuple[str, float] | bytes | None = None
 
     # Keys, clients, codec ----------------------------------------------------------
 
@@ -154,16 +156,14 @@ class SessionStore(SessionPlusBase):
             {name[2:].decode(): raw for name, raw in fields.items() if name[:2] == DATA_BYTES}
         )
         metadata: dict[str, Any] = {}
-        index = None
+        index = fields.get(INDEX_FIELD_BYTES)
         try:
             for raw_name, raw in fields.items():
-                if raw_name[:2] == DATA_BYTES:
+                if raw_name[:2] == DATA_BYTES or raw_name == INDEX_FIELD_BYTES:
                     continue
                 name = raw_name.decode()
                 value = codec.loads(name, raw)  # unknown fields too: none is forged
-                if name == INDEX_FIELD:
-                    index = (str(value[0]), float(value[1]))
-                elif name[2:] in METADATA_FIELDS:
+                if name[2:] in METADATA_FIELDS:
                     metadata[name[2:]] = value
             raw_expiry = stored.encoded.pop(EXPIRY_KEY, None)
             if raw_expiry is not None:
@@ -177,6 +177,19 @@ class SessionStore(SessionPlusBase):
         self._accept_metadata(metadata)
         self._stored, self._index = stored, index
         return LazyData(stored, self._decoder(codec), self._data_failed)
+
+    def _known_index(self) -> tuple[str, float] | None:
+        """Return (user id, kept until) of the session's user index, verified on first use."""
+        index = self._index
+        if isinstance(index, bytes):
+            try:
+                user_id, until = self.codec().loads(INDEX_FIELD, index)
+                index = (str(user_id), float(until))
+            except Exception as exc:  # names no index: the upkeep starts afresh
+                self.log_suspicious(f"has an index field that {self._problem(exc)}")
+                index = None
+            self._index = index
+        return index
 
     def _outlived(self, last_activity: object, expiry: object) -> bool:
         """
@@ -317,7 +330,7 @@ class SessionStore(SessionPlusBase):
         before, after_calls, new_index = index.upkeep(
             self, must_create, auth_written, expires_at, now
         )
-        if new_index != self._index:
+        if new_index != self._known_index():
             if new_index is None:
                 deleted_fields.append(INDEX_FIELD)
             else:
@@ -451,9 +464,10 @@ class SessionStore(SessionPlusBase):
         raise RuntimeError("Unable to create a new session key.")
 
     def _cycle_index_calls(self, old_key: str, new_key: str) -> tuple[list[Op], list[Op]]:
-        if self._index is None:
+        current = self._known_index()
+        if current is None:
             return [], []
-        user_id, until = self._index
+        user_id, until = current
         add = index.add(user_id, new_key, ms(until - now_timestamp()))
         return [add], [index.remove(user_id, [old_key])]
 

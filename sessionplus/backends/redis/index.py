@@ -53,8 +53,8 @@ def upkeep(
     store: SessionStore, must_create: bool, auth_written: bool, expires_at: float, now: float
 ) -> tuple[list[ScriptCall], list[ScriptCall], tuple[str, float] | None]:
     """Return the index calls before and after a session write, and the index after it."""
-    current = store._index
-    if auth_written:
+    current = store._known_index()
+    if auth_written or current is None:  # (a damaged index field reads as None)
         user = store._get_session(no_load=True).get(SESSION_KEY)
         wanted = None if user is None else str(user)
     else:

@@ -1,0 +1,91 @@
+"""The redis engine's clients: the alias's sync client, an asyncio one per event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.test import AsyncClient, SimpleTestCase, override_settings
+from django_redis import get_redis_connection
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from sessionplus.backends.redis import SessionStore
+from sessionplus.backends.redis import clients as redis_clients
+from sessionplus.backends.redis.clients import async_client, build_async_client
+from tests.backends.redis.test_engine import ENGINE, asaved, redis
+from tests.support.services import redis_url
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisAsyncClientTests(SimpleTestCase):
+    def test_the_async_client_uses_the_aliases_database_and_timeouts(self):
+        url = redis_url().rsplit("/", 1)[0] + "/5"
+        alias = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": url,
+            "OPTIONS": {"SOCKET_TIMEOUT": 0.7, "SOCKET_CONNECT_TIMEOUT": 0.4},
+        }
+        with override_settings(
+            CACHES={**settings.CACHES, "db5": alias}, SESSIONPLUS_REDIS_ALIAS="db5"
+        ):
+
+            async def scenario() -> tuple[str, dict[str, Any]]:
+                session = await asaved(a=1)
+                client = await async_client("db5")
+                return session.session_key, client.connection_pool.connection_kwargs
+
+            key, kwargs = async_to_sync(scenario)()
+            database5 = get_redis_connection("db5")
+            try:
+                assert database5.exists(SessionStore.redis_key(key)) == 1
+                assert redis().exists(SessionStore.redis_key(key)) == 0
+                assert (kwargs["db"], kwargs["socket_timeout"]) == (5, 0.7)
+                assert kwargs["socket_connect_timeout"] == 0.4
+            finally:
+                database5.flushdb()
+
+    def test_one_async_client_per_event_loop_closed_when_the_loop_ends(self):
+        async def scenario() -> tuple[Any, Any, asyncio.AbstractEventLoop]:
+            first = await async_client("redis")
+            await first.ping()
+            return first, await async_client("redis"), asyncio.get_running_loop()
+
+        first, again, loop = async_to_sync(scenario)()
+        assert first is again
+        assert loop.is_closed()
+        # Closed with its loop: no connection left open (ResourceWarning is an error here).
+        connections = first.connection_pool._available_connections
+        assert connections
+        assert not any(connection.is_connected for connection in connections)
+        other, _, _ = async_to_sync(scenario)()
+        assert other is not first
+
+    async def test_async_requests_use_the_async_client(self):
+        client = AsyncClient()
+        with override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE):
+            response = await client.get("/write/a/")
+            assert response.status_code == 200
+            assert (await client.get("/async/read/")).content == b"a"
+        assert asyncio.get_running_loop() in redis_clients._async_clients
+
+    def test_a_sync_retry_policy_becomes_an_asyncio_one_without_a_warning(self):
+        retry = Retry(ExponentialBackoff(cap=0.5), 3, (ConnectionError,))
+        # Another database: django-redis shares one pool per URL, and this one has its own.
+        url = redis_url().rsplit("/", 1)[0] + "/6"
+        options = {"CONNECTION_POOL_KWARGS": {"retry": retry}}
+        retrying = {**settings.CACHES["redis"], "LOCATION": url, "OPTIONS": options}
+        with override_settings(CACHES={**settings.CACHES, "retrying": retrying}):
+            sync = get_redis_connection("retrying", write=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                client = build_async_client(sync)
+            converted = client.connection_pool.connection_kwargs["retry"]
+            async_to_sync(client.aclose)()
+        assert isinstance(converted, AsyncRetry)
+        assert converted.get_retries() == 3
