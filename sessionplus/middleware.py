@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from http.cookies import Morsel
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY as USER_ID_KEY
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
@@ -17,17 +18,16 @@ from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import http_date
 from django.utils.log import log_response
 
-from sessionplus.backends.base import SessionPlusBase
+from sessionplus import lifecycle
+from sessionplus.backends.base import LifecycleHooks, SessionPlusBase
 from sessionplus.client import client_ip, user_agent
 from sessionplus.conf import conf
-from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
-from sessionplus.lifecycle import RequestState, request_store_class
-from sessionplus.outage import is_store_outage, outages, unavailable_response
+from sessionplus.exceptions import SessionTooLarge
+from sessionplus.outage import as_unavailable, is_store_outage, outages, unavailable_response
 from sessionplus.pages import page_response
 
 logger = logging.getLogger(__name__)
 
-STATE_ATTRIBUTE = "_sessionplus_state"
 TOO_LARGE_TEMPLATE = "sessionplus/session_too_large.html"
 INTERRUPTED = (
     "The request's session was deleted before the request completed. The user may have "
@@ -66,8 +66,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]],
     ) -> None:
         super().__init__(get_response)
-        self.engine_store_class = self.SessionStore
-        self.SessionStore = request_store_class(self.engine_store_class)
+        self.SessionStore = lifecycle.hooked(self.SessionStore)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         self.process_request(request)
@@ -75,36 +74,33 @@ class SessionMiddleware(DjangoSessionMiddleware):
         return await self.aprocess_response(request, response)
 
     def process_request(self, request: HttpRequest) -> None:
-        state = RequestState(request=request, sender=self.engine_store_class)
-        setattr(request, STATE_ATTRIBUTE, state)
         session_key = _session_cookie(request, settings.SESSION_COOKIE_NAME)
+        previous = None
         if session_key is None:
-            session_key = self._previous_cookie(request, state)
-        request.session = self.SessionStore(session_key, state)
-        if state.previous_cookie is not None:
+            previous = conf.SESSIONPLUS_PREVIOUS_COOKIE_NAME
+            if previous is not None:
+                session_key = _session_cookie(request, previous)
+        session = request.session = self.SessionStore(session_key)
+        session.request = request
+        if previous is not None and session_key is not None:
+            session.previous_cookie = previous
             # Saved (if it is live) so that the response sets the cookie under its
             # current name; _send_cookie deletes the old one.
-            request.session.modified = True
-
-    @staticmethod
-    def _previous_cookie(request: HttpRequest, state: RequestState) -> str | None:
-        """Return the session key sent under ``SESSIONPLUS_PREVIOUS_COOKIE_NAME``, if any."""
-        name = conf.SESSIONPLUS_PREVIOUS_COOKIE_NAME
-        if name is None:
-            return None
-        session_key = _session_cookie(request, name)
-        if session_key is not None:
-            state.previous_cookie = name
-        return session_key
+            session.modified = True
 
     def process_exception(
         self, request: HttpRequest, exception: Exception
     ) -> HttpResponseBase | None:
         """Answer 503 instead of 500 when the view failed because the store is down."""
-        state = self._state(request)
-        if state.outage is None and not isinstance(exception, SessionStoreUnavailable):
+        session = getattr(request, "session", None)
+        if not isinstance(session, LifecycleHooks):
             return None
-        state.record_outage(exception)
+        # An outage of the store the view used: not any connection error, which may come
+        # from another service.
+        if session.outage is None:
+            if not (session.accessed and is_store_outage(exception)):
+                return None
+            session.outage = as_unavailable(exception)
         return unavailable_response(request)
 
     # The response -------------------------------------------------------------------
@@ -112,11 +108,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def process_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
-        session, state = getattr(request, "session", None), self._state(request)
-        if not isinstance(session, SessionBase):  # none, or a stand-in such as a dict
+        session = getattr(request, "session", None)
+        if not isinstance(session, LifecycleHooks):
+            return self._foreign(request, response, session)
+        if _untouched(session):
             return response
-        if state.outage is not None:
-            return self._unavailable(request, state, response)
+        if session.outage is not None:
+            return self._unavailable(request, session, response)
         accessed = session.accessed
         try:
             if self._must_load(session, response):
@@ -126,19 +124,21 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 self._stage_metadata(request, session)
                 getattr(session, write)()
         except Exception as exc:
-            return self._storage_failed(request, state, response, exc)
-        if write or state.started_live:
+            return self._storage_failed(request, session, response, exc)
+        if write or session.started_live:
             _store_answered(session, write)
-        return self._send_cookie(request, state, session, response, accessed, write)
+        return self._send_cookie(request, session, response, accessed, write)
 
     async def aprocess_response(
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
-        session, state = getattr(request, "session", None), self._state(request)
-        if not isinstance(session, SessionBase):  # none, or a stand-in such as a dict
+        session = getattr(request, "session", None)
+        if not isinstance(session, LifecycleHooks):
+            return await sync_to_async(self._foreign)(request, response, session)
+        if _untouched(session):
             return response
-        if state.outage is not None:
-            return self._unavailable(request, state, response)
+        if session.outage is not None:
+            return self._unavailable(request, session, response)
         accessed = session.accessed
         try:
             if self._must_load(session, response):
@@ -148,17 +148,19 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 self._stage_metadata(request, session)
                 await getattr(session, f"a{write}")()
         except Exception as exc:
-            return self._storage_failed(request, state, response, exc)
-        if write or state.started_live:
+            return self._storage_failed(request, session, response, exc)
+        if write or session.started_live:
             _store_answered(session, write)
-        return self._send_cookie(request, state, session, response, accessed, write)
+        return self._send_cookie(request, session, response, accessed, write)
 
-    def _state(self, request: HttpRequest) -> RequestState:
-        state = getattr(request, STATE_ATTRIBUTE, None)
-        if state is None:  # request.session was set by something other than process_request
-            state = RequestState(request=request, sender=self.engine_store_class)
-            setattr(request, STATE_ATTRIBUTE, state)
-        return state
+    def _foreign(
+        self, request: HttpRequest, response: HttpResponseBase, session: object
+    ) -> HttpResponseBase:
+        # Not a store process_request built (none, a stand-in such as a dict, or one a
+        # test or a view put there): a store gets the hooks' defaults, and no signals.
+        if not isinstance(session, SessionBase):
+            return response
+        return super().process_response(request, response)
 
     @staticmethod
     def _must_load(session: SessionBase, response: HttpResponseBase) -> bool:
@@ -171,17 +173,9 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     @staticmethod
     def _write_to_make(session: SessionBase, response: HttpResponseBase) -> str | None:
-        """Return the store method to call, "save" or "touch", or None to write nothing."""
-        if response.status_code >= 500 or session.is_empty():
+        if response.status_code >= 500:
             return None
-        if session.modified:
-            return "save"
-        if not session.accessed:
-            return None
-        touches = isinstance(session, SessionPlusBase)
-        if settings.SESSION_SAVE_EVERY_REQUEST:
-            return "touch" if touches else "save"
-        return "touch" if touches and _touch_due(session) else None
+        return lifecycle.write_to_make(session)
 
     @staticmethod
     def _stage_metadata(request: HttpRequest, session: SessionBase) -> None:
@@ -195,7 +189,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def _storage_failed(
         self,
         request: HttpRequest,
-        state: RequestState,
+        session: LifecycleHooks,
         response: HttpResponseBase,
         exc: Exception,
     ) -> HttpResponseBase:
@@ -205,12 +199,13 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return _too_large(request, exc)
         if not is_store_outage(exc):
             raise exc
-        state.record_outage(exc)
-        return self._unavailable(request, state, response)
+        if session.outage is None:
+            session.outage = as_unavailable(exc)
+        return self._unavailable(request, session, response)
 
     @staticmethod
     def _unavailable(
-        request: HttpRequest, state: RequestState, response: HttpResponseBase
+        request: HttpRequest, session: LifecycleHooks, response: HttpResponseBase
     ) -> HttpResponseBase:
         unavailable = unavailable_response(request)
         # Other middleware that ran into the outage made Django log its 500 already.
@@ -225,7 +220,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
                 response=unavailable,
                 request=request,
                 logger=logger,
-                exception=state.outage,
+                exception=session.outage,
             )
         else:
             log_response(
@@ -244,8 +239,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
     def _send_cookie(
         self,
         request: HttpRequest,
-        state: RequestState,
-        session: SessionBase,
+        session: LifecycleHooks,
         response: HttpResponseBase,
         accessed: bool,
         write: str | None,
@@ -255,18 +249,19 @@ class SessionMiddleware(DjangoSessionMiddleware):
         cookie_sent = True
         if write:
             _set_session_cookie(response, session)
-            if session.session_key != cookie_key and (state.ended or not state.started_live):
-                state.session_created(session.session_key)
+            if session.request is None:  # a store the view put there
+                session.request = request
+            lifecycle.written(session, cookie_key)
         # Only a session emptied here loses its cookie: an unknown or expired key that
         # was merely read gets no Set-Cookie (nor does any request during an outage).
-        elif cookie_key is not None and session.is_empty() and (session.modified or state.ended):
+        elif cookie_key is not None and session.is_empty() and (session.modified or session.ended):
             _delete_cookie(response, name)
         else:
             cookie_sent = False
         # The cookie under the previous name goes once it is re-issued under the current
         # one, or names no session; a failed request (no save) keeps it for the next.
-        if state.previous_cookie is not None and (write or session.is_empty()):
-            _delete_cookie(response, state.previous_cookie)
+        if session.previous_cookie is not None and (write or session.is_empty()):
+            _delete_cookie(response, session.previous_cookie)
             cookie_sent = True
         if cookie_sent:
             # A response that sets or deletes a session cookie must never reach another
@@ -308,6 +303,17 @@ def _session_cookie(request: HttpRequest, name: str) -> str | None:
     return request.COOKIES.get(name)
 
 
+def _untouched(session: LifecycleHooks) -> bool:
+    """Return whether the request never used its session: Django's middleware then does nothing."""
+    return not (
+        session.accessed
+        or session.modified
+        or session.outage is not None
+        or session.previous_cookie is not None
+        or settings.SESSION_SAVE_EVERY_REQUEST
+    )
+
+
 def _store_answered(session: SessionBase, write: str | None) -> None:
     # Django's cache engine answers an unreachable cache with an empty session (ticket
     # #17810): there only a write proves that the store is back.
@@ -318,16 +324,6 @@ def _store_answered(session: SessionBase, write: str | None) -> None:
         logger.warning(
             "Session store available again after %.1f seconds (%s requests failed).", *ended
         )
-
-
-def _touch_due(session: SessionPlusBase) -> bool:
-    interval = conf.SESSIONPLUS_TOUCH_INTERVAL
-    if interval is None:
-        if conf.SESSIONPLUS_IDLE_TIMEOUT is None:
-            return False
-        interval = 0  # the idle timeout needs last activity recorded on every request
-    idle = session.seconds_since("last_activity")
-    return idle is None or idle >= interval
 
 
 def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> None:

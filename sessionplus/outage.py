@@ -8,7 +8,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from sessionplus.exceptions import SessionStoreUnavailable
@@ -94,6 +96,15 @@ def is_store_outage(exc: BaseException) -> bool:
     return False
 
 
+def as_unavailable(exc: BaseException) -> SessionStoreUnavailable:
+    """Return ``exc`` as the ``SessionStoreUnavailable`` it means (itself if it is one)."""
+    if isinstance(exc, SessionStoreUnavailable):
+        return exc
+    unavailable = SessionStoreUnavailable(f"Session store unavailable: {exc}")
+    unavailable.__cause__ = exc
+    return unavailable
+
+
 @contextmanager
 def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
     """Re-raise a store client's connection errors as SessionStoreUnavailable."""
@@ -101,6 +112,32 @@ def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
         yield
     except errors as exc:
         raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
+
+
+@cache
+def cache_client_errors() -> tuple[type[BaseException], ...]:
+    """Return the errors a Django cache backend raises when its server cannot be reached."""
+    # Sockets and the file-based cache raise OSError, the database cache DatabaseError.
+    errors: list[type[BaseException]] = [OSError, DatabaseError]
+    try:
+        from redis.exceptions import ConnectionError, TimeoutError
+    except ImportError:
+        pass
+    else:
+        errors += [ConnectionError, TimeoutError]
+    try:
+        from django_redis.exceptions import ConnectionInterrupted
+    except ImportError:
+        pass
+    else:
+        errors.append(ConnectionInterrupted)
+    try:
+        from pymemcache.exceptions import MemcacheError
+    except ImportError:
+        pass
+    else:
+        errors.append(MemcacheError)
+    return tuple(errors)
 
 
 class OutageLog:

@@ -18,10 +18,10 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest
 
+from sessionplus import lifecycle
 from sessionplus.backends.metadata import SessionMetadata
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
-from sessionplus.signals import session_ended
 
 Pick = Callable[[list[str]], list[str]]
 
@@ -134,7 +134,7 @@ def _others(keys: list[str], keep: str | None) -> list[str]:
 
 def _ended(store_class: Any, keys: list[str], reason: str, request: HttpRequest | None) -> int:
     for key in keys:
-        session_ended.send(sender=store_class, session_key=key, reason=reason, request=request)
+        lifecycle.send_ended(store_class, key, reason, request)
     return len(keys)
 
 

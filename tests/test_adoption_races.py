@@ -16,7 +16,7 @@ from django.test import TransactionTestCase, override_settings
 
 from sessionplus.backends import adoption
 from sessionplus.backends.adoption import read_session
-from sessionplus.lifecycle import request_store_class
+from sessionplus.lifecycle import hooked
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."
@@ -69,7 +69,7 @@ class LogoutDuringAdoptionContract:
         self.addCleanup(switched.disable)
         self.old = import_module(self.previous).SessionStore
         # As the middleware builds request.session: Django's engine reads through there.
-        self.new = request_store_class(import_module(self.current).SessionStore)
+        self.new = hooked(import_module(self.current).SessionStore)
 
     def stock_session(self) -> str:
         session = self.old()

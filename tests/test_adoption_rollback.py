@@ -18,7 +18,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import SimpleTestCase, TestCase, override_settings
 
 from sessionplus.backends.adoption import read_session
-from sessionplus.lifecycle import request_store_class
+from sessionplus.lifecycle import hooked
 
 DJANGO = "django.contrib.sessions.backends."
 PLUS = "sessionplus.backends."
@@ -45,7 +45,7 @@ class RollbackContract:
         self.plus = import_module(self.previous).SessionStore
         self.django = import_module(self.current).SessionStore
         # What the middleware builds request.session from.
-        self.request_store = request_store_class(self.django)
+        self.request_store = hooked(self.django)
 
     def plus_session(self) -> str:
         session = self.plus()

@@ -26,7 +26,6 @@ from django.core.cache import caches
 from django.db import connection, connections
 from django.db.models.signals import post_init, pre_delete
 from django.test import SimpleTestCase, TestCase, TransactionTestCase, override_settings
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_redis import get_redis_connection
 from freezegun import freeze_time
@@ -37,7 +36,7 @@ from sessionplus.cleanup import delete_expired_rows
 from sessionplus.models import Session
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.support.commands import TtyOutput, run_command
-from tests.support.counting import count_cache_calls
+from tests.support.counting import count_storage
 from tests.support.services import dead_port, repo_root
 
 # A batch is one DELETE that picks its rows by their physical address (PostgreSQL, SQLite).
@@ -46,10 +45,6 @@ from tests.support.services import dead_port, repo_root
 BATCH_STATEMENTS = (
     ["DELETE"] if connection.vendor in ("postgresql", "sqlite") else ["SELECT", "DELETE"]
 )
-
-
-def statements(queries: CaptureQueriesContext) -> list[str]:
-    return [query["sql"].split(None, 1)[0].upper() for query in queries]
 
 
 class SessionStore(SessionBase):
@@ -172,18 +167,18 @@ class DeleteExpiredRowsTests(TestCase):
 
     def test_nothing_happens_until_a_batch_is_asked_for(self):
         add_rows(expired=3)
-        with CaptureQueriesContext(connection) as queries:
+        with count_storage() as count:
             batches = delete_expired_rows(Session, 2)
-            assert len(queries) == 0
-            next(batches)
+        assert count.total == 0
+        next(batches)
         assert len(stored_keys()) == 1
 
     def test_each_batch_is_one_statement_or_a_select_and_a_delete_on_mysql(self):
         add_rows(expired=5, live=1)
-        with CaptureQueriesContext(connection) as queries:
+        with count_storage() as count:
             batches = list(delete_expired_rows(Session, 2))
         assert [batch.sessions for batch in batches] == [2, 2, 1]
-        assert statements(queries) == BATCH_STATEMENTS * 3
+        assert count.sql == BATCH_STATEMENTS * 3
 
     def test_no_model_instance_is_built_even_with_delete_receivers(self):
         add_rows(expired=5, live=1)
@@ -195,9 +190,9 @@ class DeleteExpiredRowsTests(TestCase):
 
     def test_dry_run_counts_and_deletes_nothing(self):
         add_rows(expired=4, live=2)
-        with CaptureQueriesContext(connection) as queries:
+        with count_storage() as count:
             assert self.sizes(3, dry_run=True) == [4]
-        assert len(queries) == 1
+        assert len(count.sql) == 1
         assert len(stored_keys()) == 6
 
     def test_evict_gets_exactly_the_keys_each_batch_deleted(self):
@@ -584,10 +579,10 @@ class CachedDbEngineTests(TestCase):
 
     def test_each_batch_is_one_statement_or_two_on_mysql_and_one_cache_call(self):
         self.sessions(expired=5)
-        with CaptureQueriesContext(connection) as queries, count_cache_calls("redis") as calls:
+        with count_storage() as count:
             run("--batch-size", "2")
-        assert statements(queries) == BATCH_STATEMENTS * 3
-        assert calls == ["delete_many"] * 3
+        assert count.sql == BATCH_STATEMENTS * 3
+        assert count.cache == ["delete_many"] * 3
 
     def test_a_row_refreshed_between_batches_stays_and_keeps_its_cache_entry(self):
         expired = self.sessions(expired=4)
@@ -601,11 +596,11 @@ class CachedDbEngineTests(TestCase):
 
     def test_dry_run_deletes_no_row_and_no_cache_entry(self):
         expired = self.sessions(expired=3)
-        with count_cache_calls("redis") as calls:
+        with count_storage() as count:
             out, _, status = run("--dry-run")
         assert status == 0
         assert out == "Would delete 3 expired sessions (dry run: nothing deleted).\n"
-        assert calls == []
+        assert count.cache == []
         assert stored_keys() == set(expired)
         assert self.cached(expired) == set(expired)
 

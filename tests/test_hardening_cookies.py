@@ -10,18 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from http.cookies import Morsel
 
-import pytest
 from django.conf import settings
 from django.http import HttpResponseBase
 from django.test import TestCase
 
+from tests.support.counting import StorageCount, count_storage
 from tests.support.engines import (
-    ENGINES,
+    SERVER_SIDE,
     UNKNOWN_KEY,
     EngineTestMixin,
-    StorageCount,
-    acount_storage,
-    count_storage,
+    engine_matrix,
 )
 
 
@@ -130,7 +128,7 @@ class HostileCookieChecks(EngineTestMixin):
     ) -> tuple[HttpResponseBase, StorageCount]:
         self.client.cookies.clear()
         extra = {} if cookie_header is None else {"HTTP_COOKIE": cookie_header}
-        with count_storage(self.engine) as count:
+        with count_storage(redis=self.engine.on_redis) as count:
             response = self.client.get(path, **extra)
         return response, count
 
@@ -139,7 +137,7 @@ class HostileCookieChecks(EngineTestMixin):
     ) -> tuple[HttpResponseBase, StorageCount]:
         self.async_client.cookies.clear()
         headers = {} if cookie_header is None else {"cookie": cookie_header}
-        async with acount_storage(self.engine) as count:
+        async with count_storage(redis=self.engine.on_redis) as count:
             response = await self.async_client.get(path, headers=headers)
         return response, count
 
@@ -299,26 +297,5 @@ class ServerSideCookieChecks(HostileCookieChecks):
         assert await self.engine.store_class().aexists(issued) is True
 
 
-class DbHostileCookieTests(ServerSideCookieChecks, TestCase):
-    engine = ENGINES["db"]
-
-
-class CachedDbHostileCookieTests(ServerSideCookieChecks, TestCase):
-    engine = ENGINES["cached_db"]
-
-
-class CacheHostileCookieTests(ServerSideCookieChecks, TestCase):
-    engine = ENGINES["cache"]
-
-
-class FileHostileCookieTests(ServerSideCookieChecks, TestCase):
-    engine = ENGINES["file"]
-
-
-@pytest.mark.usefixtures("redis_db")
-class RedisHostileCookieTests(ServerSideCookieChecks, TestCase):
-    engine = ENGINES["redis"]
-
-
-class SignedCookiesHostileCookieTests(HostileCookieChecks, TestCase):
-    engine = ENGINES["signed_cookies"]
+engine_matrix(globals(), "HostileCookieTests", (ServerSideCookieChecks, TestCase), SERVER_SIDE)
+engine_matrix(globals(), "HostileCookieTests", (HostileCookieChecks, TestCase), ["signed_cookies"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings as django_settings
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
@@ -23,7 +22,8 @@ from hypothesis.extra.django import TestCase
 from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
 from sessionplus.backends.expiry import EXPIRY_KEY
 from sessionplus.exceptions import SessionTooLarge
-from tests.support.engines import ENGINES, EngineTestMixin, acount_storage, count_storage
+from tests.support.counting import count_storage
+from tests.support.engines import SHIPPED, EngineTestMixin, engine_matrix
 
 
 def _as_wsgi(text: str) -> str:
@@ -85,7 +85,7 @@ class CookiePropertyChecks(EngineTestMixin):
 
     def request(self, path: str, header: str) -> tuple[Any, Any]:
         self.client.cookies.clear()
-        with count_storage(self.engine) as count:
+        with count_storage(redis=self.engine.on_redis) as count:
             response = self.client.get(path, HTTP_COOKIE=header)
         return response, count
 
@@ -112,7 +112,7 @@ class CookiePropertyChecks(EngineTestMixin):
         @async_to_sync
         async def read() -> tuple[Any, Any]:
             self.async_client.cookies.clear()
-            async with acount_storage(self.engine) as count:
+            async with count_storage(redis=self.engine.on_redis) as count:
                 response = await self.async_client.get("/read/", headers={"cookie": header})
             return response, count
 
@@ -171,26 +171,6 @@ class RoundTripPropertyChecks(EngineTestMixin):
         assert loaded == first
 
 
-class DbPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["db"]
-
-
-class CachedDbPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["cached_db"]
-
-
-class CachePropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["cache"]
-
-
-class FilePropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["file"]
-
-
-@pytest.mark.usefixtures("redis_db")
-class RedisPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["redis"]
-
-
-class SignedCookiesPropertyTests(CookiePropertyChecks, RoundTripPropertyChecks, TestCase):
-    engine = ENGINES["signed_cookies"]
+engine_matrix(
+    globals(), "PropertyTests", (CookiePropertyChecks, RoundTripPropertyChecks, TestCase), SHIPPED
+)

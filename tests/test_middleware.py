@@ -17,17 +17,9 @@ from sessionplus.middleware import SessionMiddleware
 from sessionplus.signals import session_created, session_ended
 from tests import views_middleware
 from tests.support import memory_engine
+from tests.support.engines import ENGINES, engine_matrix
 from tests.support.middleware_support import (
     COOKIE,
-    DJANGO_CACHE,
-    DJANGO_DB,
-    MEMORY,
-    PLUS_CACHE,
-    PLUS_CACHED_DB,
-    PLUS_DB,
-    PLUS_FILE,
-    PLUS_REDIS,
-    PLUS_SIGNED_COOKIES,
     AsyncRequests,
     MiddlewareTestMixin,
     SyncRequests,
@@ -348,84 +340,18 @@ class ServerSideDropInContract(DropInContract):
         assert self.record_count() == 0
 
 
-class DjangoDbSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = DJANGO_DB
-
-
-class DjangoDbAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = DJANGO_DB
-
-
-class DjangoCacheSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = DJANGO_CACHE
-
-
-class DjangoCacheAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = DJANGO_CACHE
-
-
-class MemorySyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = MEMORY
-
-
-class MemoryAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = MEMORY
-
-
-class PlusCacheSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = PLUS_CACHE
-
-
-class PlusCacheAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = PLUS_CACHE
-
-
-class PlusDbSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = PLUS_DB
-
-
-class PlusDbAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = PLUS_DB
-
-
-class PlusCachedDbSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = PLUS_CACHED_DB
-
-
-class PlusCachedDbAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = PLUS_CACHED_DB
-
-
-@pytest.mark.usefixtures("redis_db")
-class PlusRedisSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = PLUS_REDIS
-
-
-@pytest.mark.usefixtures("redis_db")
-class PlusRedisAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = PLUS_REDIS
-
-
-class PlusFileSyncMiddlewareTests(ServerSideDropInContract, SyncRequests, TestCase):
-    engine = PLUS_FILE
-
-
-class PlusFileAsyncMiddlewareTests(ServerSideDropInContract, AsyncRequests, TestCase):
-    engine = PLUS_FILE
-
-
-class PlusSignedCookiesSyncMiddlewareTests(DropInContract, SyncRequests, TestCase):
-    engine = PLUS_SIGNED_COOKIES
-
-
-class PlusSignedCookiesAsyncMiddlewareTests(DropInContract, AsyncRequests, TestCase):
-    engine = PLUS_SIGNED_COOKIES
+MODES = (SyncRequests, AsyncRequests)
+SERVER_SIDE = ["django_db", "django_cache", "memory", "cache", "db", "cached_db", "redis", "file"]
+engine_matrix(
+    globals(), "MiddlewareTests", (ServerSideDropInContract, TestCase), SERVER_SIDE, MODES
+)
+engine_matrix(globals(), "MiddlewareTests", (DropInContract, TestCase), ["signed_cookies"], MODES)
 
 
 class DjangosMiddlewareComparisonTests(MiddlewareTestMixin, SyncRequests, TestCase):
     """What Django's own middleware does where sessionplus's differs (the tests above)."""
 
-    engine = DJANGO_DB
+    engine = ENGINES["django_db"]
 
     @override_settings(
         SESSION_SAVE_EVERY_REQUEST=True,
@@ -447,7 +373,7 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
     def setUp(self):
         memory_engine.reset()
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_process_request_and_process_response_work_on_their_own(self):
         middleware = SessionMiddleware(lambda request: HttpResponse())
         request = self.factory.get("/")
@@ -456,12 +382,12 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         response = middleware.process_response(request, HttpResponse())
         key = response.cookies[COOKIE].value
         assert request.session.session_key == key
-        assert middleware.engine_store_class(key)["value"] == "x"
+        assert middleware.SessionStore(key)["value"] == "x"
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_cookies_whose_names_contain_the_session_cookies_name_leave_it_trusted(self):
         middleware = SessionMiddleware(lambda request: HttpResponse())
-        stored = middleware.engine_store_class()
+        stored = middleware.SessionStore()
         stored["value"] = "x"
         stored.save()
         request = self.factory.get(
@@ -470,7 +396,7 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         middleware.process_request(request)
         assert request.session["value"] == "x"
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_a_request_without_a_session_is_passed_through(self):
         middleware = SessionMiddleware(lambda request: HttpResponse())
         response = HttpResponse("as it was")
@@ -481,23 +407,23 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         assert middleware.process_response(request, response) is response
         assert "Vary" not in response.headers
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_a_session_set_without_process_request_is_still_handled(self):
         middleware = SessionMiddleware(lambda request: HttpResponse())
         request = self.factory.get("/")
         request.session = middleware.SessionStore()
         request.session["value"] = "x"
         response = middleware.process_response(request, HttpResponse())
-        assert middleware.engine_store_class(response.cookies[COOKIE].value)["value"] == "x"
+        assert middleware.SessionStore(response.cookies[COOKIE].value)["value"] == "x"
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_an_error_while_saving_that_is_no_outage_is_raised(self):
         middleware = SessionMiddleware(views_middleware.unsaveable)
         with pytest.raises(TypeError, match="value"):
             middleware(self.factory.get("/"))
         assert memory_engine.RECORDS == {}
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_a_session_the_view_replaced_is_saved(self):
         def view(request: HttpRequest) -> HttpResponse:
             request.session = memory_engine.SessionStore()
@@ -519,7 +445,7 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         assert SessionMiddleware.sync_capable is True
         assert SessionMiddleware.async_capable is True
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_it_is_a_coroutine_function_only_around_an_async_handler(self):
         async def async_view(request: HttpRequest) -> HttpResponse:
             return HttpResponse()
@@ -527,7 +453,7 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         assert iscoroutinefunction(SessionMiddleware(async_view)) is True
         assert iscoroutinefunction(SessionMiddleware(lambda request: HttpResponse())) is False
 
-    @override_settings(SESSION_ENGINE=MEMORY)
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
     def test_called_around_an_async_handler_it_returns_the_response(self):
         async def async_view(request: HttpRequest) -> HttpResponse:
             await request.session.aset("value", "x")

@@ -21,12 +21,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from sessionplus.backends.db import SessionStore as DbStore
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.support.cuttable_proxy import CuttableProxy
+from tests.support.engines import ENGINES
 from tests.support.middleware_support import (
     COOKIE,
-    DJANGO_CACHE,
-    PLUS_CACHE,
-    PLUS_DB,
-    PLUS_REDIS,
     AsyncRequests,
     MiddlewareTestMixin,
     SyncRequests,
@@ -166,55 +163,55 @@ class DjangosCacheEngineOutageContract(OutageContract):
 
 
 class PlusCacheDjangoRedisSyncOutageTests(SessionplusEngineOutageContract, SyncRequests, TestCase):
-    engine, cache_backend = PLUS_CACHE, DJANGO_REDIS
+    engine, cache_backend = ENGINES["cache"], DJANGO_REDIS
 
 
 class PlusCacheDjangoRedisAsyncOutageTests(
     SessionplusEngineOutageContract, AsyncRequests, TestCase
 ):
-    engine, cache_backend = PLUS_CACHE, DJANGO_REDIS
+    engine, cache_backend = ENGINES["cache"], DJANGO_REDIS
 
 
 class PlusCacheDjangosRedisSyncOutageTests(SessionplusEngineOutageContract, SyncRequests, TestCase):
-    engine, cache_backend = PLUS_CACHE, DJANGOS_REDIS
+    engine, cache_backend = ENGINES["cache"], DJANGOS_REDIS
 
 
 class PlusCacheDjangosRedisAsyncOutageTests(
     SessionplusEngineOutageContract, AsyncRequests, TestCase
 ):
-    engine, cache_backend = PLUS_CACHE, DJANGOS_REDIS
+    engine, cache_backend = ENGINES["cache"], DJANGOS_REDIS
 
 
 class PlusRedisSyncOutageTests(SessionplusEngineOutageContract, SyncRequests, TestCase):
-    engine, cache_backend = PLUS_REDIS, DJANGO_REDIS
+    engine, cache_backend = ENGINES["redis"], DJANGO_REDIS
 
 
 class PlusRedisAsyncOutageTests(SessionplusEngineOutageContract, AsyncRequests, TestCase):
-    engine, cache_backend = PLUS_REDIS, DJANGO_REDIS
+    engine, cache_backend = ENGINES["redis"], DJANGO_REDIS
 
 
 class DjangoCacheDjangoRedisSyncOutageTests(
     DjangosCacheEngineOutageContract, SyncRequests, TestCase
 ):
-    engine, cache_backend = DJANGO_CACHE, DJANGO_REDIS
+    engine, cache_backend = ENGINES["django_cache"], DJANGO_REDIS
 
 
 class DjangoCacheDjangoRedisAsyncOutageTests(
     DjangosCacheEngineOutageContract, AsyncRequests, TestCase
 ):
-    engine, cache_backend = DJANGO_CACHE, DJANGO_REDIS
+    engine, cache_backend = ENGINES["django_cache"], DJANGO_REDIS
 
 
 class DjangoCacheDjangosRedisSyncOutageTests(
     DjangosCacheEngineOutageContract, SyncRequests, TestCase
 ):
-    engine, cache_backend = DJANGO_CACHE, DJANGOS_REDIS
+    engine, cache_backend = ENGINES["django_cache"], DJANGOS_REDIS
 
 
 class DjangoCacheDjangosRedisAsyncOutageTests(
     DjangosCacheEngineOutageContract, AsyncRequests, TestCase
 ):
-    engine, cache_backend = DJANGO_CACHE, DJANGOS_REDIS
+    engine, cache_backend = ENGINES["django_cache"], DJANGOS_REDIS
 
 
 @pytest.mark.usefixtures("redis_db")
@@ -224,7 +221,7 @@ class OutageLoggingContract(MiddlewareTestMixin):
     whose link is cut and restored, as a failover would.
     """
 
-    engine = PLUS_REDIS
+    engine = ENGINES["redis"]
 
     def setUp(self) -> None:
         target = urlsplit(redis_url())
@@ -293,7 +290,7 @@ class OutageLoggingAsyncTests(OutageLoggingContract, AsyncRequests, TestCase):
 class DbEngineLoginOutageContract(MiddlewareTestMixin):
     """The db engine losing its database as a login moves the session to its new key."""
 
-    engine = PLUS_DB
+    engine = ENGINES["db"]
     assert_unavailable = OutageContract.assert_unavailable
     logged_once = OutageContract.logged_once
 
@@ -329,7 +326,7 @@ class MySQLDbEngineOutageContract(MiddlewareTestMixin):
     whose link is cut, as a failover or a restart would cut it.
     """
 
-    engine = PLUS_DB
+    engine = ENGINES["db"]
     databases = {"default"}
     assert_unavailable = OutageContract.assert_unavailable
     logged_once = OutageContract.logged_once

@@ -15,28 +15,18 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.http import HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 
 from sessionplus.signals import session_created, session_ended
 from tests.support import memory_engine
-from tests.support.engines import ENGINES, count_storage
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES, engine_matrix
 from tests.support.middleware_support import (
     COOKIE,
-    DJANGO_DB,
-    MEMORY,
-    PLUS_CACHE,
-    PLUS_CACHED_DB,
-    PLUS_DB,
-    PLUS_FILE,
-    PLUS_REDIS,
-    PLUS_SIGNED_COOKIES,
-    PROJECT_MODEL,
     AsyncRequests,
     MiddlewareTestMixin,
     SyncRequests,
@@ -398,64 +388,10 @@ class RedisPlusContract(ConcurrentWriteContract, ClientMetadataContract, PlusCon
         assert 990_000 < redis.pttl(redis_key) <= 1_000_000
 
 
-class MemorySyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
-    engine = MEMORY
-
-
-class MemoryAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
-    engine = MEMORY
-
-
-class PlusCacheSyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
-    engine = PLUS_CACHE
-
-
-class PlusCacheAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
-    engine = PLUS_CACHE
-
-
-class PlusDbSyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
-    engine = PLUS_DB
-
-
-class PlusDbAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
-    engine = PLUS_DB
-
-
-class PlusCachedDbSyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
-    engine = PLUS_CACHED_DB
-
-
-class PlusCachedDbAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
-    engine = PLUS_CACHED_DB
-
-
-class PlusFileSyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
-    engine = PLUS_FILE
-
-
-class PlusFileAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
-    engine = PLUS_FILE
-
-
-class ProjectModelSyncPlusTests(ServerSidePlusContract, SyncRequests, TestCase):
-    """A project's own session model, without sessionplus's metadata columns."""
-
-    engine = PROJECT_MODEL
-
-
-class ProjectModelAsyncPlusTests(ServerSidePlusContract, AsyncRequests, TestCase):
-    engine = PROJECT_MODEL
-
-
-@pytest.mark.usefixtures("redis_db")
-class PlusRedisSyncPlusTests(RedisPlusContract, SyncRequests, TestCase):
-    engine = PLUS_REDIS
-
-
-@pytest.mark.usefixtures("redis_db")
-class PlusRedisAsyncPlusTests(RedisPlusContract, AsyncRequests, TestCase):
-    engine = PLUS_REDIS
+MODES = (SyncRequests, AsyncRequests)
+SERVER_SIDE = ["memory", "cache", "db", "cached_db", "file", "project_model"]
+engine_matrix(globals(), "PlusTests", (ServerSidePlusContract, TestCase), SERVER_SIDE, MODES)
+engine_matrix(globals(), "PlusTests", (RedisPlusContract, TestCase), ["redis"], MODES)
 
 
 class SignedCookiesPlusContract(PythonClockExpiryContract, PlusContract):
@@ -472,12 +408,9 @@ class SignedCookiesPlusContract(PythonClockExpiryContract, PlusContract):
             assert self.get("/read/").content == b"-"
 
 
-class PlusSignedCookiesSyncPlusTests(SignedCookiesPlusContract, SyncRequests, TestCase):
-    engine = PLUS_SIGNED_COOKIES
-
-
-class PlusSignedCookiesAsyncPlusTests(SignedCookiesPlusContract, AsyncRequests, TestCase):
-    engine = PLUS_SIGNED_COOKIES
+engine_matrix(
+    globals(), "PlusTests", (SignedCookiesPlusContract, TestCase), ["signed_cookies"], MODES
+)
 
 
 class CookieRenameContract(MiddlewareTestMixin):
@@ -539,35 +472,19 @@ class CookieRenameContract(MiddlewareTestMixin):
         assert response.cookies == {}
 
 
-class PlusDbSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
-    engine = PLUS_DB
-
-
-class PlusDbAsyncCookieRenameTests(CookieRenameContract, AsyncRequests, TestCase):
-    engine = PLUS_DB
-
-
-class PlusCachedDbSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
-    engine = PLUS_CACHED_DB
-
-
-@pytest.mark.usefixtures("redis_db")
-class PlusRedisSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
-    engine = PLUS_REDIS
-
-
-class PlusSignedCookiesSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
-    engine = PLUS_SIGNED_COOKIES
-
-
-class DjangoDbSyncCookieRenameTests(CookieRenameContract, SyncRequests, TestCase):
-    """Django's own engine behind sessionplus's middleware: the rename works the same."""
-
-    engine = DJANGO_DB
+engine_matrix(globals(), "CookieRenameTests", (CookieRenameContract, TestCase), ["db"], MODES)
+# Django's own engine behind sessionplus's middleware too: the rename works the same.
+engine_matrix(
+    globals(),
+    "CookieRenameTests",
+    (CookieRenameContract, TestCase),
+    ["cached_db", "redis", "signed_cookies", "django_db"],
+    [SyncRequests],
+)
 
 
 class PlusFileCookieRenameTests(MiddlewareTestMixin, SyncRequests, TestCase):
-    engine = PLUS_FILE
+    engine = ENGINES["file"]
 
     def test_file_sessions_are_named_after_the_cookie_so_a_rename_signs_everyone_out(self):
         # As in Django, each file's name starts with SESSION_COOKIE_NAME (README says so).
@@ -582,7 +499,7 @@ class PlusFileCookieRenameTests(MiddlewareTestMixin, SyncRequests, TestCase):
 class StoreCallsTests(MiddlewareTestMixin, SyncRequests, TestCase):
     """Which store methods each path runs, counted by the in-process engine."""
 
-    engine = MEMORY
+    engine = ENGINES["memory"]
 
     def calls_for(self, requests: SyncRequests | AsyncRequests, path: str) -> list[str]:
         client = requests.make_client()
@@ -622,7 +539,7 @@ class StoreCallsTests(MiddlewareTestMixin, SyncRequests, TestCase):
 class TouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
     """100 requests inside one touch interval, against Django's SESSION_SAVE_EVERY_REQUEST."""
 
-    engine = MEMORY
+    engine = ENGINES["memory"]
     requests = 100
 
     def read_for_one_interval(self, frozen: FrozenDateTimeFactory) -> int:
@@ -648,21 +565,20 @@ class TouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
 
     @override_settings(SESSION_SAVE_EVERY_REQUEST=True)
     def test_djangos_db_engine_with_save_every_request_writes_100_times(self):
-        with self.settings(SESSION_ENGINE=DJANGO_DB):
+        with self.settings(SESSION_ENGINE=ENGINES["django_db"].module):
             self.browser = self.make_client()
             self.get("/write/", {"value": "x"})
-            with CaptureQueriesContext(connection) as queries:
+            with count_storage() as count:
                 for _ in range(self.requests):
                     self.get("/read/")
-        writes = [query for query in queries if query["sql"].startswith("UPDATE")]
-        assert len(writes) == self.requests
+        assert count.sql.count("UPDATE") == self.requests
 
 
 @pytest.mark.usefixtures("redis_db")
 class EngineTouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
     """The same 100 requests on sessionplus's engines, every storage operation counted."""
 
-    engine = MEMORY
+    engine = ENGINES["memory"]
     requests = TouchBudgetTests.requests
 
     @override_settings(SESSIONPLUS_TOUCH_INTERVAL=300)
@@ -676,7 +592,7 @@ class EngineTouchBudgetTests(MiddlewareTestMixin, SyncRequests, TestCase):
                     self.get("/write/", {"value": "x"})
                     frozen.tick(300)
                     for _ in range(self.requests):
-                        with count_storage(engine) as count:
+                        with count_storage(redis=engine.on_redis) as count:
                             assert self.get("/read/").content == b"x"
                         writes.append(count.total_writes)
                         frozen.tick(2)
@@ -692,15 +608,15 @@ class SqlTouchBudgetTests(MiddlewareTestMixin, SyncRequests, TransactionTestCase
     transaction control counts): sessionplus's db engine against Django's.
     """
 
-    engine = PLUS_DB
+    engine = ENGINES["db"]
     requests = TouchBudgetTests.requests
 
     def statements(self, frozen: FrozenDateTimeFactory) -> Counter[str]:
-        with CaptureQueriesContext(connection) as queries:
+        with count_storage() as count:
             for _ in range(self.requests):
                 assert self.get("/read/").content == b"x"
                 frozen.tick(2)
-        return Counter(query["sql"].split()[0].upper() for query in queries)
+        return Counter(count.sql)
 
     @override_settings(SESSIONPLUS_TOUCH_INTERVAL=300)
     def test_sessionplus_db_engine_with_a_touch_interval_runs_101_statements(self):
@@ -710,7 +626,7 @@ class SqlTouchBudgetTests(MiddlewareTestMixin, SyncRequests, TransactionTestCase
             statements = self.statements(frozen)
         assert statements == {"SELECT": self.requests, "UPDATE": 1}
 
-    @override_settings(SESSION_ENGINE=DJANGO_DB, SESSION_SAVE_EVERY_REQUEST=True)
+    @override_settings(SESSION_ENGINE=ENGINES["django_db"].module, SESSION_SAVE_EVERY_REQUEST=True)
     def test_djangos_db_engine_with_save_every_request_runs_400(self):
         with clock() as frozen:
             self.get("/write/", {"value": "x"})

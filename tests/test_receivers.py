@@ -6,7 +6,6 @@ import threading
 import unittest
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 from django.contrib.auth.models import User, update_last_login
 from django.contrib.auth.signals import user_logged_in
 from django.db import connection, connections
@@ -15,6 +14,7 @@ from django.test import Client, TestCase, TransactionTestCase, override_settings
 
 from sessionplus.receivers import cap_sessions_at_login
 from sessionplus.sessions import user_sessions
+from tests.support.engines import ENGINES, engine_matrix
 from tests.support.signed_in import PASSWORD, SignedInMixin
 
 NEW_PASSWORD = "a brand new passphrase 42"
@@ -59,16 +59,9 @@ class PasswordChangeContract(SignedInMixin):
         assert self.ended == []
 
 
-class DbPasswordChangeTests(PasswordChangeContract, TestCase):
-    engine_name = "db"
+engine_matrix(globals(), "PasswordChangeTests", (PasswordChangeContract, TestCase), ["db", "redis"])
 
 
-@pytest.mark.usefixtures("redis_db")
-class RedisPasswordChangeTests(PasswordChangeContract, TestCase):
-    engine_name = "redis"
-
-
-@override_settings(SESSIONPLUS_END_SESSIONS_ON_PASSWORD_CHANGE=True)
 class PasswordSaveTests(SignedInMixin, TestCase):
     def test_set_password_and_save_outside_a_request_ends_every_session(self):
         clients = [self.signed_in(self.alice) for _ in range(2)]
@@ -120,17 +113,7 @@ class CapContract(SignedInMixin):
         assert [e["reason"] for e in self.ended] == ["logout"]
 
 
-class DbCapTests(CapContract, TestCase):
-    engine_name = "db"
-
-
-class CachedDbCapTests(CapContract, TestCase):
-    engine_name = "cached_db"
-
-
-@pytest.mark.usefixtures("redis_db")
-class RedisCapTests(CapContract, TestCase):
-    engine_name = "redis"
+engine_matrix(globals(), "CapTests", (CapContract, TestCase), ["db", "cached_db", "redis"])
 
 
 class CapEdgeTests(SignedInMixin, TestCase):
@@ -208,9 +191,7 @@ class RacingLoginsMixin(SignedInMixin):
 
 @unittest.skipUnless(connection.vendor == "postgresql", "SQLite serialises all writers")
 class DbRacingLoginsTests(RacingLoginsMixin, TransactionTestCase):
-    engine_name = "db"
+    engine = ENGINES["db"]
 
 
-@pytest.mark.usefixtures("redis_db")
-class RedisRacingLoginsTests(RacingLoginsMixin, TransactionTestCase):
-    engine_name = "redis"
+engine_matrix(globals(), "RacingLoginsTests", (RacingLoginsMixin, TransactionTestCase), ["redis"])

@@ -17,7 +17,8 @@ from sessionplus import sessions
 from sessionplus.backends.redis import SessionStore as RedisStore
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
-from tests.support.engines import ENGINES, count_storage
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES, engine_matrix
 from tests.support.redis_cluster import PrivateRedisCluster, engine_on
 from tests.support.signed_in import FIREFOX, IPHONE, SignedInMixin
 
@@ -122,7 +123,7 @@ class UserSessionsContract(SignedInMixin):
     def test_listing_costs_one_read_for_the_index_and_at_most_one_per_session(self):
         for _ in range(3):
             self.signed_in(self.alice)
-        with count_storage(ENGINES[self.engine_name]) as count:
+        with count_storage(redis=self.engine.on_redis) as count:
             assert len(sessions.user_sessions(self.alice)) == 3
         assert count.total_writes == 0, count.log
         assert count.total <= 1 + 3, count.log
@@ -133,17 +134,12 @@ class UserSessionsContract(SignedInMixin):
         assert count.total == count.reads["sql"] == 1, count.log
 
 
-class DbUserSessionsTests(UserSessionsContract, TestCase):
-    engine_name = "db"
-
-
-class CachedDbUserSessionsTests(UserSessionsContract, TestCase):
-    engine_name = "cached_db"
+engine_matrix(globals(), "UserSessionsTests", (UserSessionsContract, TestCase), ["db", "cached_db"])
 
 
 @pytest.mark.usefixtures("redis_db")
 class RedisUserSessionsTests(UserSessionsContract, TestCase):
-    engine_name = "redis"
+    engine = ENGINES["redis"]
 
     def assert_listing_budget(self, count: Any) -> None:
         # SMEMBERS, then one pipelined HMGET per session in a single round trip.
@@ -161,7 +157,7 @@ class RedisUserSessionsTests(UserSessionsContract, TestCase):
 class RedisClusterUserSessionsTests(SignedInMixin, TestCase):
     """The index, the listing pipeline and the ends work across a real cluster's slots."""
 
-    engine_name = "redis"
+    engine = ENGINES["redis"]
 
     @pytest.fixture(autouse=True)
     def on_the_cluster(self, redis_cluster: PrivateRedisCluster) -> Iterator[None]:

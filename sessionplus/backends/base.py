@@ -21,6 +21,7 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.core import signing
+from django.http import HttpRequest
 from django.utils.crypto import get_random_string
 
 from sessionplus.backends.data_rule import (
@@ -33,10 +34,13 @@ from sessionplus.backends.expiry import EXPIRY_KEY, check_expiry, stored_expiry_
 from sessionplus.backends.metadata import MetadataMixin
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import as_utc_datetime, now_timestamp
+from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.identifiers import log_id
+from sessionplus.outage import as_unavailable, is_store_outage
 
 __all__ = [
     "CreateError",
+    "LifecycleHooks",
     "SessionPlusBase",
     "UpdateError",
     "is_valid_session_key",
@@ -65,7 +69,132 @@ def _adoption() -> Any:
     return adoption
 
 
-class SessionPlusBase(MetadataMixin, SessionBase):
+def _lifecycle() -> Any:
+    # Imported on first use: the lifecycle reads metadata through this module.
+    from sessionplus import lifecycle
+
+    return lifecycle
+
+
+class LifecycleHooks(SessionBase):
+    """
+    The load and flush frame: a store serving a request reports to ``sessionplus.lifecycle``
+    that it loaded a session, flushed one, or found the store down; and a key the store
+    lacks is looked up in ``SESSIONPLUS_PREVIOUS_ENGINE`` (``adoption``).
+
+    The middleware sets ``request``; a store without one (used outside a request) runs no
+    hook. Every sessionplus engine has these hooks through ``SessionPlusBase``; the
+    middleware puts them in front of Django's own engines (``lifecycle.hooked``). The
+    attributes below are the request's lifecycle state, class defaults until set, so a
+    request that never touches its session builds nothing.
+    """
+
+    request: HttpRequest | None = None
+    # The engine class that signals name as their sender.
+    signal_sender: type[SessionBase] | None = None
+    # The first outage a storage call of this request ran into.
+    outage: SessionStoreUnavailable | None = None
+    # The cookie's session was found live when it loaded.
+    started_live = False
+    # A stored session was ended (logout, timeout, binding) during this request.
+    ended = False
+    # The cookie came under SESSIONPLUS_PREVIOUS_COOKIE_NAME, this name.
+    previous_cookie: str | None = None
+    # Why the flush under way ends the session, when it is not a logout.
+    _ending: str | None = None
+
+    # Django's _get_session and _aget_session, with the hooks: every read and assignment
+    # comes through here, so the loaded session is returned first.
+
+    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            pass
+        session_key = self.session_key
+        if session_key is None or no_load:
+            self._session_cache = {}
+            return self._session_cache
+        try:
+            self._session_cache = self.load()
+            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
+                self._session_cache = _adoption().adopt(self, session_key)
+        except Exception as exc:
+            raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
+        if self._must_end():
+            self.flush()
+            return self._session_cache
+        return self._loaded()
+
+    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
+        self.accessed = True
+        try:
+            return self._session_cache
+        except AttributeError:
+            pass
+        session_key = self.session_key
+        if session_key is None or no_load:
+            self._session_cache = {}
+            return self._session_cache
+        try:
+            self._session_cache = await self.aload()
+            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
+                self._session_cache = await _adoption().aadopt(self, session_key)
+        except Exception as exc:
+            raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
+        if self._must_end():
+            await self.aflush()
+            return self._session_cache
+        return self._loaded()
+
+    _session = property(_get_session)
+
+    def _loaded(self) -> dict[str, Any]:
+        """Return the session as loaded, once the lifecycle kept it."""
+        return self._session_cache
+
+    def _must_end(self) -> bool:
+        # Engines drop the key of a session they did not find: one left means a live one.
+        if self.request is None or self.session_key is None:
+            return False
+        self._ending = _lifecycle().loaded(self, self.request)
+        return self._ending is not None
+
+    def _failed(self, exc: Exception) -> Exception:
+        """Return what a failed load raises: an outage as SessionStoreUnavailable, recorded."""
+        if not is_store_outage(exc):
+            return exc
+        # Whatever reads the session later in this request (other middleware, an error
+        # page) sees it empty instead of waiting on the store again; the middleware
+        # answers 503 and writes nothing.
+        self._session_cache = {}
+        unavailable = as_unavailable(exc)
+        if self.outage is None:
+            self.outage = unavailable
+        return unavailable
+
+    def flush(self) -> None:
+        session_key = self.session_key
+        # The previous engine first: an adoption under way then finds nothing to copy, or
+        # finds its source gone and undoes its copy (see adoption.adopt).
+        _adoption().end_in_previous(self)
+        super().flush()
+        self._flushed(session_key)
+
+    async def aflush(self) -> None:
+        session_key = self.session_key
+        await _adoption().aend_in_previous(self)
+        await super().aflush()
+        self._flushed(session_key)
+
+    def _flushed(self, session_key: str | None) -> None:
+        reason, self._ending = self._ending or "logout", None
+        if self.request is not None and session_key is not None:
+            _lifecycle().ended(self, session_key, reason)
+
+
+class SessionPlusBase(MetadataMixin, LifecycleHooks):
     """
     Base class of every sessionplus engine.
 
@@ -197,30 +326,8 @@ class SessionPlusBase(MetadataMixin, SessionBase):
         check_expiry(value)
         await super().aset_expiry(value)
 
-    def _get_session(self, no_load: bool = False) -> dict[str, Any]:
-        # Django's fast path, inlined: every read and assignment comes through here.
-        self.accessed = True
-        try:
-            return self._session_cache
-        except AttributeError:
-            pass
-        key = self.session_key
-        session = super()._get_session(no_load)
-        if self.session_key is None and key is not None:  # the load missed
-            session = self._session_cache = _adoption().adopt(self, key)
-        return self._without_corrupt_expiry(session)
-
-    async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
-        if hasattr(self, "_session_cache"):
-            return await super()._aget_session(no_load)
-        key = self.session_key
-        session = await super()._aget_session(no_load)
-        if self.session_key is None and key is not None:
-            session = self._session_cache = await _adoption().aadopt(self, key)
-        return self._without_corrupt_expiry(session)
-
-    # SessionBase binds ``_session`` to its own ``_get_session``.
-    _session = property(_get_session)
+    def _loaded(self) -> dict[str, Any]:
+        return self._without_corrupt_expiry(self._session_cache)
 
     def _without_corrupt_expiry(self, session: dict[str, Any]) -> dict[str, Any]:
         # Checked once per load, for every engine: an expiry the expiry maths would
@@ -345,14 +452,10 @@ class SessionPlusBase(MetadataMixin, SessionBase):
         raise RuntimeError("Unable to create a new session key.")
 
     def flush(self) -> None:
-        # The previous engine first: an adoption under way then finds nothing to copy, or
-        # finds its source gone and undoes its copy (see adoption.adopt).
-        _adoption().end_in_previous(self)
         super().flush()
         self._metadata = {}
 
     async def aflush(self) -> None:
-        await _adoption().aend_in_previous(self)
         await super().aflush()
         self._metadata = {}
 

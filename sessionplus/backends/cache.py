@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import cache
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from asgiref.sync import sync_to_async
@@ -21,7 +20,6 @@ from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
-from django.db import DatabaseError
 
 from sessionplus.backends.base import (
     CreateError,
@@ -31,39 +29,13 @@ from sessionplus.backends.base import (
 )
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
-from sessionplus.outage import unavailable_on
+from sessionplus.outage import cache_client_errors, unavailable_on
 
 if TYPE_CHECKING:
     from django.core.cache.backends.redis import RedisCacheClient
     from redis import Redis
 
 KEY_PREFIX = "sessionplus.cache:"
-
-
-@cache
-def client_errors() -> tuple[type[BaseException], ...]:
-    """Return the errors a cache backend raises when its server cannot be reached."""
-    # Sockets and the file-based cache raise OSError, the database cache DatabaseError.
-    errors: list[type[BaseException]] = [OSError, DatabaseError]
-    try:
-        from redis.exceptions import ConnectionError, TimeoutError
-    except ImportError:
-        pass
-    else:
-        errors += [ConnectionError, TimeoutError]
-    try:
-        from django_redis.exceptions import ConnectionInterrupted
-    except ImportError:
-        pass
-    else:
-        errors.append(ConnectionInterrupted)
-    try:
-        from pymemcache.exceptions import MemcacheError
-    except ImportError:
-        pass
-    else:
-        errors.append(MemcacheError)
-    return tuple(errors)
 
 
 class _DjangoRedisClient(Protocol):
@@ -219,7 +191,7 @@ class SessionStore(SessionPlusBase):
 
     @contextmanager
     def _reaching_cache(self) -> Iterator[None]:
-        with unavailable_on(*client_errors()):
+        with unavailable_on(*cache_client_errors()):
             yield
 
     # Reads -------------------------------------------------------------------------

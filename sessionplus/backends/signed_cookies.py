@@ -58,18 +58,19 @@ class SessionStore(SessionPlusBase):
         super().__init__(session_key)
 
     def _validate_session_key(self, key: object) -> bool:
-        # The "key" is the cookie value, the signed data itself: bounded, and shaped
-        # like a signed value, or it is no session without any decoding attempted.
-        return (
-            isinstance(key, str)
-            and len(key) <= MAX_COOKIE_BYTES
-            and _SIGNED_VALUE_RE.fullmatch(key) is not None
-        )
+        # The "key" is the cookie value, the signed data itself: bounded, with the three
+        # parts of a signed value, or it is no session without any decoding attempted.
+        # Their characters are checked as it loads: a request that never reads its
+        # session does not scan a cookie of a kilobyte or more.
+        return isinstance(key, str) and len(key) <= MAX_COOKIE_BYTES and key.count(":") == 2
 
     # Load ----------------------------------------------------------------------------
 
     def load(self) -> dict[str, Any]:
-        loaded = None if self.session_key is None else self._unsign(self.session_key)
+        value = self.session_key
+        loaded = None
+        if value is not None and _SIGNED_VALUE_RE.fullmatch(value) is not None:
+            loaded = self._unsign(value)
         if loaded is None:
             self._session_key = None
             return {}

@@ -7,13 +7,12 @@ The behaviour every sessionplus engine shares, as mixins an engine's test class 
 An engine's test module is one line per class plus its engine-only tests:
 
     class DbSessionStoreTests(ServerSideStoreContract, TestCase):
-        engine = "sessionplus.backends.db"
+        engine = ENGINES["db"]
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from importlib import import_module
 from typing import Any
 from unittest import mock
 
@@ -28,6 +27,7 @@ from freezegun import freeze_time
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.backends.metadata import SessionMetadata
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
+from tests.support.engines import Engine
 
 # Keys a cookie may carry that must never be taken for a session key.
 MALFORMED_KEYS = [
@@ -47,11 +47,11 @@ MALFORMED_KEYS = [
 class SessionStoreContract:
     """What every sessionplus engine does. Mix into a Django TestCase; set ``engine``."""
 
-    engine: str
+    engine: Engine
 
     @property
     def store_class(self) -> type[SessionPlusBase]:
-        return import_module(self.engine).SessionStore
+        return self.engine.store_class
 
     def store(self, session_key: str | None = None) -> SessionPlusBase:
         return self.store_class(session_key)

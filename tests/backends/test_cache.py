@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.sessions.backends.base import CreateError, UpdateError
 from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
@@ -17,59 +15,22 @@ from django.core.cache import caches
 from django.test import SimpleTestCase, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
-from pymemcache.client.base import Client as MemcacheClient
 
-from benchmarks.counting import counting_round_trips
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
-from tests.support.counting import count_cache_calls
-from tests.support.services import dead_port, private_memcached, redis_url
+from tests.support.counting import StorageCount, count_storage
+from tests.support.engines import ENGINES
+from tests.support.services import dead_port
 
-ENGINE = "sessionplus.backends.cache"
-ONE_EACH = {"create": [1], "load": [1], "save": [1], "touch": [1], "delete": [1]}
-
-
-@contextmanager
-def count_redis_commands() -> Iterator[list[int]]:
-    """Count the commands the suite's Redis server executes (INFO itself excluded)."""
-
-    def executed(client: redis.Redis) -> int:
-        stats = client.info("commandstats")
-        return sum(stat["calls"] for name, stat in stats.items() if name != "cmdstat_info")
-
-    counted: list[int] = []
-    with redis.Redis.from_url(redis_url()) as client:
-        before = executed(client)
-        yield counted
-        counted.append(executed(client) - before)
-
-
-@contextmanager
-def count_memcached_commands() -> Iterator[list[int]]:
-    """Count the storage commands the suite's memcached executes."""
-    names = ("cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses")
-
-    def executed(client: MemcacheClient) -> int:
-        stats = client.stats()
-        return sum(stats[name.encode()] for name in names)
-
-    counted: list[int] = []
-    host, port = private_memcached().location.split(":")
-    client = MemcacheClient((host, int(port)))
-    try:
-        before = executed(client)
-        yield counted
-        counted.append(executed(client) - before)
-    finally:
-        client.close()
+ONE_EACH = {"create": 1, "load": 1, "save": 1, "touch": 1, "delete": 1}
 
 
 class CacheEngineContract(ServerSideStoreContract):
     """The contract plus the engine-only tests, run on every cache backend below."""
 
-    engine = ENGINE
+    engine = ENGINES["cache"]
     alias = "default"
     # The cache calls a save of an existing session, and a touch of an unmodified one, make
     # on this backend (django-redis: SET XX, and the touch's script through its client).
@@ -176,11 +137,11 @@ class CacheEngineContract(ServerSideStoreContract):
             await session.asave(must_create=True)
 
     async def test_async_malformed_keys_cost_no_cache_call(self):
-        with count_cache_calls(self.alias) as calls:
+        async with count_storage() as count:
             for bad_key in MALFORMED_KEYS:
                 assert await self.store().aexists(bad_key) is False
                 await self.store().adelete(bad_key)
-        assert calls == []
+        assert count.cache == []
 
     def test_save_after_delete_does_not_bring_the_entry_back(self):
         session = self.reloaded(self.saved(a=1))
@@ -193,45 +154,45 @@ class CacheEngineContract(ServerSideStoreContract):
     # Budgets -----------------------------------------------------------------------
 
     def test_malformed_keys_cost_no_cache_call(self):
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             for bad_key in MALFORMED_KEYS:
                 session = self.store(bad_key)
                 assert list(session.keys()) == []
                 assert session.exists(bad_key) is False
                 session.delete(bad_key)
-        assert calls == []
+        assert count.cache == []
 
     def test_budget_untouched_and_new_sessions_cost_nothing(self):
         key = self.saved(a=1).session_key
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             self.store(key)
             assert self.store().get("a") is None
-        assert calls == []
+        assert count.cache == []
 
     def test_budget_load_is_one_get(self):
         key = self.saved(a=1).session_key
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             assert self.store(key)["a"] == 1
-        assert calls == ["get"]
+        assert count.cache == ["get"]
 
     def test_budget_create_is_one_add(self):
         session = self.store()
         session["a"] = 1
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.save()
-        assert calls == ["add"]
+        assert count.cache == ["add"]
 
     def test_budget_save_and_touch(self):
         session = self.reloaded(self.saved(a=1))
         session["b"] = 2
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.save()
-        assert calls == self.save_calls
+        assert count.cache == self.save_calls
         session = self.reloaded(session)
         session["a"]  # the middleware touches a loaded, unmodified session
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.touch()
-        assert calls == self.touch_calls
+        assert count.cache == self.touch_calls
 
     def test_a_touch_after_the_entry_expired_raises_update_error(self):
         session = self.saved(a=1)
@@ -244,41 +205,41 @@ class CacheEngineContract(ServerSideStoreContract):
 
     def test_budget_delete_is_one_delete(self):
         session = self.saved(a=1)
-        with count_cache_calls(self.alias) as calls:
+        with count_storage() as count:
             session.delete()
-        assert calls == ["delete"]
+        assert count.cache == ["delete"]
 
-    def round_trips(self, counter) -> dict[str, list[int]]:
-        """Return what each operation costs at the server, counted by ``counter``."""
-        counts: dict[str, list[int]] = {}
+    def costs(self, cost: Callable[[StorageCount], int], **servers: bool) -> dict[str, int]:
+        """Return what each operation costs, as ``cost`` reads it from its count."""
+        counts: dict[str, StorageCount] = {}
         session = self.store()
         session["a"] = 1
-        with counter() as counts["create"]:
+        with count_storage(**servers) as counts["create"]:
             session.save()
         session = self.store(session.session_key)
-        with counter() as counts["load"]:
+        with count_storage(**servers) as counts["load"]:
             session.load()
         session["b"] = 2
-        with counter() as counts["save"]:
+        with count_storage(**servers) as counts["save"]:
             session.save()
         session = self.store(session.session_key)
         session["a"]  # loaded, unmodified: what the middleware touches
-        with counter() as counts["touch"]:
+        with count_storage(**servers) as counts["touch"]:
             session.touch()
-        with counter() as counts["delete"]:
+        with count_storage(**servers) as counts["delete"]:
             session.delete()
-        return counts
+        return {operation: cost(count) for operation, count in counts.items()}
 
     async def test_async_budget_load_create_and_delete(self):
         session = self.store()
         await session.aset("a", 1)
-        with count_cache_calls(self.alias) as calls:
+        async with count_storage() as count:
             await session.asave()
             assert await self.store(session.session_key).aget("a") == 1
             await session.adelete()
         # Django's BaseCache runs each async method as its sync twin in a thread: the
         # pairs are one storage call each.
-        assert calls == ["aadd", "add", "aget", "get", "adelete", "delete"]
+        assert count.cache == ["aadd", "add", "aget", "get", "adelete", "delete"]
 
 
 class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
@@ -291,21 +252,21 @@ class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     def test_djangos_cache_engine_costs_more_for_the_same_operations(self):
         def measure(store_class):
             counts = {}
-            with count_cache_calls(self.alias) as counts["new session read"]:
+            with count_storage() as counts["new session read"]:
                 store_class().get("a")
             session = store_class()
             session["a"] = 1
-            with count_cache_calls(self.alias) as counts["create"]:
+            with count_storage() as counts["create"]:
                 session.save()
-            with count_cache_calls(self.alias) as counts["load"]:
+            with count_storage() as counts["load"]:
                 session = store_class(session.session_key)
                 session["a"]
             session["b"] = 2
-            with count_cache_calls(self.alias) as counts["save"]:
+            with count_storage() as counts["save"]:
                 session.save()
-            with count_cache_calls(self.alias) as counts["delete"]:
+            with count_storage() as counts["delete"]:
                 session.delete()
-            return counts
+            return {operation: count.cache for operation, count in counts.items()}
 
         assert measure(DjangoCacheStore) == {
             "new session read": [],
@@ -329,7 +290,7 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
 
     def test_every_operation_is_one_redis_round_trip(self):
         # Round trips, not commands: the server counts the GET and SET a script runs.
-        assert self.round_trips(counting_round_trips) == ONE_EACH
+        assert self.costs(lambda count: count.round_trips, redis=True) == ONE_EACH
 
     def test_a_client_that_stores_values_its_own_way_touches_by_reading_first(self):
         # django-redis's herd client wraps every value: the touch's script cannot compare it.
@@ -339,21 +300,21 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
         with override_settings(CACHES=caches_with_herd, SESSION_CACHE_ALIAS="herd"):
             session = self.reloaded(self.saved(a=1))
             session["a"]
-            with counting_round_trips() as sent:
+            with count_storage(redis=True) as count:
                 session.touch()
-            assert sent == [2]
+            assert count.round_trips == 2
             assert self.reloaded(session)["a"] == 1
 
     def test_djangos_cache_engine_needs_two_round_trips_to_create_and_to_save(self):
         session = DjangoCacheStore()
         session["a"] = 1
-        with count_redis_commands() as create:
+        with count_storage(redis=True) as create:
             session.save()
         session = DjangoCacheStore(session.session_key)
         session["b"] = 2
-        with count_redis_commands() as save:
+        with count_storage(redis=True) as save:
             session.save()
-        assert (create, save) == ([2], [2])
+        assert (len(create.redis), len(save.redis)) == (2, 2)
 
     def test_entry_expires_with_the_session(self):
         with override_settings(SESSION_COOKIE_AGE=100):
@@ -378,9 +339,9 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
         session = await self.asaved(a=1)
         session = self.store(session.session_key)
         await session.aset("b", 2)
-        with count_redis_commands() as executed:
+        async with count_storage(redis=True) as executed:
             await session.asave()
-        assert executed == [1]
+        assert len(executed.redis) == 1
         await self.store().adelete(session.session_key)
         with pytest.raises(UpdateError):
             await session.asave()
@@ -395,7 +356,7 @@ class DjangoBuiltinRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCa
 
     def test_every_operation_is_one_redis_round_trip(self):
         # Round trips, not commands: the server counts the GET and SET a script runs.
-        assert self.round_trips(counting_round_trips) == ONE_EACH
+        assert self.costs(lambda count: count.round_trips, redis=True) == ONE_EACH
 
 
 @pytest.mark.usefixtures("memcached_db")
@@ -405,18 +366,19 @@ class MemcachedCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     touch_calls = ["get"]  # no compare-and-set: the touch reads the entry, then replaces it
 
     def test_every_operation_but_touch_is_one_memcached_command(self):
-        assert self.round_trips(count_memcached_commands) == {**ONE_EACH, "touch": [2]}
+        costs = self.costs(lambda count: len(count.memcached), memcached=True)
+        assert costs == {**ONE_EACH, "touch": 2}
 
     def test_djangos_cache_engine_needs_two_commands_to_create_and_to_save(self):
         session = DjangoCacheStore()
         session["a"] = 1
-        with count_memcached_commands() as create:
+        with count_storage(memcached=True) as create:
             session.save()
         session = DjangoCacheStore(session.session_key)
         session["b"] = 2
-        with count_memcached_commands() as save:
+        with count_storage(memcached=True) as save:
             session.save()
-        assert (create, save) == ([2], [2])
+        assert (len(create.memcached), len(save.memcached)) == (2, 2)
 
 
 def dead_caches() -> dict[str, dict]:

@@ -38,13 +38,13 @@ from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
 from tests.backends.contract import UserIndexedStoreContract
-from tests.support.budgets import measure, storage_calls
-from tests.support.counting import count_cache_calls
+from tests.support.budgets import measure
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES
 from tests.support.services import dead_port, redis_url
 
 LOGGER = "sessionplus.backends.cached_db"
 DJANGO_LOGGER = "django.contrib.sessions"
-ENGINE = "sessionplus.backends.cached_db"
 
 
 def session_cache() -> SessionCache:
@@ -60,7 +60,7 @@ def flip_a_byte(text: str) -> str:
 @pytest.mark.usefixtures("redis_db")
 @override_settings(SESSION_CACHE_ALIAS="redis")
 class CachedDbSessionStoreTests(UserIndexedStoreContract, TestCase):
-    engine = "sessionplus.backends.cached_db"
+    engine = ENGINES["cached_db"]
 
     def corrupt(self, session_key: str) -> None:
         row = Session.objects.get(pk=session_key)
@@ -337,7 +337,9 @@ class OutageTests(TestCase):
         with as_another_process():
             assert list(loaded(key).keys()) == []
 
-    @override_settings(ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINE)
+    @override_settings(
+        ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["cached_db"].module
+    )
     def test_a_logout_while_the_cache_is_paused_is_a_503_and_no_process_serves_it_after(self):
         get_user_model().objects.create_user("ada")
         self.client.get("/login/", {"username": "ada"})
@@ -354,7 +356,9 @@ class OutageTests(TestCase):
             assert list(loaded(key).keys()) == []
             assert loaded(key).session_key is None
 
-    @override_settings(ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINE)
+    @override_settings(
+        ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["cached_db"].module
+    )
     def test_an_async_logout_while_the_cache_is_paused_is_a_503(self):
         get_user_model().objects.create_user("ada")
         client = AsyncClient()
@@ -470,10 +474,10 @@ class CacheBackendTests(TestCase):
         await session.aset("a", 1)
         await session.asave()
         await SessionStore().aexists("0" * 32)
-        with count_cache_calls("sessions") as calls:
+        async with count_storage() as count:
             assert await SessionStore(session.session_key).aget("a") == 1
-        assert calls[0] == "aget_many"
-        assert "aget" not in calls
+        assert count.cache[0] == "aget_many"
+        assert "aget" not in count.cache
 
     @sessions_cache(LossyLocMemCache)
     def test_keys_a_backend_reports_not_stored_count_as_a_failed_write(self):
@@ -504,7 +508,7 @@ def evict(store_class: type[Any], session_key: str) -> None:
 
 
 @pytest.mark.usefixtures("redis_db")
-@override_settings(SESSION_CACHE_ALIAS="redis", SESSION_ENGINE="sessionplus.backends.cached_db")
+@override_settings(SESSION_CACHE_ALIAS="redis", SESSION_ENGINE=ENGINES["cached_db"].module)
 class CachedDbBudgetTests(TransactionTestCase):
     """SQL statements in autocommit mode, plus cache calls, per operation."""
 
@@ -512,11 +516,8 @@ class CachedDbBudgetTests(TransactionTestCase):
         # The first load on an emptied cache gives it a generation (one call more).
         SessionStore().exists("0" * 32)
 
-    def calls(self) -> Any:
-        return storage_calls("redis")
-
     def test_each_operation_is_one_statement_and_one_cache_call_at_most(self):
-        assert measure(SessionStore, self.calls, partial(evict, SessionStore)) == {
+        assert measure(SessionStore, partial(evict, SessionStore)) == {
             "load": ["cache.get_many"],
             "load (miss)": ["SELECT", "cache.get_many", "cache.add"],
             "save": ["UPDATE", "cache.set"],
@@ -530,7 +531,7 @@ class CachedDbBudgetTests(TransactionTestCase):
         }
 
     def test_djangos_engine_spends_more_on_the_same_operations(self):
-        assert measure(DjangoStore, self.calls, partial(evict, DjangoStore)) == {
+        assert measure(DjangoStore, partial(evict, DjangoStore)) == {
             "load": ["cache.get"],
             "load (miss)": ["SELECT", "cache.get", "cache.set"],
             "save": ["BEGIN", "UPDATE", "COMMIT", "cache.set"],
@@ -550,40 +551,40 @@ class CachedDbBudgetTests(TransactionTestCase):
     def test_an_ended_session_costs_one_cache_call(self):
         key = saved(a=1).session_key
         SessionStore().delete(key)
-        with self.calls() as calls:
+        with count_storage() as count:
             assert list(SessionStore(key).keys()) == []
-        assert calls == ["cache.get_many"]
+        assert count.calls == ["cache.get_many"]
 
     def test_per_user_operations(self):
         session = SessionStore()
         session["a"] = 1
         session.update_metadata(user_id="7")
         session.save()
-        with self.calls() as listing:
+        with count_storage() as listing:
             assert SessionStore.sessions_for_user("7") == [session.session_key]
-        with self.calls() as ending:
+        with count_storage() as ending:
             assert SessionStore.end_sessions_for_user("7") == 1
-        assert listing == ["SELECT"]
-        assert ending == ["SELECT", "DELETE", "cache.set_many"]
+        assert listing.calls == ["SELECT"]
+        assert ending.calls == ["SELECT", "DELETE", "cache.set_many"]
 
     def test_async_operations_keep_the_budgets(self):
         # django-redis has no async methods of its own: the engine runs the sync ones
         # in a thread (BaseCache's aget_many() would be one aget() per key).
         session = SessionStore()
         session["a"] = 1
-        with self.calls() as create:
+        with count_storage() as create:
             async_to_sync(session.asave)()
         reader = SessionStore(session.session_key)
-        with self.calls() as load:
+        with count_storage() as load:
             async_to_sync(reader.aget)("a")
         reader["b"] = 2
-        with self.calls() as save:
+        with count_storage() as save:
             async_to_sync(reader.asave)()
-        with self.calls() as touch:
+        with count_storage() as touch:
             async_to_sync(reader.atouch)()
-        with self.calls() as delete:
+        with count_storage() as delete:
             async_to_sync(reader.adelete)()
-        assert [create, load, save, touch, delete] == [
+        assert [create.calls, load.calls, save.calls, touch.calls, delete.calls] == [
             ["INSERT", "cache.set"],
             ["cache.get_many"],
             ["UPDATE", "cache.set"],
@@ -595,8 +596,8 @@ class CachedDbBudgetTests(TransactionTestCase):
     def test_a_request_that_never_touches_the_session_costs_nothing_and_a_read_one_call(self):
         session = saved(a=1)
         self.client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
-        with self.calls() as untouched_calls:
+        with count_storage() as untouched:
             assert self.client.get("/untouched/").content == b"no session here"
-        with self.calls() as read_calls:
+        with count_storage() as read:
             assert self.client.get("/reads/").content == b"1"
-        assert (untouched_calls, read_calls) == ([], ["cache.get_many"])
+        assert (untouched.calls, read.calls) == ([], ["cache.get_many"])

@@ -25,8 +25,10 @@ from sessionplus.models import Session
 from tests.backends.contract import ServerSideStoreContract, UserIndexedStoreContract
 from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
-from tests.support.budgets import measure, storage_calls
+from tests.support.budgets import measure
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
+from tests.support.counting import count_storage
+from tests.support.engines import ENGINES
 
 
 def flip_a_byte_of_the_row(model: Any, session_key: str) -> None:
@@ -38,7 +40,7 @@ def flip_a_byte_of_the_row(model: Any, session_key: str) -> None:
 
 
 class DbSessionStoreTests(UserIndexedStoreContract, TestCase):
-    engine = "sessionplus.backends.db"
+    engine = ENGINES["db"]
 
     def corrupt(self, session_key: str) -> None:
         flip_a_byte_of_the_row(Session, session_key)
@@ -47,7 +49,7 @@ class DbSessionStoreTests(UserIndexedStoreContract, TestCase):
 class CustomModelSessionStoreTests(ServerSideStoreContract, TestCase):
     """A project's model without sessionplus's metadata columns keeps the whole contract."""
 
-    engine = "tests.custom_session.models"
+    engine = ENGINES["project_model"]
 
     def corrupt(self, session_key: str) -> None:
         flip_a_byte_of_the_row(CustomSession, session_key)
@@ -343,9 +345,9 @@ class CustomModelTests(TestCase):
             key = saved(CustomStore, a=1).session_key
         with freeze_time(created + timedelta(minutes=20)):
             session = loaded(key, CustomStore)
-            with storage_calls() as calls:
+            with count_storage() as count:
                 session.touch()
-        assert calls == ["UPDATE"]
+        assert count.calls == ["UPDATE"]
         metadata = loaded(key, CustomStore).metadata
         assert metadata.last_activity == created + timedelta(minutes=20)
         assert metadata.created_at == created
@@ -383,7 +385,7 @@ class DbBudgetTests(TransactionTestCase):
     """
 
     def test_each_operation_is_one_statement_where_djangos_engine_spends_more(self):
-        assert measure(SessionStore, storage_calls) == {
+        assert measure(SessionStore) == {
             "load": ["SELECT"],
             "save": ["UPDATE"],
             "create": ["INSERT"],
@@ -391,7 +393,7 @@ class DbBudgetTests(TransactionTestCase):
             "delete": ["DELETE"],
             "login": ["SELECT", "UPDATE", "UPDATE"],
         }
-        assert measure(DjangoStore, storage_calls) == {
+        assert measure(DjangoStore) == {
             "load": ["SELECT"],
             "save": ["BEGIN", "UPDATE", "COMMIT"],
             "create": ["SELECT", "BEGIN", "INSERT", "COMMIT"],
@@ -407,9 +409,9 @@ class DbBudgetTests(TransactionTestCase):
         session = loaded(saved(a=1).session_key)
         session["b"] = 2
         Session.objects.all().delete()
-        with storage_calls() as calls, pytest.raises(UpdateError):
+        with count_storage() as count, pytest.raises(UpdateError):
             session.save()
-        assert calls == ["UPDATE"]
+        assert count.calls == ["UPDATE"]
 
     def test_a_key_collision_costs_one_more_insert_and_no_probe(self):
         taken = saved(owner="first").session_key
@@ -423,13 +425,13 @@ class DbBudgetTests(TransactionTestCase):
 
         with (
             override_key_generator([taken, "d" * 32]),
-            storage_calls() as calls,
+            count_storage() as count,
             connection.execute_wrapper(record),
         ):
             session.save()
         # Every statement, transaction control included, is counted; what each one was is read
         # from what was sent: mysqlclient logs a statement that failed without its SQL.
-        assert len(calls) == 2
+        assert count.total == 2
         assert sent == ["INSERT", "INSERT"]
         assert session.session_key == "d" * 32
 
@@ -438,15 +440,15 @@ class DbBudgetTests(TransactionTestCase):
         session["a"] = 1
         session.update_metadata(user_id="7")
         session.save()
-        with storage_calls() as exists:
+        with count_storage() as exists:
             SessionStore().exists(session.session_key)
-        with storage_calls() as listing:
+        with count_storage() as listing:
             SessionStore.sessions_for_user("7")
-        with storage_calls() as ending:
+        with count_storage() as ending:
             SessionStore.end_sessions_for_user("7", keep="x" * 32)
-        with storage_calls() as clearing:
+        with count_storage() as clearing:
             SessionStore.clear_expired()
-        assert (exists, listing, ending, clearing) == (
+        assert (exists.calls, listing.calls, ending.calls, clearing.calls) == (
             ["SELECT"],
             ["SELECT"],
             ["DELETE"],
@@ -457,19 +459,19 @@ class DbBudgetTests(TransactionTestCase):
         # Counted from this thread, where async_to_sync() runs the ORM's async calls.
         session, reader = SessionStore(), SessionStore()
         session["a"] = 1
-        with storage_calls() as create:
+        with count_storage() as create:
             async_to_sync(session.asave)()
         reader = SessionStore(session.session_key)
-        with storage_calls() as load:
+        with count_storage() as load:
             async_to_sync(reader.aget)("a")
         reader["b"] = 2
-        with storage_calls() as save:
+        with count_storage() as save:
             async_to_sync(reader.asave)()
-        with storage_calls() as touch:
+        with count_storage() as touch:
             async_to_sync(reader.atouch)()
-        with storage_calls() as delete:
+        with count_storage() as delete:
             async_to_sync(reader.adelete)()
-        assert [create, load, save, touch, delete] == [
+        assert [create.calls, load.calls, save.calls, touch.calls, delete.calls] == [
             ["INSERT"],
             ["SELECT"],
             ["UPDATE"],
@@ -478,29 +480,29 @@ class DbBudgetTests(TransactionTestCase):
         ]
 
     def test_a_malformed_key_costs_nothing(self):
-        with storage_calls() as calls:
+        with count_storage() as count:
             session = SessionStore("../" + "a" * 29)
             session.keys()
             session.exists("a" * 33)
             session.delete("A" * 32)
-        assert calls == []
+        assert count.calls == []
 
     def test_a_custom_model_keeps_the_budgets(self):
-        with storage_calls() as create:
+        with count_storage() as create:
             session = saved(CustomStore, _auth_user_id=1)
-        with storage_calls() as load:
+        with count_storage() as load:
             session = loaded(session.session_key, CustomStore)
         session["b"] = 2
-        with storage_calls() as save:
+        with count_storage() as save:
             session.save()
-        assert [create, load, save] == [["INSERT"], ["SELECT"], ["UPDATE"]]
+        assert [create.calls, load.calls, save.calls] == [["INSERT"], ["SELECT"], ["UPDATE"]]
 
-    @override_settings(ROOT_URLCONF=__name__, SESSION_ENGINE="sessionplus.backends.db")
+    @override_settings(ROOT_URLCONF=__name__, SESSION_ENGINE=ENGINES["db"].module)
     def test_a_request_that_never_touches_the_session_costs_nothing_and_a_read_one(self):
         session = saved(a=1)
         self.client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
-        with storage_calls() as untouched_calls:
+        with count_storage() as untouched:
             assert self.client.get("/untouched/").content == b"no session here"
-        with storage_calls() as read_calls:
+        with count_storage() as read:
             assert self.client.get("/reads/").content == b"1"
-        assert (untouched_calls, read_calls) == ([], ["SELECT"])
+        assert (untouched.calls, read.calls) == ([], ["SELECT"])

@@ -25,6 +25,7 @@ from sessionplus.backends.file import SessionStore
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
+from tests.support.engines import ENGINES
 from tests.support.services import remount_read_only, tmpfs
 
 WATCHED_EVENTS = {"open", "os.listdir", "os.remove", "os.rename", "os.link"}
@@ -88,7 +89,7 @@ class FileEngineTestCase(SimpleTestCase):
 
 
 class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
-    engine = "sessionplus.backends.file"
+    engine = ENGINES["file"]
 
     def corrupt(self, session_key: str) -> None:
         with open(self.path(session_key), "r+b") as session_file:

@@ -21,6 +21,7 @@ from freezegun import freeze_time
 from sessionplus.backends.signed_cookies import MAX_COOKIE_BYTES, SALT
 from sessionplus.exceptions import SessionTooLarge
 from tests.backends.contract import SessionStoreContract
+from tests.support.engines import ENGINES
 
 SUSPICIOUS = "django.security.SuspiciousSession"
 
@@ -31,7 +32,7 @@ def signed(data: dict) -> str:
 
 
 class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
-    engine = "sessionplus.backends.signed_cookies"
+    engine = ENGINES["signed_cookies"]
 
     def cookie(self, **data) -> str:
         return self.saved(**data).session_key
@@ -207,6 +208,13 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
         with self.assertNoLogs(SUSPICIOUS):
             assert self.store(value.rsplit(":", 1)[0]).session_key is None
 
+    def test_cookie_with_characters_no_signed_value_has_is_no_session_without_decoding(self):
+        value = self.cookie(a=1)
+        with self.assertNoLogs(SUSPICIOUS):
+            session = self.store(value.replace(":", "!:", 1))
+            assert list(session.keys()) == []
+        assert session.session_key is None
+
     def test_signed_payload_that_does_not_decode_is_no_session_and_logged(self):
         for payload in ("a", ".bm90IHpsaWI", "bm90IGpzb24"):
             value = signing.TimestampSigner(salt=SALT).sign(payload)
@@ -315,10 +323,9 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
         assert await self.store_class.aclear_expired() is None
 
 
-ENGINE = "sessionplus.backends.signed_cookies"
-
-
-@override_settings(ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINE)
+@override_settings(
+    ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["signed_cookies"].module
+)
 class SignedCookieRequestTests(TestCase):
     """Through the middleware, as an application's requests meet the engine."""
 

@@ -1,44 +1,29 @@
-"""
-Every sessionplus engine, and one way to count what any of them asks of its storage.
-
-Hardening tests run per engine from ``ENGINES``. ``count_storage()`` watches every store
-at once, on the real thing (spies, not fakes): SQL statements, cache calls, file-system
-calls under ``SESSION_FILE_PATH`` (an audit hook) and Redis commands (the server's own
-statistics), each split into reads and writes.
-"""
+"""The engines tests name, their test-class matrix, and their stored records seen from outside."""
 
 from __future__ import annotations
 
 import os
-import sys
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import ExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
 
-from asgiref.sync import sync_to_async
+import pytest
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connection
 from django.test import override_settings
-from django.test.utils import CaptureQueriesContext
 
 from sessionplus.backends.base import SessionPlusBase
-from tests.support.counting import count_cache_calls
 
 
 @dataclass(frozen=True)
 class Engine:
-    """One engine under test: its module and which stores it keeps sessions in."""
+    """One engine configuration under test: its module and the stores it keeps sessions in."""
 
     name: str
-    stores: tuple[str, ...]  # any of "sql", "cache", "file", "redis"; none for cookies
-
-    @property
-    def module(self) -> str:
-        return f"sessionplus.backends.{self.name}"
+    module: str  # what SESSION_ENGINE names
+    stores: tuple[str, ...]  # any of "sql", "cache", "file", "redis", "memory"; none for cookies
+    title: str  # what its test classes are named after: DbHardeningTests, DjangoDbSync…
 
     @property
     def store_class(self) -> type[SessionPlusBase]:
@@ -48,18 +33,64 @@ class Engine:
     def server_side(self) -> bool:
         return bool(self.stores)
 
+    @property
+    def on_redis(self) -> bool:
+        return "redis" in self.stores
 
+    @property
+    def shipped(self) -> bool:
+        """Whether sessionplus ships it (the rest are Django's, or the suite's own)."""
+        return self.module.startswith("sessionplus.")
+
+
+# The one registry of engines the tests name.
 ENGINES = {
     engine.name: engine
     for engine in [
-        Engine("db", stores=("sql",)),
-        Engine("cached_db", stores=("sql", "cache")),
-        Engine("cache", stores=("cache",)),
-        Engine("file", stores=("file",)),
-        Engine("redis", stores=("redis",)),
-        Engine("signed_cookies", stores=()),
+        Engine("db", "sessionplus.backends.db", ("sql",), "Db"),
+        Engine("cached_db", "sessionplus.backends.cached_db", ("sql", "cache"), "CachedDb"),
+        Engine("cache", "sessionplus.backends.cache", ("cache",), "Cache"),
+        Engine("file", "sessionplus.backends.file", ("file",), "File"),
+        Engine("redis", "sessionplus.backends.redis", ("redis",), "Redis"),
+        Engine("signed_cookies", "sessionplus.backends.signed_cookies", (), "SignedCookies"),
+        # sessionplus's db engine on a project's own model, as Django documents.
+        Engine("project_model", "tests.custom_session.models", ("sql",), "ProjectModel"),
+        # A sessionplus engine on a dict of this process that logs its storage calls.
+        Engine("memory", "tests.support.memory_engine", ("memory",), "Memory"),
+        Engine("django_db", "django.contrib.sessions.backends.db", ("sql",), "DjangoDb"),
+        Engine("django_cache", "django.contrib.sessions.backends.cache", ("cache",), "DjangoCache"),
     ]
 }
+SHIPPED = [name for name, engine in ENGINES.items() if engine.shipped]
+SERVER_SIDE = [name for name in SHIPPED if ENGINES[name].server_side]
+
+
+def engine_matrix(
+    namespace: dict[str, Any],
+    suffix: str,
+    bases: tuple[type, ...],
+    engines: Iterable[str],
+    modes: Iterable[type] = (),
+) -> None:
+    """
+    Define in ``namespace`` (a test module's ``globals()``) one test class per engine, and
+    per request mode when ``modes`` are given: ``<title><Mode><suffix>`` built on
+    ``(*bases[:-1], mode, bases[-1])``, e.g. ``DbSyncMiddlewareTests``. Classes of an engine
+    on Redis use the suite's Redis (the ``redis_db`` fixture).
+    """
+    *mixins, test_case = bases
+    for engine in map(ENGINES.__getitem__, engines):
+        for mode in list(modes) or [None]:
+            mode_name = mode.mode.title() if mode else ""
+            name = f"{engine.title}{mode_name}{suffix}"
+            cls = type(
+                name,
+                (*mixins, *([mode] if mode else []), test_case),
+                {"engine": engine, "__module__": namespace["__name__"], "__qualname__": name},
+            )
+            if engine.on_redis:
+                cls = pytest.mark.usefixtures("redis_db")(cls)
+            namespace[name] = cls
 
 
 # A well-formed key no engine ever issued.
@@ -101,165 +132,6 @@ class EngineTestMixin:
     def stored(self, session: SessionPlusBase) -> dict[str, Any]:
         """Return what a fresh store loads for ``session``'s key."""
         return dict(self.store(session.session_key).items())
-
-
-# Counting -------------------------------------------------------------------------------
-
-CACHE_WRITES = frozenset(
-    {"add", "set", "touch", "delete", "set_many", "delete_many", "incr", "decr", "get_or_set"}
-)
-SQL_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
-_FILE_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-_FILE_READ_EVENTS = frozenset({"os.listdir", "os.scandir"})
-_FILE_WRITE_EVENTS = frozenset(
-    {"os.remove", "os.rename", "os.utime", "os.mkdir", "os.rmdir", "os.chmod", "os.truncate"}
-)
-
-
-@dataclass
-class StorageCount:
-    """Storage operations seen, per store, split into reads and writes."""
-
-    reads: Counter[str] = field(default_factory=Counter)
-    writes: Counter[str] = field(default_factory=Counter)
-    log: list[str] = field(default_factory=list)
-
-    def note(self, store: str, *, write: bool, what: str) -> None:
-        (self.writes if write else self.reads)[store] += 1
-        self.log.append(f"{store} {'write' if write else 'read'}: {what}")
-
-    @property
-    def total(self) -> int:
-        return sum(self.reads.values()) + sum(self.writes.values())
-
-    @property
-    def total_writes(self) -> int:
-        return sum(self.writes.values())
-
-
-# sys.addaudithook() cannot be undone: one hook for the process, active only while a
-# count_storage() block has set a recorder.
-_file_recorder: StorageCount | None = None
-_audit_hook_installed = False
-
-
-def _under_session_dir(path: Any) -> bool:
-    try:
-        path = os.fsdecode(path)
-    except TypeError:  # a file descriptor
-        return False
-    return os.path.abspath(path).startswith(os.path.abspath(settings.SESSION_FILE_PATH))
-
-
-def _audit(event: str, args: tuple[Any, ...]) -> None:
-    recorder = _file_recorder
-    if recorder is None:
-        return
-    if event == "open" and _under_session_dir(args[0]):
-        mode, flags = args[1], args[2]
-        write = bool(flags & _FILE_WRITE_FLAGS) or any(c in (mode or "") for c in "wax+")
-        recorder.note("file", write=write, what=f"open {args[0]}")
-    elif event in _FILE_READ_EVENTS | _FILE_WRITE_EVENTS and _under_session_dir(args[0]):
-        recorder.note("file", write=event in _FILE_WRITE_EVENTS, what=f"{event} {args[0]}")
-
-
-@contextmanager
-def _count_files(count: StorageCount) -> Iterator[None]:
-    global _file_recorder, _audit_hook_installed
-    if not _audit_hook_installed:
-        sys.addaudithook(_audit)
-        _audit_hook_installed = True
-    _file_recorder = count
-    try:
-        yield
-    finally:
-        _file_recorder = None
-
-
-@contextmanager
-def _count_sql(count: StorageCount) -> Iterator[None]:
-    with CaptureQueriesContext(connection) as queries:
-        yield
-    for query in queries.captured_queries:
-        sql = query["sql"].lstrip().upper()
-        count.note("sql", write=sql.startswith(SQL_WRITES), what=query["sql"][:120])
-
-
-@contextmanager
-def _count_cache(count: StorageCount) -> Iterator[None]:
-    with count_cache_calls(settings.SESSION_CACHE_ALIAS) as calls:
-        yield
-    for name in calls:
-        write = name in CACHE_WRITES or name[1:] in CACHE_WRITES  # "aset" is "set"
-        count.note("cache", write=write, what=name)
-
-
-# A new connection's handshake, and this counter's own INFO: not session operations.
-CONNECTION_COMMANDS = ("info", "hello", "client", "auth", "select", "ping")
-
-
-def _redis_stats(client: Any) -> tuple[Counter[str], int]:
-    commands = Counter(
-        {
-            name.removeprefix("cmdstat_"): stats["calls"]
-            for name, stats in client.info("commandstats").items()
-        }
-    )
-    return commands, client.info("persistence")["rdb_changes_since_last_save"]
-
-
-@contextmanager
-def _count_redis(count: StorageCount) -> Iterator[None]:
-    # The server's own counters: commands by name, and "changes since last save", which
-    # every write (a Lua script's included) bumps and no read does.
-    from django_redis import get_redis_connection
-
-    client = get_redis_connection(settings.SESSIONPLUS_REDIS_ALIAS)
-    commands_before, changes_before = _redis_stats(client)
-    yield
-    commands_after, changes_after = _redis_stats(client)
-    commands = commands_after - commands_before
-    for name in CONNECTION_COMMANDS:
-        del commands[name]
-    for name, calls in commands.items():
-        for _ in range(calls):
-            count.note("redis", write=False, what=name)
-    for _ in range(changes_after - changes_before):
-        count.note("redis", write=True, what="change")
-
-
-_COUNTERS = {"sql": _count_sql, "cache": _count_cache, "file": _count_files}
-
-
-@contextmanager
-def count_storage(engine: Engine) -> Iterator[StorageCount]:
-    """
-    Count storage operations while the block runs.
-
-    SQL, cache and files are always watched (an engine must not touch a store it does
-    not use either); Redis only for engines that use it. For Redis, every command the
-    server ran counts as a read (a Lua script's own commands included, writes too) and
-    every change it made to the data as a write.
-    """
-    count = StorageCount()
-    with ExitStack() as stack:
-        for counter in _COUNTERS.values():
-            stack.enter_context(counter(count))
-        if "redis" in engine.stores:
-            stack.enter_context(_count_redis(count))
-        yield count
-
-
-@asynccontextmanager
-async def acount_storage(engine: Engine) -> AsyncIterator[StorageCount]:
-    """Do what ``count_storage()`` does around async code."""
-    # The database connection belongs to the thread sync_to_async runs ORM calls in.
-    counting = count_storage(engine)
-    count = await sync_to_async(counting.__enter__)()
-    try:
-        yield count
-    finally:
-        await sync_to_async(counting.__exit__)(None, None, None)
 
 
 # Stored payloads, for tampering --------------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from importlib import import_module
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -25,19 +24,10 @@ from django.test import AsyncClient, Client, override_settings
 
 from sessionplus.models import Session as SessionPlusSession
 from tests.support import memory_engine
+from tests.support.engines import Engine
 
 URLCONF = "tests.urls_middleware"
 COOKIE = "sessionid"
-DJANGO_DB = "django.contrib.sessions.backends.db"
-DJANGO_CACHE = "django.contrib.sessions.backends.cache"
-PLUS_CACHE = "sessionplus.backends.cache"
-PLUS_DB = "sessionplus.backends.db"
-PLUS_CACHED_DB = "sessionplus.backends.cached_db"
-PLUS_FILE = "sessionplus.backends.file"
-PLUS_REDIS = "sessionplus.backends.redis"
-PLUS_SIGNED_COOKIES = "sessionplus.backends.signed_cookies"
-MEMORY = "tests.support.memory_engine"
-PROJECT_MODEL = "tests.custom_session.models"
 
 
 class SyncRequests:
@@ -86,7 +76,7 @@ class AsyncRequests:
 class MiddlewareTestMixin:
     """Set the engine and URLconf up around each test and give tests a browser."""
 
-    engine: str
+    engine: Engine
     mode: str
     extra_settings: dict[str, Any] = {}
     make_client: Callable[..., Any]
@@ -95,7 +85,7 @@ class MiddlewareTestMixin:
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         overridden = override_settings(
-            SESSION_ENGINE=self.engine, ROOT_URLCONF=URLCONF, **self.extra_settings
+            SESSION_ENGINE=self.engine.module, ROOT_URLCONF=URLCONF, **self.extra_settings
         )
         overridden.enable()
         self.addCleanup(overridden.disable)  # type: ignore[attr-defined]
@@ -127,7 +117,7 @@ class MiddlewareTestMixin:
 
     @property
     def store_class(self) -> Any:
-        return import_module(self.engine).SessionStore
+        return self.engine.store_class
 
     def stored(self, session_key: str) -> bool:
         return bool(session_key) and self.store_class().exists(session_key)
@@ -137,15 +127,15 @@ class MiddlewareTestMixin:
 
     def record_count(self) -> int:
         """Count every stored session, whatever its key."""
-        if self.engine == DJANGO_DB:
+        if self.engine.name == "django_db":
             return DjangoSession.objects.count()
-        if self.engine in (PLUS_DB, PLUS_CACHED_DB):
+        if self.engine.name in ("db", "cached_db"):
             return SessionPlusSession.objects.count()
-        if self.engine == MEMORY:
+        if self.engine.name == "memory":
             return len(memory_engine.RECORDS)
-        if self.engine == PLUS_FILE:
+        if self.engine.name == "file":
             return len(self.session_files())
-        if self.engine == PLUS_REDIS:
+        if self.engine.name == "redis":
             from django_redis import get_redis_connection
 
             return get_redis_connection(settings.SESSIONPLUS_REDIS_ALIAS).dbsize()

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.test import Client, override_settings
 
 from sessionplus.signals import session_ended
-from tests.support.engines import ENGINES
+from tests.support.engines import ENGINES, Engine
 
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (
@@ -23,12 +23,12 @@ PASSWORD = "correct horse battery staple"
 class SignedInMixin:
     """Users and real logins through the middleware on the engine under test."""
 
-    engine_name = "db"
+    engine: Engine = ENGINES["db"]
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
         overridden = override_settings(
-            SESSION_ENGINE=ENGINES[self.engine_name].module, ROOT_URLCONF="tests.urls_sessions"
+            SESSION_ENGINE=self.engine.module, ROOT_URLCONF="tests.urls_sessions"
         )
         overridden.enable()
         self.addCleanup(overridden.disable)  # type: ignore[attr-defined]
@@ -56,6 +56,6 @@ class SignedInMixin:
     def request_of(self, client: Client, user: User) -> HttpRequest:
         """A request as that browser's next one looks to a view: its session and user."""
         request = HttpRequest()
-        request.session = ENGINES[self.engine_name].store_class(self.key_of(client))
+        request.session = self.engine.store_class(self.key_of(client))
         request.user = user
         return request

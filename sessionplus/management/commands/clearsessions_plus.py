@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
 from sessionplus.cleanup import CleanupBatch
-from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.outage import is_store_outage
 
 SELF_EXPIRING = "The cache expires sessions itself: nothing to clear."
 CLIENT_SIDE = "Sessions live in signed cookies: nothing is stored on the server."
@@ -27,8 +27,13 @@ NOTHING_TO_CLEAR = {
     "django.contrib.sessions.backends.signed_cookies": CLIENT_SIDE,
 }
 
-# What a store that is down, refusing, unmigrated, unwritable or missing raises.
-STORE_ERRORS = (SessionStoreUnavailable, DatabaseError, OSError, ImproperlyConfigured)
+# What a store that is refusing, unmigrated, unwritable or missing raises.
+UNUSABLE_STORE_ERRORS = (DatabaseError, OSError, ImproperlyConfigured)
+
+
+def is_store_error(exc: Exception) -> bool:
+    """Return whether ``exc`` came from a store that is down, or that cannot be used."""
+    return is_store_outage(exc) or isinstance(exc, UNUSABLE_STORE_ERRORS)
 
 
 def positive_int(value: str) -> int:
@@ -199,7 +204,9 @@ def store_errors_as_command_error(failure: str) -> Iterator[None]:
     """Turn a store that is down, unmigrated or missing into ``CommandError("<failure>: …")``."""
     try:
         yield
-    except STORE_ERRORS as exc:
+    except Exception as exc:
+        if not is_store_error(exc):
+            raise
         raise CommandError(f"{failure}: {first_line(exc)}") from exc
 
 

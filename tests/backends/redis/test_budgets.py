@@ -16,15 +16,13 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.test import AsyncClient, Client, SimpleTestCase, override_settings
 
-from benchmarks.counting import counting_round_trips
-from tests.support.redis_commands import commands_received
-from tests.support.services import redis_url
+from tests.support.counting import count_storage
 
 REDIS = "sessionplus.backends.redis"
 DJANGO_CACHE = "django.contrib.sessions.backends.cache"
 
 Operation = Callable[[], Any]
-# A load: one transaction (commands_received records it as one entry), no script.
+# A load: one command, no script.
 READ = "HGETALL"
 
 
@@ -110,20 +108,20 @@ class RedisBudgetTests(SimpleTestCase):
         counted = {}
         for engine in (REDIS, DJANGO_CACHE):
             operation = scenario(engine)
-            with commands_received(redis_url()) as commands:
+            with count_storage(redis=True) as count:
                 operation()
-            counted[engine] = commands
+            counted[engine] = count.redis
         return counted
 
     def test_load_is_one_round_trip(self):
         assert self.count(load) == {REDIS: [READ], DJANGO_CACHE: ["GET"]}
 
     def test_a_load_transaction_is_sent_in_one_write(self):
-        # commands_received cannot see writes: count them where redis-py makes them.
+        # The server cannot see writes: count them where redis-py makes them.
         operation = load(REDIS)
-        with counting_round_trips() as sent:
+        with count_storage(redis=True) as count:
             operation()
-        assert sent == [1]
+        assert count.round_trips == 1
 
     def test_save_of_a_loaded_modified_session_is_one_round_trip_where_django_needs_two(self):
         assert self.count(save) == {REDIS: ["EVALSHA"], DJANGO_CACHE: ["GET", "SET"]}
@@ -174,9 +172,9 @@ class RedisBudgetTests(SimpleTestCase):
 
     def test_the_user_index_costs_one_more_round_trip_at_login_and_logout_only(self):
         def counted(operation: Operation) -> list[str]:
-            with commands_received(redis_url()) as commands:
+            with count_storage(redis=True) as count:
                 operation()
-            return commands
+            return count.redis
 
         session = store_class(REDIS)()
         session["a"] = 1
@@ -202,9 +200,9 @@ class AsyncRedisBudgetTests(SimpleTestCase):
         # Prepared (and run once, to open connections and cache scripts) in this loop.
         await (await prepare(store_class(engine)))()
         operation = await prepare(store_class(engine))
-        with commands_received(redis_url()) as commands:
+        async with count_storage(redis=True) as count:
             await operation()
-        return commands
+        return count.redis
 
     @staticmethod
     async def asaved(store: Any) -> Any:
@@ -269,10 +267,8 @@ class AsyncRedisBudgetTests(SimpleTestCase):
         for engine in (REDIS, DJANGO_CACHE):
             client = AsyncClient()
             client.cookies[settings.SESSION_COOKIE_NAME] = saved_key(engine)
-            with (
-                override_settings(SESSION_ENGINE=engine),
-                commands_received(redis_url()) as commands,
-            ):
-                response = await client.get("/untouched/")
+            with override_settings(SESSION_ENGINE=engine):
+                async with count_storage(redis=True) as count:
+                    response = await client.get("/untouched/")
             assert response.status_code == 200
-            assert commands == []
+            assert count.redis == []

@@ -22,6 +22,7 @@ from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
 from tests.backends.contract import UserIndexedStoreContract
+from tests.support.engines import ENGINES
 from tests.support.redis_faults import HangingUpListener, SilentListener
 from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
 
@@ -34,7 +35,7 @@ def redis():
 
 @pytest.mark.usefixtures("redis_db")
 class RedisSessionStoreTests(UserIndexedStoreContract, SimpleTestCase):
-    engine = "sessionplus.backends.redis"
+    engine = ENGINES["redis"]
 
     def corrupt(self, session_key: str) -> None:
         key = SessionStore.redis_key(session_key)
