@@ -8,6 +8,10 @@ An engine's test module is one line per class plus its engine-only tests:
 
     class DbSessionStoreTests(ServerSideStoreContract, TestCase):
         engine = ENGINES["db"]
+
+A behaviour the sync and the async API share is written once, as a ``both_<name>(self,
+call)`` plan that calls the store through ``call(store, "save")``; ``@with_twins`` turns
+it into ``test_<name>`` (``store.save()``) and ``test_async_<name>`` (``store.asave()``).
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 from unittest import mock
+from uuid import uuid4
 
 import pytest
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync
 from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.test import override_settings
@@ -44,6 +49,34 @@ MALFORMED_KEYS = [
 ]
 
 
+class Calls:
+    """Call a store method through the sync API, or through its async twin (``a<name>``)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    def __call__(self, store: Any, method: str, *args: Any) -> Any:
+        if self.mode == "async":
+            return async_to_sync(getattr(store, f"a{method}"))(*args)
+        return getattr(store, method)(*args)
+
+
+def with_twins(cls: type) -> type:
+    """Define ``test_<name>`` and ``test_async_<name>`` from each ``both_<name>`` plan."""
+    for name, plan in list(vars(cls).items()):
+        if name.startswith("both_"):
+            for mode, prefix in (("sync", "test_"), ("async", "test_async_")):
+                test_name = prefix + name.removeprefix("both_")
+
+                def test(self: Any, plan: Any = plan, mode: str = mode) -> None:
+                    plan(self, Calls(mode))
+
+                test.__name__ = test.__qualname__ = test_name
+                setattr(cls, test_name, test)
+    return cls
+
+
+@with_twins
 class SessionStoreContract:
     """What every sessionplus engine does. Mix into a Django TestCase; set ``engine``."""
 
@@ -151,14 +184,6 @@ class SessionStoreContract:
         session.save()
         assert dict(self.reloaded(session).items()) == {"keep": 1, "change": 20, "new": 4}
 
-    def test_in_place_mutation_is_saved_when_marked_modified(self):
-        session = self.saved(cart=["apple"])
-        session = self.reloaded(session)
-        session["cart"].append("pear")
-        session.modified = True
-        session.save()
-        assert self.reloaded(session)["cart"] == ["apple", "pear"]
-
     def test_clear_empties_the_session(self):
         session = self.saved(a=1, b=2)
         session = self.reloaded(session)
@@ -173,22 +198,6 @@ class SessionStoreContract:
             session = self.store(bad_key)
             assert session.session_key is None, repr(bad_key[:40])
             assert dict(session.items()) == {}
-
-    def test_flush_empties_and_forgets_the_key(self):
-        session = self.saved(a=1)
-        session.flush()
-        assert session.session_key is None
-        assert list(session.keys()) == []
-        assert session.modified is True
-
-    def test_cycle_key_keeps_data_under_a_new_key(self):
-        session = self.saved(a=1, b=[2])
-        old_key = session.session_key
-        session.cycle_key()
-        assert session.session_key != old_key
-        assert dict(session.items()) == {"a": 1, "b": [2]}
-        session.save()
-        assert dict(self.reloaded(session).items()) == {"a": 1, "b": [2]}
 
     def test_test_cookie_methods(self):
         session = self.store()
@@ -291,20 +300,6 @@ class SessionStoreContract:
         assert sorted(await loaded.akeys()) == ["cat", "n"]
         assert sorted(await loaded.avalues(), key=str) == [1, "lion"]
 
-    async def test_async_cycle_key_keeps_data(self):
-        session = await self.asaved(a=1)
-        old_key = session.session_key
-        await session.acycle_key()
-        assert session.session_key != old_key
-        await session.asave()
-        assert dict(await self.store(session.session_key).aitems()) == {"a": 1}
-
-    async def test_async_flush_forgets_the_key(self):
-        session = await self.asaved(a=1)
-        await session.aflush()
-        assert session.session_key is None
-        assert list(await session.akeys()) == []
-
     async def test_async_expiry_methods(self):
         session = self.store()
         await session.aset_expiry(120)
@@ -324,15 +319,39 @@ class SessionStoreContract:
         assert await session.atest_cookie_worked() is False
         assert session.modified is True
 
-    async def test_async_in_place_mutation_is_saved_when_marked_modified(self):
-        session = await self.asaved(cart=["apple"])
-        session = self.store(session.session_key)
-        (await session.aget("cart")).append("pear")
+    # Sync and async twins: one plan each, run through the sync API and through the async one.
+
+    def saved_by(self, call: Calls, **data: Any) -> SessionPlusBase:
+        session = self.store()
+        call(session, "update", data)
+        call(session, "save")
+        return session
+
+    def both_in_place_mutation_is_saved_when_marked_modified(self, call: Calls) -> None:
+        session = self.store(self.saved_by(call, cart=["apple"]).session_key)
+        call(session, "get", "cart").append("pear")
         session.modified = True
-        await session.asave()
-        assert await self.store(session.session_key).aget("cart") == ["apple", "pear"]
+        call(session, "save")
+        assert call(self.reloaded(session), "get", "cart") == ["apple", "pear"]
+
+    def both_flush_empties_and_forgets_the_key(self, call: Calls) -> None:
+        session = self.saved_by(call, a=1)
+        call(session, "flush")
+        assert session.session_key is None
+        assert list(call(session, "keys")) == []
+        assert session.modified is True
+
+    def both_cycle_key_keeps_data_under_a_new_key(self, call: Calls) -> None:
+        session = self.saved_by(call, a=1, b=[2])
+        old_key = session.session_key
+        call(session, "cycle_key")
+        assert session.session_key != old_key
+        assert dict(call(session, "items")) == {"a": 1, "b": [2]}
+        call(session, "save")
+        assert dict(call(self.reloaded(session), "items")) == {"a": 1, "b": [2]}
 
 
+@with_twins
 class ServerSideStoreContract(SessionStoreContract):
     """What engines that keep a record on the server do, on top of the common contract."""
 
@@ -359,26 +378,12 @@ class ServerSideStoreContract(SessionStoreContract):
         self.store().delete(session.session_key)
         assert self.store().exists(session.session_key) is False
 
-    def test_exists_and_delete_ignore_malformed_keys(self):
-        for bad_key in MALFORMED_KEYS:
-            assert self.store().exists(bad_key) is False
-            self.store().delete(bad_key)
-
     def test_create_writes_an_empty_record_with_a_fresh_key(self):
         session = self.store()
         session.create()
         assert len(session.session_key) == 32
         assert session.exists(session.session_key) is True
         assert session.modified is True
-
-    def test_save_raises_update_error_when_the_record_was_deleted(self):
-        session = self.saved(a=1)
-        session = self.reloaded(session)
-        session["b"] = 2
-        self.store().delete(session.session_key)
-        with pytest.raises(UpdateError):
-            session.save()
-        assert self.store().exists(session.session_key) is False
 
     def test_flush_deletes_the_record(self):
         session = self.saved(a=1)
@@ -502,57 +507,11 @@ class ServerSideStoreContract(SessionStoreContract):
         assert loaded.metadata.last_activity == touched
         assert loaded.metadata.created_at == created
 
-    def test_a_touch_never_brings_back_data_a_concurrent_save_changed(self):
-        # A slow read-only request (A) loads, a concurrent one (B) changes and saves, then
-        # A's response touches: a fresh load must see B's data.
-        key = self.saved(mfa_verified=True, cart=["apple"]).session_key
-        slow = self.store(key)
-        assert slow["mfa_verified"] is True
-        concurrent = self.store(key)
-        concurrent.pop("mfa_verified")
-        concurrent["cart"] = []
-        concurrent.save()
-        slow.touch()
-        fresh = self.store(key)
-        assert dict(fresh.items()) == {"cart": []}
-        assert fresh.metadata.last_activity is not None
-
-    async def test_async_touch_never_brings_back_data_a_concurrent_save_changed(self):
-        key = (await self.asaved(mfa_verified=True, cart=["apple"])).session_key
-        slow = self.store(key)
-        assert await slow.aget("mfa_verified") is True
-        concurrent = self.store(key)
-        await concurrent.apop("mfa_verified")
-        await concurrent.aset("cart", [])
-        await concurrent.asave()
-        await slow.atouch()
-        assert dict(await self.store(key).aitems()) == {"cart": []}
-
-    def test_touch_of_an_unknown_key_writes_nothing(self):
-        session = self.store("c" * 32)
-        session.touch()
-        assert session.session_key is None
-        assert self.store().exists("c" * 32) is False
-
-    async def test_async_touch_of_an_unknown_key_writes_nothing(self):
-        session = self.store("c" * 32)
-        await session.atouch()
-        assert session.session_key is None
-        assert await self.store().aexists("c" * 32) is False
-
     async def test_async_touch_of_a_modified_session_saves_it(self):
         session = self.store((await self.asaved(a=1)).session_key)
         await session.aset("a", 2)
         await session.atouch()
         assert await self.store(session.session_key).aget("a") == 2
-
-    def test_touch_raises_update_error_when_the_record_was_deleted(self):
-        session = self.reloaded(self.saved(a=1))
-        session["a"]
-        self.store().delete(session.session_key)
-        with pytest.raises(UpdateError):
-            session.touch()
-        assert self.store().exists(session.session_key) is False
 
     # Key collisions ------------------------------------------------------------------
 
@@ -569,27 +528,58 @@ class ServerSideStoreContract(SessionStoreContract):
         )
         return taken, generator
 
-    def test_create_retries_with_a_new_key_when_the_key_is_taken(self):
-        fresh = "f" * 32
+    def both_exists_and_delete_ignore_malformed_keys(self, call: Calls) -> None:
+        for bad_key in MALFORMED_KEYS:
+            assert call(self.store(), "exists", bad_key) is False
+            call(self.store(), "delete", bad_key)
+
+    def both_save_raises_update_error_when_the_record_was_deleted(self, call: Calls) -> None:
+        session = self.store(self.saved_by(call, a=1).session_key)
+        call(session, "update", {"b": 2})
+        call(self.store(), "delete", session.session_key)
+        with pytest.raises(UpdateError):
+            call(session, "save")
+        assert call(self.store(), "exists", session.session_key) is False
+
+    def both_a_touch_never_brings_back_data_a_concurrent_save_changed(self, call: Calls) -> None:
+        # A slow read-only request (A) loads, a concurrent one (B) changes and saves, then
+        # A's response touches: a fresh load must see B's data.
+        key = self.saved_by(call, mfa_verified=True, cart=["apple"]).session_key
+        slow = self.store(key)
+        assert call(slow, "get", "mfa_verified") is True
+        concurrent = self.store(key)
+        call(concurrent, "pop", "mfa_verified")
+        call(concurrent, "update", {"cart": []})
+        call(concurrent, "save")
+        call(slow, "touch")
+        fresh = self.store(key)
+        assert dict(call(fresh, "items")) == {"cart": []}
+        assert fresh.metadata.last_activity is not None
+
+    def both_touch_of_an_unknown_key_writes_nothing(self, call: Calls) -> None:
+        session = self.store("c" * 32)
+        call(session, "touch")
+        assert session.session_key is None
+        assert call(self.store(), "exists", "c" * 32) is False
+
+    def both_touch_raises_update_error_when_the_record_was_deleted(self, call: Calls) -> None:
+        session = self.store(self.saved_by(call, a=1).session_key)
+        call(session, "get", "a")
+        call(self.store(), "delete", session.session_key)
+        with pytest.raises(UpdateError):
+            call(session, "touch")
+        assert call(self.store(), "exists", session.session_key) is False
+
+    def both_create_retries_with_a_new_key_when_the_key_is_taken(self, call: Calls) -> None:
+        fresh = uuid4().hex  # a cache may keep what an earlier test stored
         taken, generator = self.taken_key_then(fresh)
         session = self.store()
-        session["owner"] = "second"
+        call(session, "update", {"owner": "second"})
         with generator:
-            session.save()
+            call(session, "save")
         assert session.session_key == fresh
-        assert self.store(taken)["owner"] == "first"
-        assert self.store(fresh)["owner"] == "second"
-
-    async def test_async_create_retries_with_a_new_key_when_the_key_is_taken(self):
-        fresh = "e" * 32
-        taken, generator = await sync_to_async(self.taken_key_then)(fresh)
-        session = self.store()
-        await session.aset("owner", "second")
-        with generator:
-            await session.asave()
-        assert session.session_key == fresh
-        assert await self.store(taken).aget("owner") == "first"
-        assert await self.store(fresh).aget("owner") == "second"
+        assert call(self.store(taken), "get", "owner") == "first"
+        assert call(self.store(fresh), "get", "owner") == "second"
 
     @staticmethod
     def moment(minutes_ago: int) -> datetime:
@@ -615,14 +605,6 @@ class ServerSideStoreContract(SessionStoreContract):
         assert session.session_key != unknown
         assert await self.store().aexists(unknown) is False
 
-    async def test_async_save_raises_update_error_when_the_record_was_deleted(self):
-        session = await self.asaved(a=1)
-        session = self.store(session.session_key)
-        await session.aset("b", 2)
-        await self.store().adelete(session.session_key)
-        with pytest.raises(UpdateError):
-            await session.asave()
-
     async def test_async_create_and_cycle_key_remove_the_old_record(self):
         session = self.store()
         await session.acreate()
@@ -639,20 +621,6 @@ class ServerSideStoreContract(SessionStoreContract):
         await session.aget("a")
         await session.atouch()
         assert await self.store(session.session_key).aget("a") == 1
-
-    async def test_async_exists_and_delete_ignore_malformed_keys(self):
-        for bad_key in MALFORMED_KEYS:
-            assert await self.store().aexists(bad_key) is False
-            await self.store().adelete(bad_key)
-
-    async def test_async_touch_raises_update_error_when_the_record_was_deleted(self):
-        session = await self.asaved(a=1)
-        session = self.store(session.session_key)
-        await session.aget("a")
-        await self.store().adelete(session.session_key)
-        with pytest.raises(UpdateError):
-            await session.atouch()
-        assert await self.store().aexists(session.session_key) is False
 
     async def test_async_clear_expired(self):
         live = await self.asaved(a=1)
