@@ -184,6 +184,20 @@ class OutageTests(SimpleTestCase):
         assert store.outage is raised.value
         assert store.get("cart") is None  # no second trip to the store
 
+    def test_the_first_outage_of_a_request_is_the_one_recorded(self):
+        store = serving("k" * 32)
+        first, second = ConnectionRefusedError("first"), ConnectionResetError("second")
+        # Faults injected, as above.
+        store._read = lambda session_key: (_ for _ in ()).throw(first)
+        with pytest.raises(SessionStoreUnavailable):
+            store["cart"]
+        del store._session_cache  # as if the view cycled to a fresh load
+        store._read = lambda session_key: (_ for _ in ()).throw(second)
+        with pytest.raises(SessionStoreUnavailable) as raised:
+            store["cart"]
+        assert raised.value.__cause__ is second
+        assert store.outage.__cause__ is first
+
     def test_an_error_that_is_no_outage_is_raised_as_it_is(self):
         store = serving("k" * 32)
         # A fault injected, as above.

@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.conf import settings
 from django.contrib.admin.checks import check_dependencies
+from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, SimpleTestCase, TestCase, override_settings
@@ -433,6 +434,26 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
         response = SessionMiddleware(view)(self.factory.get("/"))
         key = response.cookies[COOKIE].value
         assert memory_engine.SessionStore(key)["value"] == "replaced"
+
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
+    def test_a_view_error_without_a_session_store_is_left_to_django(self):
+        middleware = SessionMiddleware(lambda request: HttpResponse())
+        request = self.factory.get("/")
+        request.session = {}  # what some tests put there
+        assert middleware.process_exception(request, ConnectionError("down")) is None
+
+    @override_settings(SESSION_ENGINE=ENGINES["memory"].module)
+    def test_a_store_of_djangos_engine_put_there_directly_gets_djangos_handling(self):
+        def view(request: HttpRequest) -> HttpResponse:
+            request.session = DjangoCacheStore()
+            request.session["value"] = "plain"
+            return HttpResponse()
+
+        with received(session_created) as created:
+            response = SessionMiddleware(view)(self.factory.get("/"))
+        key = response.cookies[COOKIE].value
+        assert DjangoCacheStore(key)["value"] == "plain"
+        assert created == []  # no hooks, no signals
 
     def test_checks_looking_for_djangos_middleware_find_it(self):
         assert issubclass(SessionMiddleware, DjangoSessionMiddleware)
