@@ -11,9 +11,9 @@ too: a script rewrites the entry's header only while the entry is still the one 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -31,10 +31,38 @@ from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.outage import cache_client_errors, unavailable_on
 
+if TYPE_CHECKING:
+    from django.core.cache.backends.redis import RedisCacheClient
+    from redis import Redis
+
 KEY_PREFIX = "sessionplus.cache:"
 
 
-def _is_django_redis(backend: BaseCache) -> bool:
+class _DjangoRedisClient(Protocol):
+    """What this module uses of a django-redis client (the package ships no types)."""
+
+    def make_key(self, key: str) -> str: ...
+
+    def get_client(self, write: bool = True) -> Redis: ...
+
+    def encode(self, value: Any) -> bytes | int: ...
+
+
+class _DjangoRedisCache(Protocol):
+    """What this module uses of django-redis's ``RedisCache``."""
+
+    client: _DjangoRedisClient
+
+    def set(self, key: str, value: Any, timeout: int, *, xx: bool) -> bool: ...
+
+
+class _MemcacheClient(Protocol):
+    """The conditional write pymemcache's and pylibmc's clients both have."""
+
+    def replace(self, key: str, value: Any, expire: float | None, /) -> bool: ...
+
+
+def _is_django_redis(backend: BaseCache) -> TypeGuard[_DjangoRedisCache]:
     try:
         from django_redis.cache import RedisCache
     except ImportError:
@@ -55,19 +83,16 @@ def replace(backend: BaseCache, key: str, value: Any, timeout: int) -> bool:
         return backend.set(key, value, timeout, xx=True)
     if isinstance(backend, DjangoRedisCache):
         # Django's backend takes no flags: go through its client, with its serializer.
-        redis_client = backend._cache
-        full_key = backend.make_and_validate_key(key)
-        return bool(
-            redis_client.get_client(full_key, write=True).set(
-                full_key,
-                redis_client._serializer.dumps(value),
-                ex=backend.get_backend_timeout(timeout),
-                xx=True,
-            )
-        )
+        full_key, redis_client, dumps = _django_redis_writer(backend, key)
+        # Django's RedisCache returns a whole number of seconds; django-stubs types the
+        # base class's float.
+        ex = backend.get_backend_timeout(timeout)
+        return bool(redis_client.set(full_key, dumps(value), ex=ex, xx=True))  # type: ignore[arg-type]
     if isinstance(backend, BaseMemcachedCache):
+        # The client is private; django-stubs leaves it out.
+        memcache_client: _MemcacheClient = backend._cache  # type: ignore[attr-defined]
         return bool(
-            backend._cache.replace(
+            memcache_client.replace(
                 backend.make_and_validate_key(key), value, backend.get_backend_timeout(timeout)
             )
         )
@@ -77,9 +102,23 @@ def replace(backend: BaseCache, key: str, value: Any, timeout: int) -> bool:
     return True
 
 
+def _django_redis_writer(
+    backend: DjangoRedisCache, key: str
+) -> tuple[str, Redis, Callable[[Any], bytes]]:
+    """Return the full key, the connection that writes it and the serializer's ``dumps``."""
+    # Django's backend keeps its client and serializer private: django-stubs leaves them out.
+    cache_client: RedisCacheClient = backend._cache  # type: ignore[attr-defined]
+    dumps: Callable[[Any], bytes] = cache_client._serializer.dumps  # type: ignore[attr-defined]
+    full_key = backend.make_and_validate_key(key)
+    return full_key, cache_client.get_client(full_key, write=True), dumps
+
+
 async def areplace(backend: BaseCache, key: str, value: Any, timeout: int) -> bool:
     """Do what ``replace()`` does, with the cache's async API where it has one."""
-    if _is_django_redis(backend) or isinstance(backend, (DjangoRedisCache, BaseMemcachedCache)):
+    one_call = _is_django_redis(backend) or isinstance(
+        backend, (DjangoRedisCache, BaseMemcachedCache)
+    )
+    if one_call:
         return await sync_to_async(replace)(backend, key, value, timeout)
     if not await backend.atouch(key, timeout):
         return False
@@ -116,9 +155,7 @@ def swap_if_unchanged(backend: BaseCache, key: str, loaded: Any, value: Any, tim
         full_key = client.make_key(key)
         redis_client, encode = client.get_client(write=True), client.encode
     elif isinstance(backend, DjangoRedisCache):
-        full_key = backend.make_and_validate_key(key)
-        redis_client = backend._cache.get_client(full_key, write=True)
-        encode = backend._cache._serializer.dumps
+        full_key, redis_client, encode = _django_redis_writer(backend, key)
     else:
         return 0
     return int(
@@ -144,10 +181,13 @@ class SessionStore(SessionPlusBase):
 
     @property
     def cache_key(self) -> str:
-        return self.cache_key_prefix + self._get_or_create_session_key()
+        # SessionBase's; django-stubs leaves it out.
+        key: str = self._get_or_create_session_key()  # type: ignore[attr-defined]
+        return self.cache_key_prefix + key
 
     async def acache_key(self) -> str:
-        return self.cache_key_prefix + await self._aget_or_create_session_key()
+        key: str = await self._aget_or_create_session_key()  # type: ignore[attr-defined]
+        return self.cache_key_prefix + key
 
     @contextmanager
     def _reaching_cache(self) -> Iterator[None]:
@@ -169,7 +209,7 @@ class SessionStore(SessionPlusBase):
     # Writes ------------------------------------------------------------------------
 
     def _write(self, record: StoredSession, must_create: bool) -> None:
-        key = self.cache_key_prefix + self.session_key
+        key = self.cache_key
         timeout = timeout_until(record.expires_at)
         with self._reaching_cache():
             if must_create:
@@ -179,7 +219,7 @@ class SessionStore(SessionPlusBase):
                 raise UpdateError
 
     async def _awrite(self, record: StoredSession, must_create: bool) -> None:
-        key = self.cache_key_prefix + self.session_key
+        key = await self.acache_key()
         timeout = timeout_until(record.expires_at)
         with self._reaching_cache():
             if must_create:
@@ -190,14 +230,14 @@ class SessionStore(SessionPlusBase):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if not is_valid_session_key(session_key):
+        if session_key is None or not is_valid_session_key(session_key):
             return
         with self._reaching_cache():
             self._cache.delete(self.cache_key_prefix + session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if not is_valid_session_key(session_key):
+        if session_key is None or not is_valid_session_key(session_key):
             return
         with self._reaching_cache():
             await self._cache.adelete(self.cache_key_prefix + session_key)

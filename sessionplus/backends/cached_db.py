@@ -38,6 +38,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.db.models import QuerySet
@@ -118,7 +119,8 @@ class SessionCache:
         # unless a backend brings its own, the sync method in a thread is one round trip.
         if getattr(type(self.cache), "a" + method) is getattr(BaseCache, "a" + method):
             return sync_to_async(getattr(self.cache, method))
-        return getattr(self.cache, "a" + method)
+        backend_method: Callable[..., Awaitable[Any]] = getattr(self.cache, "a" + method)
+        return backend_method
 
     @staticmethod
     def _checked(method: str, result: Any) -> Any:
@@ -324,25 +326,25 @@ class SessionStore(DBStore):
 
     # Write ---------------------------------------------------------------------------
 
-    def _insert(self, row: Any) -> None:
+    def _insert(self, row: AbstractBaseSession) -> None:
         super()._insert(row)
         self.session_cache().store(row.pk, self._cache_record(row.session_data, row.expire_date))
 
-    async def _ainsert(self, row: Any) -> None:
+    async def _ainsert(self, row: AbstractBaseSession) -> None:
         await super()._ainsert(row)
         record = self._cache_record(row.session_data, row.expire_date)
         await self.session_cache().astore(row.pk, record)
 
-    def _update(self, row: Any) -> None:
+    def _update(self, row: AbstractBaseSession) -> None:
         super()._update(row)
         self.session_cache().store(row.pk, self._cache_record(row.session_data, row.expire_date))
 
-    async def _aupdate(self, row: Any) -> None:
+    async def _aupdate(self, row: AbstractBaseSession) -> None:
         await super()._aupdate(row)
         record = self._cache_record(row.session_data, row.expire_date)
         await self.session_cache().astore(row.pk, record)
 
-    def _move(self, row: Any, old_key: str) -> bool:
+    def _move(self, row: AbstractBaseSession, old_key: str) -> bool:
         # The old key's entry is ended first, as by a delete (see below).
         self.session_cache().end([old_key])
         moved = super()._move(row, old_key)
@@ -356,18 +358,22 @@ class SessionStore(DBStore):
         # The entry holds expiry and metadata, so the cache gets the whole record again,
         # with the data the database holds. After a newer save the cache holds its copy.
         if touched:
-            self.session_cache().store(self.session_key, self._touched_record(values))
+            self.session_cache().store(*self._touched_entry(values))
         return touched
 
     async def _atouch_row(self, values: dict[str, Any]) -> bool:
         touched = await super()._atouch_row(values)
         if touched:
-            await self.session_cache().astore(self.session_key, self._touched_record(values))
+            await self.session_cache().astore(*self._touched_entry(values))
         return touched
 
-    def _touched_record(self, values: dict[str, Any]) -> StoredSession:
-        data = values.get("session_data", self._loaded_data)
-        return self._cache_record(data, values["expire_date"])
+    def _touched_entry(self, values: dict[str, Any]) -> tuple[str, StoredSession]:
+        session_key, data = self.session_key, values.get("session_data", self._loaded_data)
+        # touch() reaches the row only with a key,
+        assert session_key is not None
+        # and the row matched the loaded data (SQL's "= NULL" matches nothing).
+        assert data is not None
+        return session_key, self._cache_record(data, values["expire_date"])
 
     # Delete --------------------------------------------------------------------------
 
@@ -377,13 +383,13 @@ class SessionStore(DBStore):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if is_valid_session_key(session_key):
+        if session_key is not None and is_valid_session_key(session_key):
             self.session_cache().end([session_key])
             super().delete(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if is_valid_session_key(session_key):
+        if session_key is not None and is_valid_session_key(session_key):
             await self.session_cache().aend([session_key])
             await super().adelete(session_key)
 
@@ -401,7 +407,7 @@ class SessionStore(DBStore):
             await DBStore.adelete(self, ended)
 
     @classmethod
-    def _ending_keys(cls, user_id: object, keep: str | None) -> QuerySet:
+    def _ending_keys(cls, user_id: object, keep: str | None) -> QuerySet[Any, str]:
         return cls._live_user_rows(user_id, keep).values_list("session_key", flat=True)
 
     @classmethod

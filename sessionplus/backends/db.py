@@ -16,7 +16,7 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -84,6 +84,14 @@ def _loaded_columns(model: type[AbstractBaseSession]) -> tuple[str, ...]:
     return ("session_data", "expire_date", *_metadata_columns_of(model))
 
 
+def _field(model: type[AbstractBaseSession], name: str) -> Field[Any, Any]:
+    """Return the field of column ``name`` of a session model."""
+    field = model._meta.get_field(name)
+    # A session model's columns are plain fields: never a relation's other side.
+    assert isinstance(field, Field)
+    return field
+
+
 @functools.cache
 def _has_public_id_column(model: type[AbstractBaseSession]) -> bool:
     return any(field.name == "public_id" for field in model._meta.concrete_fields)
@@ -99,13 +107,13 @@ class _LoadStatement:
 
     def __init__(self, model: type[AbstractBaseSession], connection: BaseDatabaseWrapper) -> None:
         meta = model._meta
-        fields = [meta.get_field(name) for name in _loaded_columns(model)]
+        fields = [_field(model, name) for name in _loaded_columns(model)]
         quote = connection.ops.quote_name
         self.names = tuple(field.name for field in fields)
         # The key is the primary key: at most one row, so no ORDER BY or LIMIT. Whether it
         # expired is read from expire_date in Python, as every engine checks it (cheaper
         # than preparing the current time for the backend on every load).
-        key_field = meta.get_field("session_key")
+        key_field = _field(model, "session_key")
         self.sql = "SELECT {} FROM {} WHERE {} = %s".format(
             ", ".join(quote(field.column) for field in fields),
             quote(meta.db_table),
@@ -176,11 +184,11 @@ class _UpdateStatement:
     ) -> None:
         meta = model._meta
         quote = connection.ops.quote_name
-        self.fields = [(name, meta.get_field(name)) for name in names]
-        conditions = [meta.get_field("session_key")]
+        self.fields = [(name, _field(model, name)) for name in names]
+        conditions = [_field(model, "session_key")]
         if checks_data:
             # Only while the stored data is still what this session loaded.
-            conditions.append(meta.get_field("session_data"))
+            conditions.append(_field(model, "session_data"))
         self.conditions = conditions
         self.sql = "UPDATE {} SET {} WHERE {}".format(
             quote(meta.db_table),
@@ -197,7 +205,8 @@ class _UpdateStatement:
         ]
         with connection.cursor() as cursor:
             cursor.execute(self.sql, params)
-            return cursor.rowcount
+            rowcount: int = cursor.rowcount
+        return rowcount
 
 
 class _DeleteStatement:
@@ -206,7 +215,7 @@ class _DeleteStatement:
     def __init__(self, model: type[AbstractBaseSession], connection: BaseDatabaseWrapper) -> None:
         meta = model._meta
         quote = connection.ops.quote_name
-        self.key_field = meta.get_field("session_key")
+        self.key_field = _field(model, "session_key")
         table, key = quote(meta.db_table), quote(self.key_field.column)
         self.sql = f"DELETE FROM {table} WHERE {key} = %s"
 
@@ -219,7 +228,9 @@ class _DeleteStatement:
 
 # Per connection object (each thread has its own), so the converters bound to a
 # connection's operations are never used on another's; gone with the connection.
-_statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple, Any]] = WeakKeyDictionary()
+_statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[Any, ...], Any]] = (
+    WeakKeyDictionary()
+)
 
 _Statement = TypeVar(
     "_Statement", _LoadStatement, _InsertStatement, _UpdateStatement, _DeleteStatement
@@ -239,10 +250,10 @@ def _statement(
     # after a first use.
     key = (kind, model, settings.USE_TZ, *options)
     try:
-        return by_key[key]
+        statement: _Statement = by_key[key]  # built by ``kind``, the key's first item
     except KeyError:
         statement = by_key[key] = kind(model, connection, *options)
-        return statement
+    return statement
 
 
 _Result = TypeVar("_Result")
@@ -263,7 +274,7 @@ def _claiming_key(
         raise CreateError from exc
 
 
-def delete_rows(rows: QuerySet) -> int:
+def delete_rows(rows: QuerySet[Any]) -> int:
     """Delete ``rows`` with one DELETE statement and return how many went."""
     # QuerySet.delete() wraps even a fast delete in transaction.atomic() (BEGIN and
     # COMMIT around the DELETE). _raw_delete() is the single statement it runs inside;
@@ -303,12 +314,14 @@ class SessionStore(SessionPlusBase):
     # Rows ----------------------------------------------------------------------------
 
     @classmethod
-    def _rows(cls) -> QuerySet:
+    def _rows(cls) -> QuerySet[Any]:
+        # Rows of get_model_class()'s model, whose columns beyond AbstractBaseSession's
+        # are known at run time (_metadata_columns()).
         model = cls.get_model_class()
         return model._default_manager.using(router.db_for_write(model))
 
     @classmethod
-    def _live_rows(cls) -> QuerySet:
+    def _live_rows(cls) -> QuerySet[Any]:
         return cls._rows().filter(expire_date__gt=timezone.now())
 
     @classmethod
@@ -325,7 +338,7 @@ class SessionStore(SessionPlusBase):
             value = metadata[name]
             if value is None:
                 # A NOT NULL column (user_agent) stores "not recorded" as its default.
-                field = self.model._meta.get_field(name)
+                field = _field(self.model, name)
                 values[name] = None if field.null else field.get_default()
             elif name in _TIMESTAMP_FIELDS:
                 values[name] = as_datetime(value)
@@ -383,9 +396,11 @@ class SessionStore(SessionPlusBase):
             self._accept_metadata({**record.metadata, **self._carried_at_load})
         return data
 
-    def decode(self, session_data: str) -> dict[str, Any]:
+    def decode(self, session_data: str | bytes) -> dict[str, Any]:
         # What get_decoded() and the admin show: the data without sessionplus's own field.
-        data = super().decode(session_data)
+        data = self.decode_or_none(session_data)
+        if data is None:
+            return {}
         data.pop(RESERVED_KEY_PREFIX, None)
         return data
 
@@ -414,14 +429,17 @@ class SessionStore(SessionPlusBase):
         now = now_timestamp()
         metadata = self.metadata_for_write(now)
         row = self.model(
-            session_key=self._get_or_create_session_key(),
+            # SessionBase's; django-stubs leaves it out.
+            session_key=self._get_or_create_session_key(),  # type: ignore[attr-defined]
             session_data=self._encode_row_data(data, metadata),
             expire_date=as_datetime(self.expiry_timestamp(now)),
         )
-        for name, value in self._column_values(metadata).items():
-            setattr(row, name, value)
+        # Columns a project's model may lack, set by name.
+        columns = self._column_values(metadata)
         if _has_public_id_column(self.model):
-            row.public_id = public_id(row.session_key)
+            columns["public_id"] = public_id(row.session_key)
+        for name, value in columns.items():
+            setattr(row, name, value)
         return row
 
     async def acreate_model_instance(self, data: dict[str, Any]) -> AbstractBaseSession:
@@ -581,25 +599,26 @@ class SessionStore(SessionPlusBase):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if is_valid_session_key(session_key):
+        if session_key is not None and is_valid_session_key(session_key):
             self._delete_row(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if is_valid_session_key(session_key):
+        if session_key is not None and is_valid_session_key(session_key):
             await sync_to_async(self._delete_row)(session_key)
 
     def _delete_row(self, session_key: str) -> None:
         connection = self._connection()
         _statement(_DeleteStatement, self.model, connection).run(connection, session_key)
 
+    # Django's returns nothing; this one also says how many went (clearsessions_plus).
     @classmethod
-    def clear_expired(cls) -> int:
+    def clear_expired(cls) -> int:  # type: ignore[override]
         """Delete every expired session; return how many were deleted."""
         return delete_rows(cls._rows().filter(expire_date__lte=timezone.now()))
 
     @classmethod
-    async def aclear_expired(cls) -> int:
+    async def aclear_expired(cls) -> int:  # type: ignore[override]
         return await sync_to_async(cls.clear_expired)()
 
     @classmethod
@@ -612,7 +631,7 @@ class SessionStore(SessionPlusBase):
     # Sessions of a user ----------------------------------------------------------------
 
     @classmethod
-    def _live_user_rows(cls, user_id: object, keep: str | None = None) -> QuerySet:
+    def _live_user_rows(cls, user_id: object, keep: str | None = None) -> QuerySet[Any]:
         if "user_id" not in cls._metadata_columns():
             model = cls.get_model_class()
             raise ImproperlyConfigured(f"{model.__name__} has no user_id column.")
@@ -631,7 +650,7 @@ class SessionStore(SessionPlusBase):
         return [key async for key in rows]
 
     @classmethod
-    def _user_metadata_rows(cls, user_id: object) -> QuerySet:
+    def _user_metadata_rows(cls, user_id: object) -> QuerySet[Any, dict[str, Any]]:
         return cls._live_user_rows(user_id).values("session_key", *cls._metadata_columns())
 
     @classmethod

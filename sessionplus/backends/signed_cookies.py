@@ -139,7 +139,7 @@ class SessionStore(SessionPlusBase):
 
     def save(self, must_create: bool = False) -> None:
         """Sign the session into a new cookie value; the middleware sets the cookie."""
-        own = {"created_at": int(self.metadata_for_write()["created_at"])}
+        own: dict[str, int | str] = {"created_at": int(self.metadata_for_write()["created_at"])}
         if self._nonce is not None:
             own["nonce"] = self._nonce
         value = self.encode(self._get_session(), {METADATA_KEY: own})

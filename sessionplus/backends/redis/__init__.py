@@ -296,7 +296,7 @@ class SessionStore(SessionPlusBase):
             if self.session_key is None:  # a value read to measure it was not ours
                 raise UpdateError
 
-    def _write(self, must_create: bool) -> _Write:
+    def _plan_write(self, must_create: bool) -> _Write:
         """Plan a save: the data delta, metadata, TTL, and the user index's upkeep."""
         # First: a create must not load (and so forget) the key it is about to write.
         session = self._get_session(no_load=must_create)
@@ -345,7 +345,7 @@ class SessionStore(SessionPlusBase):
         return _Write(main, before, after_calls, after, new_index)
 
     def _save_plan(self, must_create: bool) -> Plan[None]:
-        write = self._write(must_create)
+        write = self._plan_write(must_create)
         for call in write.before:
             yield call
         if not (yield write.main):
