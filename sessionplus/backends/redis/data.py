@@ -173,12 +173,16 @@ class LazyData(dict[str, Any]):
         return dict.__reversed__(self)
 
     def __or__(self, other: Mapping[K, V]) -> dict[str | K, Any | V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented  # so `data | 1` is a TypeError, as with a dict
         # Merged item by item: a Mapping's key type is invariant, its items' are not.
         merged: dict[str | K, Any | V] = dict(self.items())
         merged.update(other.items())
         return merged
 
     def __ror__(self, other: Mapping[K, V]) -> dict[str | K, Any | V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
         merged: dict[str | K, Any | V] = dict(other.items())
         merged.update(self.items())
         return merged
