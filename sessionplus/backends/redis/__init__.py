@@ -19,9 +19,10 @@ verified and decoded when first read (``data``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.contrib.auth import SESSION_KEY
 
@@ -68,8 +69,8 @@ class _Write:
     def __init__(
         self,
         main: Op,
-        before: list[Op],
-        after: list[Op],
+        before: Sequence[Op],
+        after: Sequence[Op],
         stored: StoredFields,
         index: tuple[str, float] | None,
     ) -> None:
@@ -99,6 +100,18 @@ class SessionStore(SessionPlusBase):
         """Return the Redis key of a session's hash."""
         return f"{conf.SESSIONPLUS_REDIS_KEY_PREFIX}{session_key}"
 
+    def _live_key(self) -> str:
+        """
+        Return the session key an operation on the stored session uses.
+
+        Raise UpdateError when there is none: a value read while planning a save failed
+        its check and ended the session (``_data_failed()``); nothing may be written then.
+        (A load or a TTL read always has a key: Django loads only a session that has one.)
+        """
+        if self.session_key is None:
+            raise UpdateError
+        return self.session_key
+
     @classmethod
     def user_index_key(cls, user_id: object) -> str:
         """Return the Redis key of the set of a user's session keys."""
@@ -119,7 +132,7 @@ class SessionStore(SessionPlusBase):
     # Load ------------------------------------------------------------------------------
 
     def _load_plan(self) -> Plan[dict[str, Any]]:
-        fields = yield Command("hgetall", (self.redis_key(self.session_key),))
+        fields = yield Command("hgetall", (self.redis_key(self._live_key()),))
         # Redis has no empty hashes: no fields means no session (expired, deleted, never was).
         data = self._accept_hash(fields) if fields else None
         if data is None:
@@ -142,11 +155,12 @@ class SessionStore(SessionPlusBase):
             return "failed its signature check"
         return f"could not be decoded ({type(exc).__name__})"
 
-    def _accept_hash(self, fields: dict[Any, bytes]) -> LazyData | None:
+    def _accept_hash(self, fields: dict[Any, Any]) -> LazyData | None:
         """
         Take a stored hash: its metadata (and expiry) verified now, its data when read.
 
-        Return None (logged) when it is not ours or has outlived its own expiry.
+        Return None (logged) when it is not ours or has outlived its own expiry. ``fields``
+        is HGETALL's reply: bytes, or str from a client made with decode_responses=True.
         """
         codec = self.codec()
         if type(next(iter(fields))) is str:  # a client made with decode_responses=True
@@ -208,7 +222,9 @@ class SessionStore(SessionPlusBase):
             modification = datetime.fromtimestamp(last_activity, tz=dt_timezone.utc)
             expires_at = self.get_expiry_date(modification=modification, expiry=expiry).timestamp()
         else:  # seconds, or the cookie age (Django's get_expiry_age() without datetimes)
-            expires_at = last_activity + (expiry or self.get_session_cookie_age())
+            # (stored_expiry_is_valid() let through only these, and None.)
+            seconds = cast("float | None", expiry)
+            expires_at = last_activity + (seconds or self.get_session_cookie_age())
         if expires_at + CLOCK_SKEW >= now_timestamp():
             return False
         self.log_suspicious("outlived its expiry")
@@ -293,8 +309,7 @@ class SessionStore(SessionPlusBase):
             estimate += len(key) + len(stored) + 8
         if estimate > limit // 2:  # near the limit: measure exactly, as other engines do
             self.serialize_data(dict(session.items()))
-            if self.session_key is None:  # a value read to measure it was not ours
-                raise UpdateError
+            self._live_key()  # a value read to measure it may not have been ours
 
     def _plan_write(self, must_create: bool) -> _Write:
         """Plan a save: the data delta, metadata, TTL, and the user index's upkeep."""
@@ -336,7 +351,7 @@ class SessionStore(SessionPlusBase):
             else:
                 pairs += [INDEX_FIELD, codec.dumps(INDEX_FIELD, list(new_index))]
 
-        key = self.redis_key(self.session_key)
+        key = self.redis_key(self._live_key())
         if must_create:
             main = scripts.CREATE([key], [ttl, *pairs])
         else:
@@ -384,7 +399,7 @@ class SessionStore(SessionPlusBase):
     # Exists / delete -------------------------------------------------------------------
 
     def _exists_plan(self, session_key: str | None) -> Plan[bool]:
-        if not is_valid_session_key(session_key):
+        if session_key is None or not is_valid_session_key(session_key):
             return False
         return bool((yield Command("exists", (self.redis_key(session_key),))))
 
@@ -398,7 +413,7 @@ class SessionStore(SessionPlusBase):
         if session_key is None:
             session_key = self.session_key
             self._index = None
-        if not is_valid_session_key(session_key):
+        if session_key is None or not is_valid_session_key(session_key):
             return
         stored_index = yield scripts.DELETE([self.redis_key(session_key)], [INDEX_FIELD])
         yield from index.unindex(self, session_key, stored_index)
@@ -480,7 +495,8 @@ class SessionStore(SessionPlusBase):
     # Moving sessions between engines (``adoption``) ---------------------------------------
 
     def _ttl_plan(self) -> Plan[float]:
-        return (yield Command("pttl", (self.redis_key(self.session_key),))) / 1000
+        milliseconds = yield Command("pttl", (self.redis_key(self._live_key()),))
+        return int(milliseconds) / 1000
 
     def seconds_to_live(self) -> float:
         """Return how long the session's hash has left before Redis expires it."""
@@ -537,11 +553,12 @@ class SessionStore(SessionPlusBase):
     async def aprune_user_indexes(cls) -> int:
         return await cls._arun(index.prune_all(cls))
 
+    # Returns how many index members went, where Django's returns None: its callers ignore it.
     @classmethod
-    def clear_expired(cls) -> int:
+    def clear_expired(cls) -> int:  # type: ignore[override]
         """Redis expires sessions itself; prune the user indexes of what it expired."""
         return cls.prune_user_indexes()
 
     @classmethod
-    async def aclear_expired(cls) -> int:
+    async def aclear_expired(cls) -> int:  # type: ignore[override]
         return await cls.aprune_user_indexes()

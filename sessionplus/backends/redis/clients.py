@@ -207,7 +207,7 @@ def _accepted(kwargs: dict[str, Any], names: Iterable[str]) -> dict[str, Any]:
 # Redis Cluster through django-redis ----------------------------------------------------
 
 
-class ClusterConnectionFactory(ConnectionFactory):
+class ClusterConnectionFactory(ConnectionFactory):  # type: ignore[misc]  # django-redis: untyped
     """
     A django-redis connection factory whose clients are ``redis.cluster.RedisCluster``.
 

@@ -11,9 +11,12 @@ as it would have at load.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 # An absent key, where None could be a stored value.
 _MISSING = object()
@@ -159,7 +162,7 @@ class LazyData(dict[str, Any]):
     def __ne__(self, other: object) -> bool:
         return not self == other
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     def __repr__(self) -> str:
         self.decode_all()
@@ -169,11 +172,20 @@ class LazyData(dict[str, Any]):
         self.decode_all()
         return dict.__reversed__(self)
 
-    def __or__(self, other: Any) -> dict[str, Any]:
-        return {**self.copy(), **other}
+    def __or__(self, other: Mapping[K, V]) -> dict[str | K, Any | V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented  # so `data | 1` is a TypeError, as with a dict
+        # Merged item by item: a Mapping's key type is invariant, its items' are not.
+        merged: dict[str | K, Any | V] = dict(self.items())
+        merged.update(other.items())
+        return merged
 
-    def __ror__(self, other: Any) -> dict[str, Any]:
-        return {**other, **self.copy()}
+    def __ror__(self, other: Mapping[K, V]) -> dict[str | K, Any | V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        merged: dict[str | K, Any | V] = dict(other.items())
+        merged.update(self.items())
+        return merged
 
     def __reduce__(self) -> Any:
         return dict, (self.copy(),)

@@ -59,6 +59,7 @@ def upkeep(
         wanted = None if user is None else str(user)
     else:
         wanted = current[0] if current else None
+    session_key = store._live_key()  # (reading the user's id above may have ended the session)
     before: list[ScriptCall] = []
     after: list[ScriptCall] = []
     index = current if current is not None and current[0] == wanted else None
@@ -67,10 +68,10 @@ def upkeep(
         # session that end_sessions_for_user() cannot find. The index outlives the
         # session by a cookie age, so touches rarely need to extend it again.
         until = expires_at + store.get_session_cookie_age()
-        before.append(add(wanted, store.session_key, ms(until - now)))
+        before.append(add(wanted, session_key, ms(until - now)))
         index = (wanted, until)
     if current is not None and current[0] != wanted:
-        after.append(remove(current[0], [store.session_key]))
+        after.append(remove(current[0], [session_key]))
     return before, after, index
 
 

@@ -87,6 +87,11 @@ class LazyDataTests(SimpleTestCase):
         assert repr(data) == "{'a': 1, 'b': [2], 'c': 'three'}"
         assert (data | {"d": 4})["d"] == 4
         assert ({"a": 0} | data)["a"] == 1
+        # As with a dict, only a mapping merges.
+        with pytest.raises(TypeError):
+            data | 1
+        with pytest.raises(TypeError):
+            1 | data
 
     def test_popitem_pop_and_setdefault_return_values(self):
         data = stored_data(Decoder())
