@@ -24,7 +24,12 @@ class SessionPlusConfig(AppConfig):
             sessionplus_checks.check_session_cookie_security, checks.Tags.security, deploy=True
         )
         checks.register(sessionplus_checks.check_setup)
-        checks.register(sessionplus_checks.check_deployment, checks.Tags.database, deploy=True)
+        checks.register(sessionplus_checks.check_shared_cache, checks.Tags.caches, deploy=True)
+        # Reads the database: Django runs database-tagged checks only for the databases
+        # named (--database) from 6.1, and always before.
+        checks.register(
+            sessionplus_checks.check_migrations_applied, checks.Tags.database, deploy=True
+        )
 
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_in

@@ -409,9 +409,8 @@ def _unknown_settings() -> list[CheckMessage]:
     return messages
 
 
-def check_deployment(**kwargs: Any) -> list[CheckMessage]:
-    """A per-process session cache, and session tables not migrated yet."""
-    messages: list[CheckMessage] = []
+def check_shared_cache(**kwargs: Any) -> list[CheckMessage]:
+    """A per-process session cache."""
     engine = getattr(settings, "SESSION_ENGINE", "")
     alias = settings.SESSION_CACHE_ALIAS
     backend = settings.CACHES.get(alias, {}).get("BACKEND")
@@ -419,7 +418,7 @@ def check_deployment(**kwargs: Any) -> list[CheckMessage]:
     if (engine == CACHED_DB_ENGINE and backend in (LOCMEM_CACHE, DUMMY_CACHE)) or (
         engine == CACHE_ENGINE and backend == LOCMEM_CACHE
     ):
-        messages.append(
+        return [
             Error(
                 f"SESSION_CACHE_ALIAS {alias!r} is a {backend.rsplit('.', 1)[1]}, which is not "
                 f"shared between server processes: with {engine!r} a logout in one process "
@@ -427,14 +426,15 @@ def check_deployment(**kwargs: Any) -> list[CheckMessage]:
                 hint=SHARED_CACHE_HINT,
                 id="sessionplus.E050",
             )
-        )
-    messages.extend(_unapplied_migrations(engine))
-    return messages
+        ]
+    return []
 
 
-def _unapplied_migrations(engine: str) -> list[CheckMessage]:
+def check_migrations_applied(**kwargs: Any) -> list[CheckMessage]:
+    """Session tables not migrated yet."""
     from sessionplus.backends.db import SessionStore as DBStore
 
+    engine = getattr(settings, "SESSION_ENGINE", "")
     try:
         store_class = import_string(f"{engine}.SessionStore")
     except ImportError:  # Django reports a broken SESSION_ENGINE on the first request

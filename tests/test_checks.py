@@ -19,15 +19,16 @@ from django.test import SimpleTestCase, TestCase, override_settings
 from freezegun import freeze_time
 
 from sessionplus.checks import (
-    check_deployment,
     check_file_and_cache_engines,
     check_middleware,
+    check_migrations_applied,
     check_previous_engine,
     check_redis_engine,
     check_session_cookie,
     check_session_cookie_security,
     check_settings,
     check_setup,
+    check_shared_cache,
     check_user_sessions,
 )
 from tests.support.services import remount_read_only, tmpfs
@@ -422,7 +423,8 @@ class SetupCheckTests(SimpleTestCase):
 
 class DeploymentCheckTests(TestCase):
     def test_the_test_settings_pass(self):
-        assert check_deployment() == []
+        assert check_shared_cache() == []
+        assert check_migrations_applied() == []
 
     def test_e050_a_per_process_cache_under_cache_or_cached_db(self):
         for engine, caches in (
@@ -431,19 +433,19 @@ class DeploymentCheckTests(TestCase):
             (CACHED_DB_ENGINE, DUMMY_CACHES),
         ):
             with self.subTest(engine=engine), self.settings(SESSION_ENGINE=engine, CACHES=caches):
-                assert ids(check_deployment()) == ["sessionplus.E050"]
+                assert ids(check_shared_cache()) == ["sessionplus.E050"]
 
     @override_settings(SESSION_ENGINE=CACHE_ENGINE, CACHES=DUMMY_CACHES)
     def test_e050_leaves_the_cache_engine_on_a_dummy_cache_to_e023(self):
-        assert check_deployment() == []
+        assert check_shared_cache() == []
 
     @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE, SESSION_CACHE_ALIAS="redis")
     def test_a_shared_cache_passes(self):
-        assert check_deployment() == []
+        assert check_shared_cache() == []
 
     def test_e051_sessionplus_migrations_not_applied(self):
         MigrationRecorder(connection).record_unapplied("sessionplus", "0001_initial")
-        [message] = check_deployment()
+        [message] = check_migrations_applied()
         assert message.id == "sessionplus.E051"
         assert message.msg == (
             "The 'sessionplus' migrations are not all applied on database 'default' "
@@ -453,22 +455,22 @@ class DeploymentCheckTests(TestCase):
 
     @override_settings(SESSION_ENGINE="tests.custom_session.models")
     def test_e051_checks_the_app_of_the_engines_own_model(self):
-        assert check_deployment() == []
+        assert check_migrations_applied() == []
         MigrationRecorder(connection).record_unapplied("custom_session", "0001_initial")
-        assert "'custom_session' migrations" in check_deployment()[0].msg
+        assert "'custom_session' migrations" in check_migrations_applied()[0].msg
 
     def test_e051_only_for_the_database_engines(self):
         MigrationRecorder(connection).record_unapplied("sessionplus", "0001_initial")
         for engine in (REDIS_ENGINE, "no.such.engine", "sessionplus.conf"):
             with self.subTest(engine=engine), self.settings(SESSION_ENGINE=engine):
-                assert check_deployment() == []
+                assert check_migrations_applied() == []
 
     def test_e051_skipped_when_the_database_cannot_be_reached(self):
         # An unreachable database cannot be produced for the alias this suite runs on, so
         # the recorder's read fails the way it does when the server is down.
         down = OperationalError("connection refused")
         with mock.patch.object(MigrationRecorder, "applied_migrations", side_effect=down):
-            assert check_deployment() == []
+            assert check_migrations_applied() == []
 
     @override_settings(SESSION_ENGINE=CACHED_DB_ENGINE)
     def test_registered_as_a_deploy_check_and_w050_as_a_plain_one(self):
@@ -476,8 +478,18 @@ class DeploymentCheckTests(TestCase):
         call_command("check", stdout=StringIO(), stderr=plain)
         assert "(sessionplus.W050)" in plain.getvalue()
         assert "(sessionplus.E050)" not in plain.getvalue()
+        # Without --database: from Django 6.1 that leaves database-tagged checks out, and
+        # E050 reads settings only.
         with pytest.raises(SystemCheckError, match=r"\(sessionplus\.E050\)"):
             call_command("check", deploy=True, stdout=StringIO(), stderr=StringIO())
+
+    def test_e051_registered_as_a_deploy_database_check(self):
+        MigrationRecorder(connection).record_unapplied("sessionplus", "0001_initial")
+        call_command("check", stdout=StringIO(), stderr=StringIO())
+        with pytest.raises(SystemCheckError, match=r"\(sessionplus\.E051\)"):
+            call_command(
+                "check", deploy=True, databases=["default"], stdout=StringIO(), stderr=StringIO()
+            )
 
 
 def documented_production_settings() -> dict[str, object]:

@@ -6,7 +6,7 @@ One counter for every engine: ``count_storage()`` records, while its block runs,
 - ``sql``: the statements sent on the default database, by first word (BEGIN, SAVEPOINT
   and COMMIT included, as Django logs them);
 - ``cache``: the calls made on ``SESSION_CACHE_ALIAS``'s cache (or ``cache_alias``'s), by
-  method name;
+  method name; not those the cache makes on itself to serve one (``aget`` running ``get``);
 - ``file``: the file-system calls under ``SESSION_FILE_PATH`` (an audit hook);
 - ``redis`` (with ``redis=True``): the commands the Redis server receives from clients, as
   the server reports them (MONITOR): a script is one entry whatever it runs; and
@@ -31,7 +31,9 @@ from contextlib import (
     ExitStack,
     contextmanager,
 )
+from contextvars import ContextVar
 from dataclasses import dataclass, field
+from inspect import iscoroutinefunction
 from typing import Any
 from uuid import uuid4
 
@@ -151,20 +153,59 @@ CACHE_WRITES = frozenset(
 )
 
 
+# Set while a counted cache method runs: the calls it makes on its own cache (BaseCache's
+# aget() running get() in a thread, has_key() calling get()) are how that cache does what
+# was asked, not more asks. sync_to_async carries it into the thread.
+_in_cache_call: ContextVar[bool] = ContextVar("_in_cache_call", default=False)
+
+
+@contextmanager
+def _cache_call(note: Note, name: str) -> Iterator[None]:
+    if _in_cache_call.get():
+        yield
+        return
+    write = name in CACHE_WRITES or name[1:] in CACHE_WRITES  # "aset" is "set"
+    note("cache", name, write=write, detail=name)
+    token = _in_cache_call.set(True)
+    try:
+        yield
+    finally:
+        _in_cache_call.reset(token)
+
+
+class _CountedMethod:
+    """A cache method standing in for ``method`` on the instance, noting each call."""
+
+    def __init__(self, note: Note, name: str, method: Any) -> None:
+        self._note, self._name, self._method = note, name, method
+
+    # From Django 6.1, an async method runs the sync one in a thread where the backend
+    # overrides it (``self.has_key.__func__ is not BaseCache.has_key``): answer as the
+    # method would, so counting leaves the cache's path unchanged. A property: an instance
+    # attribute would be copied by sync_to_async's functools.update_wrapper, and
+    # inspect.markcoroutinefunction would follow it and mark the backend's own method.
+    @property
+    def __func__(self) -> Any:
+        return self._method.__func__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with _cache_call(self._note, self._name):
+            return self._method(*args, **kwargs)
+
+
+class _CountedAsyncMethod(_CountedMethod):
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with _cache_call(self._note, self._name):
+            return await self._method(*args, **kwargs)
+
+
 @contextmanager
 def _count_cache(note: Note, alias: str) -> Iterator[None]:
     cache = caches[alias]
     for name in CACHE_METHODS:
-        original = getattr(cache, name)
-
-        def recorder(
-            *args: Any, __name: str = name, __original: Any = original, **kwargs: Any
-        ) -> Any:
-            write = __name in CACHE_WRITES or __name[1:] in CACHE_WRITES  # "aset" is "set"
-            note("cache", __name, write=write, detail=__name)
-            return __original(*args, **kwargs)
-
-        setattr(cache, name, recorder)
+        method = getattr(cache, name)
+        counted = _CountedAsyncMethod if iscoroutinefunction(method) else _CountedMethod
+        setattr(cache, name, counted(note, name, method))
     try:
         yield
     finally:
