@@ -125,7 +125,8 @@ class _Statements(CaptureQueriesContext):
         self.connection.force_debug_cursor = True
         self.initial_queries = len(self.connection.queries_log)
         self.final_queries = None
-        request_started.disconnect(reset_queries)
+        # Django 6.1's __exit__ reconnects only what __enter__ disconnected.
+        self.reset_queries_disconnected = request_started.disconnect(reset_queries)
         return self
 
 
