@@ -126,10 +126,11 @@ def write_to_make(session: SessionBase) -> str | None:
         return "save"
     if not session.accessed:
         return None
-    touches = isinstance(session, SessionPlusBase)
+    if not isinstance(session, SessionPlusBase):  # Django's engines cannot touch
+        return "save" if settings.SESSION_SAVE_EVERY_REQUEST else None
     if settings.SESSION_SAVE_EVERY_REQUEST:
-        return "touch" if touches else "save"
-    return "touch" if touches and touch_due(session) else None
+        return "touch"
+    return "touch" if touch_due(session) else None
 
 
 def touch_due(session: SessionPlusBase) -> bool:

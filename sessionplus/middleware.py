@@ -35,7 +35,7 @@ INTERRUPTED = (
 )
 
 
-class _PartitionedMorsel(Morsel):
+class _PartitionedMorsel(Morsel[str]):
     """A cookie with the CHIPS ``Partitioned`` attribute, which Python's Morsel lacks."""
 
     def OutputString(self, attrs: list[str] | None = None) -> str:
@@ -60,10 +60,12 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     sync_capable = True
     async_capable = True
+    SessionStore: type[LifecycleHooks]
 
     def __init__(
         self,
-        get_response: Callable[[HttpRequest], HttpResponseBase | Awaitable[HttpResponseBase]],
+        get_response: Callable[[HttpRequest], HttpResponseBase]
+        | Callable[[HttpRequest], Awaitable[HttpResponseBase]],
     ) -> None:
         super().__init__(get_response)
         self.SessionStore = lifecycle.hooked(self.SessionStore)
@@ -105,7 +107,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     # The response -------------------------------------------------------------------
 
-    def process_response(
+    # django-stubs types Django's for HttpResponse; it takes and returns any response.
+    def process_response(  # type: ignore[override]
         self, request: HttpRequest, response: HttpResponseBase
     ) -> HttpResponseBase:
         session = getattr(request, "session", None)
@@ -160,7 +163,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         # test or a view put there): a store gets the hooks' defaults, and no signals.
         if not isinstance(session, SessionBase):
             return response
-        return super().process_response(request, response)
+        return super().process_response(request, response)  # type: ignore[arg-type] # as above
 
     @staticmethod
     def _must_load(session: SessionBase, response: HttpResponseBase) -> bool:
@@ -209,7 +212,8 @@ class SessionMiddleware(DjangoSessionMiddleware):
     ) -> HttpResponseBase:
         unavailable = unavailable_response(request)
         # Other middleware that ran into the outage made Django log its 500 already.
-        unavailable._has_been_logged = getattr(response, "_has_been_logged", False)
+        # Django's flag, which django-stubs leaves out.
+        unavailable._has_been_logged = getattr(response, "_has_been_logged", False)  # type: ignore[attr-defined]
         failures = outages.failed()
         # Logged like Django logs responses (which then skips logging this one again):
         # the first failure of an outage in full, the next ones without the traceback.
@@ -327,6 +331,7 @@ def _store_answered(session: SessionBase, write: str | None) -> None:
 
 
 def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> None:
+    assert session.session_key is not None, "a session just written has a key"
     if session.get_expire_at_browser_close():
         max_age, expires = None, None
     else:
@@ -339,8 +344,8 @@ def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> Non
         expires=expires,
         domain=settings.SESSION_COOKIE_DOMAIN,
         path=settings.SESSION_COOKIE_PATH,
-        secure=settings.SESSION_COOKIE_SECURE or None,
-        httponly=settings.SESSION_COOKIE_HTTPONLY or None,
+        secure=settings.SESSION_COOKIE_SECURE,
+        httponly=settings.SESSION_COOKIE_HTTPONLY,
         samesite=settings.SESSION_COOKIE_SAMESITE,
     )
     _partition(response, settings.SESSION_COOKIE_NAME)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import (
@@ -38,6 +38,9 @@ from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.identifiers import log_id
 from sessionplus.outage import as_unavailable, is_store_outage
 
+if TYPE_CHECKING:
+    from _typeshed import SupportsKeysAndGetItem
+
 __all__ = [
     "CreateError",
     "LifecycleHooks",
@@ -56,7 +59,7 @@ MAX_CREATE_ATTEMPTS = 10
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 
-def is_valid_session_key(key: object) -> bool:
+def is_valid_session_key(key: object) -> TypeGuard[str]:
     """Return whether ``key`` has the exact shape of a key Django generates."""
     return isinstance(key, str) and _SESSION_KEY_RE.fullmatch(key) is not None
 
@@ -102,6 +105,14 @@ class LifecycleHooks(SessionBase):
     previous_cookie: str | None = None
     # Why the flush under way ends the session, when it is not a logout.
     _ending: str | None = None
+    # The session as loaded or built: unset until then, which _get_session tells by AttributeError.
+    _session_cache: dict[str, Any]
+
+    if TYPE_CHECKING:  # SessionBase's, which django-stubs leaves out
+
+        def _get_or_create_session_key(self) -> str: ...
+
+        async def _aget_or_create_session_key(self) -> str: ...
 
     # Django's _get_session and _aget_session, with the hooks: every read and assignment
     # comes through here, so the loaded session is returned first.
@@ -241,13 +252,21 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         (await self._aget_session())[key] = value
         self.modified = True
 
-    def update(self, dict_: Mapping[str, Any]) -> None:
-        check_assignments(dict_)
-        super().update(dict_)
+    # What Django's update() takes, which has no keyword arguments: django-stubs
+    # ignores the same difference from dict.update().
+    def update(  # type: ignore[override]
+        self, dict_: SupportsKeysAndGetItem[str, Any] | Iterable[tuple[str, Any]]
+    ) -> None:
+        items = dict(dict_)
+        check_assignments(items)
+        super().update(items)
 
-    async def aupdate(self, dict_: Mapping[str, Any]) -> None:
-        check_assignments(dict_)
-        await super().aupdate(dict_)
+    async def aupdate(
+        self, dict_: SupportsKeysAndGetItem[str, Any] | Iterable[tuple[str, Any]]
+    ) -> None:
+        items = dict(dict_)
+        check_assignments(items)
+        await super().aupdate(items)
 
     async def adelete_test_cookie(self) -> None:
         # Django's version forgets to mark the session modified.
@@ -287,15 +306,17 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         return signing.dumps(
             session_dict if own_fields is None else {**session_dict, **own_fields},
             salt=self.key_salt,
-            serializer=partial(CheckingSerializer, self.serializer, self._max_size()),
+            # signing only calls serializer(); django-stubs asks for a Serializer class.
+            serializer=partial(CheckingSerializer, self.serializer, self._max_size()),  # type: ignore[arg-type]
             compress=True,
         )
 
-    def decode(self, session_data: str) -> dict[str, Any]:
-        decoded = self.decode_or_none(session_data)
+    def decode(self, session_data: str | bytes) -> dict[str, Any]:
+        # Signed data is text: bytes, which SessionBase.decode admits, never decode (nor in Django).
+        decoded = self.decode_or_none(session_data) if isinstance(session_data, str) else None
         return {} if decoded is None else decoded
 
-    def decode_or_none(self, session_data: str | bytes) -> dict[str, Any] | None:
+    def decode_or_none(self, session_data: str) -> dict[str, Any] | None:
         """Decode stored data; return None (and log) when it fails its signature or decoding."""
         try:
             decoded = signing.loads(session_data, salt=self.key_salt, serializer=self.serializer)
@@ -337,7 +358,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         self.log_suspicious("had an invalid expiry")
         self._session_key = None
         self._metadata = dict(self._metadata_changes)
-        self._session_cache: dict[str, Any] = {}
+        self._session_cache = {}
         return self._session_cache
 
     def expiry_timestamp(self, now: float | None = None) -> float:

@@ -181,13 +181,10 @@ class SessionStore(SessionPlusBase):
 
     @property
     def cache_key(self) -> str:
-        # SessionBase's; django-stubs leaves it out.
-        key: str = self._get_or_create_session_key()  # type: ignore[attr-defined]
-        return self.cache_key_prefix + key
+        return self.cache_key_prefix + self._get_or_create_session_key()
 
     async def acache_key(self) -> str:
-        key: str = await self._aget_or_create_session_key()  # type: ignore[attr-defined]
-        return self.cache_key_prefix + key
+        return self.cache_key_prefix + await self._aget_or_create_session_key()
 
     @contextmanager
     def _reaching_cache(self) -> Iterator[None]:
@@ -230,14 +227,14 @@ class SessionStore(SessionPlusBase):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if session_key is None or not is_valid_session_key(session_key):
+        if not is_valid_session_key(session_key):
             return
         with self._reaching_cache():
             self._cache.delete(self.cache_key_prefix + session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if session_key is None or not is_valid_session_key(session_key):
+        if not is_valid_session_key(session_key):
             return
         with self._reaching_cache():
             await self._cache.adelete(self.cache_key_prefix + session_key)

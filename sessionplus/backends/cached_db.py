@@ -383,13 +383,13 @@ class SessionStore(DBStore):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if session_key is not None and is_valid_session_key(session_key):
+        if is_valid_session_key(session_key):
             self.session_cache().end([session_key])
             super().delete(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if session_key is not None and is_valid_session_key(session_key):
+        if is_valid_session_key(session_key):
             await self.session_cache().aend([session_key])
             await super().adelete(session_key)
 

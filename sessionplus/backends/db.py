@@ -398,9 +398,7 @@ class SessionStore(SessionPlusBase):
 
     def decode(self, session_data: str | bytes) -> dict[str, Any]:
         # What get_decoded() and the admin show: the data without sessionplus's own field.
-        data = self.decode_or_none(session_data)
-        if data is None:
-            return {}
+        data = super().decode(session_data)
         data.pop(RESERVED_KEY_PREFIX, None)
         return data
 
@@ -429,8 +427,7 @@ class SessionStore(SessionPlusBase):
         now = now_timestamp()
         metadata = self.metadata_for_write(now)
         row = self.model(
-            # SessionBase's; django-stubs leaves it out.
-            session_key=self._get_or_create_session_key(),  # type: ignore[attr-defined]
+            session_key=self._get_or_create_session_key(),
             session_data=self._encode_row_data(data, metadata),
             expire_date=as_datetime(self.expiry_timestamp(now)),
         )
@@ -599,12 +596,12 @@ class SessionStore(SessionPlusBase):
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if session_key is not None and is_valid_session_key(session_key):
+        if is_valid_session_key(session_key):
             self._delete_row(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
-        if session_key is not None and is_valid_session_key(session_key):
+        if is_valid_session_key(session_key):
             await sync_to_async(self._delete_row)(session_key)
 
     def _delete_row(self, session_key: str) -> None:

@@ -92,8 +92,7 @@ class SessionStore(SessionPlusBase):
     def _key_to_file(self, session_key: str | None = None) -> str:
         """Return the path of a session's file; raise InvalidSessionKey for a malformed key."""
         if session_key is None:
-            # SessionBase's; django-stubs leaves it out.
-            session_key = self._get_or_create_session_key()  # type: ignore[attr-defined]
+            session_key = self._get_or_create_session_key()
         # Never a path outside the directory: no separators, no "..", no NUL.
         if not is_valid_session_key(session_key):
             raise InvalidSessionKey("Invalid characters in session key")

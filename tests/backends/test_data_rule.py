@@ -58,6 +58,19 @@ class DataRuleTests(SimpleTestCase):
         assert dict(session.items()) == {"kept": 1}
         assert session.modified is False
 
+    def test_update_takes_key_value_pairs_as_django_does_and_checks_them(self):
+        session = self.store()
+        session.update([("a", 1), ("b", 2)])
+        assert dict(session.items()) == {"a": 1, "b": 2}
+        with pytest.raises(TypeError, match="str"):
+            session.update([("c", 3), (4, "bad")])
+        assert dict(session.items()) == {"a": 1, "b": 2}
+
+    async def test_aupdate_takes_key_value_pairs_as_django_does(self):
+        session = self.store()
+        await session.aupdate([("a", 1)])
+        assert dict(session.items()) == {"a": 1}
+
     def test_refused_set_leaves_the_session_unmodified(self):
         session = self.store()
         session.modified = False

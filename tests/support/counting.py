@@ -8,10 +8,9 @@ One counter for every engine: ``count_storage()`` records, while its block runs,
 - ``cache``: the calls made on ``SESSION_CACHE_ALIAS``'s cache (or ``cache_alias``'s), by
   method name;
 - ``file``: the file-system calls under ``SESSION_FILE_PATH`` (an audit hook);
-- ``redis`` (with ``redis=True``): the commands the Redis server receives, as the server
-  reports them (MONITOR), one entry per round trip: a transaction is one entry, ``"MULTI
-  HGETALL PTTL EXEC"``, a script is one entry whatever it runs; and ``round_trips``, the
-  requests redis-py sends (one per command, or one per pipeline);
+- ``redis`` (with ``redis=True``): the commands the Redis server receives from clients, as
+  the server reports them (MONITOR): a script is one entry whatever it runs; and
+  ``round_trips``, the requests redis-py sends (one per command, or one per pipeline);
 - ``memcached`` (with ``memcached=True``): the storage commands the suite's memcached
   executed, as its own statistics report them.
 
@@ -53,7 +52,7 @@ class Operation:
     """One thing asked of a store."""
 
     store: str  # one of STORES
-    name: str  # "SELECT", "get", "open", "EVALSHA", "MULTI HGETALL PTTL EXEC"
+    name: str  # "SELECT", "get", "open", "EVALSHA"
     write: bool
     detail: str
 
@@ -249,11 +248,8 @@ def _redis_writes(client: redis_py.Redis) -> frozenset[str]:
 @contextmanager
 def _count_redis(note: Note) -> Iterator[None]:
     marker = f"sessionplus-count-end-{uuid4().hex}"
-    # One entry per round trip, in the order the server ran them; a transaction's entry
-    # fills up from its MULTI to its EXEC.
-    entries: list[dict[str, Any]] = []
-    transactions: dict[tuple[str, str], dict[str, Any]] = {}
-    current: dict[str, Any] = {"names": [], "write": False}
+    # [name, write] per command a client sent, in the order the server ran them.
+    entries: list[list[Any]] = []
     with _redis_client() as watcher, _redis_client() as signaller:
         writes = _redis_writes(signaller)  # connects now, so its handshake is not counted
         with watcher.monitor() as monitor:
@@ -265,23 +261,11 @@ def _count_redis(note: Note) -> Iterator[None]:
                 if entry["client_type"] == "lua":
                     # A script's own commands follow the call that ran it, which writes if
                     # any of them does.
-                    current["write"] |= name in writes
-                    continue
-                if name in CONNECTION_COMMANDS:
-                    continue
-                client = (entry["client_address"], entry["client_port"])
-                if name == "MULTI":
-                    transactions[client] = {"names": [], "write": False}
-                current = transactions.get(client) or {"names": [], "write": False}
-                current["names"].append(name)
-                current["write"] |= name in writes
-                if client not in transactions:
-                    entries.append(current)
-                elif name in ("EXEC", "DISCARD"):
-                    entries.append(transactions.pop(client))
-    for counted in entries:
-        name = " ".join(counted["names"])
-        note("redis", name, write=counted["write"], detail=name)
+                    entries[-1][1] |= name in writes
+                elif name not in CONNECTION_COMMANDS:
+                    entries.append([name, name in writes])
+    for name, write in entries:
+        note("redis", name, write=write, detail=name)
 
 
 @contextmanager
