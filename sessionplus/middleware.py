@@ -25,6 +25,7 @@ from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
 from sessionplus.outage import as_unavailable, is_store_outage, outages, unavailable_response
 from sessionplus.pages import page_response
+from sessionplus.plans import Plan, Step, adrive, drive
 
 logger = logging.getLogger(__name__)
 
@@ -116,21 +117,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return self._foreign(request, response, session)
         if _untouched(session):
             return response
-        if session.outage is not None:
-            return self._unavailable(request, session, response)
-        accessed = session.accessed
-        try:
-            if self._must_load(session, response):
-                session._get_session()
-            write = self._write_to_make(session, response)
-            if write:
-                self._stage_metadata(request, session)
-                getattr(session, write)()
-        except Exception as exc:
-            return self._storage_failed(request, session, response, exc)
-        if write or session.started_live:
-            _store_answered(session, write)
-        return self._send_cookie(request, session, response, accessed, write)
+        return drive(self._responding(request, session, response))
 
     async def aprocess_response(
         self, request: HttpRequest, response: HttpResponseBase
@@ -140,16 +127,22 @@ class SessionMiddleware(DjangoSessionMiddleware):
             return await sync_to_async(self._foreign)(request, response, session)
         if _untouched(session):
             return response
+        return await adrive(self._responding(request, session, response))
+
+    def _responding(
+        self, request: HttpRequest, session: LifecycleHooks, response: HttpResponseBase
+    ) -> Plan[HttpResponseBase]:
+        """Load what the decision needs, write what it decides, and answer the response."""
         if session.outage is not None:
             return self._unavailable(request, session, response)
         accessed = session.accessed
         try:
             if self._must_load(session, response):
-                await session._aget_session()
+                yield Step(session, "_get_session")
             write = self._write_to_make(session, response)
             if write:
                 self._stage_metadata(request, session)
-                await getattr(session, f"a{write}")()
+                yield Step(session, write)
         except Exception as exc:
             return self._storage_failed(request, session, response, exc)
         if write or session.started_live:

@@ -37,6 +37,7 @@ from sessionplus.backends.timestamps import as_utc_datetime, now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.identifiers import log_id
 from sessionplus.outage import as_unavailable, is_store_outage
+from sessionplus.plans import Plan, Step, adrive, drive
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
@@ -115,7 +116,8 @@ class LifecycleHooks(SessionBase):
         async def _aget_or_create_session_key(self) -> str: ...
 
     # Django's _get_session and _aget_session, with the hooks: every read and assignment
-    # comes through here, so the loaded session is returned first.
+    # comes through here, so the loaded session is returned first, and a session with
+    # nothing to load before any plan is made.
 
     def _get_session(self, no_load: bool = False) -> dict[str, Any]:
         self.accessed = True
@@ -123,20 +125,7 @@ class LifecycleHooks(SessionBase):
             return self._session_cache
         except AttributeError:
             pass
-        session_key = self.session_key
-        if session_key is None or no_load:
-            self._session_cache = {}
-            return self._session_cache
-        try:
-            self._session_cache = self.load()
-            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
-                self._session_cache = _adoption().adopt(self, session_key)
-        except Exception as exc:
-            raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
-        if self._must_end():
-            self.flush()
-            return self._session_cache
-        return self._loaded()
+        return self._empty() if no_load or self.session_key is None else drive(self._loading())
 
     async def _aget_session(self, no_load: bool = False) -> dict[str, Any]:
         self.accessed = True
@@ -144,18 +133,24 @@ class LifecycleHooks(SessionBase):
             return self._session_cache
         except AttributeError:
             pass
+        return (
+            self._empty() if no_load or self.session_key is None else await adrive(self._loading())
+        )
+
+    def _empty(self) -> dict[str, Any]:
+        self._session_cache = {}
+        return self._session_cache
+
+    def _loading(self) -> Plan[dict[str, Any]]:
         session_key = self.session_key
-        if session_key is None or no_load:
-            self._session_cache = {}
-            return self._session_cache
         try:
-            self._session_cache = await self.aload()
+            self._session_cache = yield Step(self, "load")
             if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
-                self._session_cache = await _adoption().aadopt(self, session_key)
+                self._session_cache = yield Step(_adoption(), "adopt", self, session_key)
         except Exception as exc:
             raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
         if self._must_end():
-            await self.aflush()
+            yield Step(self, "flush")
             return self._session_cache
         return self._loaded()
 
@@ -486,31 +481,36 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         """
         Refresh expiry and last activity, keeping the data that is stored now.
 
-        An engine that stores one record per session reads it again and rewrites only its
-        header. When its data is no longer what this session loaded, another request
-        saved meanwhile (refreshing expiry and activity itself), and nothing is written:
-        a touch never brings back data a concurrent request changed or removed.
+        The frame is the same for every engine (see ``_touch_plan``); the write is the
+        engine's ``_touch_write``.
         """
-        if self.modified:
-            return self.save()
-        self._get_session()  # the expiry may live in the data
-        if self.session_key is None:
-            return
-        record = self._touched(self._read(self.session_key))
-        if record is not None:
-            self._write(record, must_create=False)
-        self._mark_saved()
+        drive(self._touch_plan())
 
     async def atouch(self) -> None:
+        await adrive(self._touch_plan())
+
+    def _touch_plan(self) -> Plan[None]:
         if self.modified:
-            return await self.asave()
-        await self._aget_session()
+            yield Step(self, "save")
+            return None
+        yield Step(self, "_get_session")  # the expiry may live in the data
         if self.session_key is None:
-            return
-        record = self._touched(await self._aread(self.session_key))
-        if record is not None:
-            await self._awrite(record, must_create=False)
+            return None
+        yield from self._touch_write(self.session_key)
         self._mark_saved()
+        return None
+
+    def _touch_write(self, session_key: str) -> Plan[None]:
+        """
+        Read the record again and rewrite only its header.
+
+        When its data is no longer what this session loaded, another request saved
+        meanwhile (refreshing expiry and activity itself), and nothing is written: a
+        touch never brings back data a concurrent request changed or removed.
+        """
+        record = self._touched((yield Step(self, "_read", session_key)))
+        if record is not None:
+            yield Step(self, "_write", record, False)
 
     def _touched(self, stored: StoredSession | None) -> StoredSession | None:
         """Return ``stored`` with its expiry and activity refreshed, or None to write nothing."""

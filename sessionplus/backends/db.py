@@ -33,6 +33,7 @@ from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
 from sessionplus.identifiers import public_id
+from sessionplus.plans import Plan, Step
 
 _TIMESTAMP_FIELDS = ("created_at", "last_activity")
 
@@ -547,7 +548,7 @@ class SessionStore(SessionPlusBase):
             values["session_data"] = self._encode_row_data(self._session, self._metadata)
         return values
 
-    def touch(self) -> None:
+    def _touch_write(self, session_key: str) -> Plan[None]:
         """
         Refresh expiry and last activity with one UPDATE that leaves the data alone.
 
@@ -555,22 +556,7 @@ class SessionStore(SessionPlusBase):
         (cached_db), the UPDATE only matches a row whose data is still what this session
         loaded; a newer save refreshed expiry and activity itself and is left alone.
         """
-        if self.modified:
-            return self.save()
-        self._get_session()  # the expiry may live in the data
-        if self.session_key is None:
-            return
-        self._touch_row(self._touch_values(now_timestamp()))
-        self._mark_saved()
-
-    async def atouch(self) -> None:
-        if self.modified:
-            return await self.asave()
-        await self._aget_session()
-        if self.session_key is None:
-            return
-        await self._atouch_row(self._touch_values(now_timestamp()))
-        self._mark_saved()
+        yield Step(self, "_touch_row", self._touch_values(now_timestamp()))
 
     def _touch_row(self, values: dict[str, Any]) -> bool:
         """Touch the row; return whether its data was the loaded data (UpdateError if gone)."""
