@@ -14,13 +14,10 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import Any
 
 from django.conf import settings
 from django.contrib.sessions.exceptions import InvalidSessionKey
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-from django.dispatch import receiver
 
 from sessionplus.backends.base import (
     CreateError,
@@ -47,18 +44,10 @@ def storage_path() -> str:
     return settings.SESSION_FILE_PATH or tempfile.gettempdir()
 
 
-# The session directory as last checked to exist, forgotten when SESSION_FILE_PATH changes.
-_checked_path: dict[str, str] = {}
-
-
-@receiver(setting_changed)
-def _forget_checked_path(*, setting: str, **kwargs: Any) -> None:
-    if setting == "SESSION_FILE_PATH":
-        _checked_path.clear()
-
-
 class SessionStore(SessionPlusBase):
     """A file-based session store, a drop-in for Django's ``backends.file``."""
+
+    _storage_path: str
 
     def __init__(self, session_key: str | None = None) -> None:
         self.storage_path = self._get_storage_path()
@@ -68,25 +57,21 @@ class SessionStore(SessionPlusBase):
     @classmethod
     def _get_storage_path(cls) -> str:
         """
-        Return the session directory, checked to exist once per ``SESSION_FILE_PATH``.
+        Return the session directory, checked to exist when it differs from the last one.
 
         Django's engine has the same helper, check and message (its ``clearsessions`` and
-        tests call them); forgetting the path on ``setting_changed`` keeps
-        ``override_settings(SESSION_FILE_PATH=...)`` working without a settings read or a
-        stat per store.
+        tests call them); comparing with the last path checked keeps
+        ``override_settings(SESSION_FILE_PATH=...)`` working without a stat per store.
         """
-        try:
-            return _checked_path["path"]
-        except KeyError:
-            pass
         path = os.fspath(storage_path())
-        if not os.path.isdir(path):
-            raise ImproperlyConfigured(
-                f"The session storage path {path!r} doesn't exist. Please set your "
-                "SESSION_FILE_PATH setting to an existing directory in which Django "
-                "can store session data."
-            )
-        _checked_path["path"] = path
+        if getattr(cls, "_storage_path", None) != path:
+            if not os.path.isdir(path):
+                raise ImproperlyConfigured(
+                    f"The session storage path {path!r} doesn't exist. Please set your "
+                    "SESSION_FILE_PATH setting to an existing directory in which Django "
+                    "can store session data."
+                )
+            cls._storage_path = path
         return path
 
     def _key_to_file(self, session_key: str | None = None) -> str:
