@@ -132,7 +132,11 @@ class SessionStore(SessionPlusBase):
     # Load ------------------------------------------------------------------------------
 
     def _load_plan(self) -> Plan[dict[str, Any]]:
-        fields = yield Command("hgetall", (self.redis_key(self._live_key()),))
+        session_key = self.session_key
+        if session_key is None:  # as Django's load(): no (or a malformed) key is no session
+            self._forget()
+            return {}
+        fields = yield Command("hgetall", (self.redis_key(session_key),))
         # Redis has no empty hashes: no fields means no session (expired, deleted, never was).
         data = self._accept_hash(fields) if fields else None
         if data is None:
