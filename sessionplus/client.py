@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from django.http import HttpRequest
@@ -16,6 +17,9 @@ NETWORK_PREFIXES = {4: 24, 6: 64}
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+# Cached: a session write records the client's address, and ipaddress parses in Python
+# (about 10 µs); a bounded cache keeps a flood of distinct addresses from growing it.
+@functools.lru_cache(maxsize=1024)
 def _valid_ip(value: str | None) -> str | None:
     try:
         address = ipaddress.ip_address((value or "").strip())
@@ -47,6 +51,7 @@ def client_ip(request: HttpRequest) -> str | None:
     return _valid_ip(forwarded[-proxies]) or remote_addr
 
 
+@functools.lru_cache(maxsize=1024)
 def ip_network(ip: str | None) -> IPNetwork | None:
     """Return the network an address belongs to for binding (/24 or /64), or None."""
     address = _valid_ip(ip)

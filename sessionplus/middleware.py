@@ -175,7 +175,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
 
     @staticmethod
     def _stage_metadata(request: HttpRequest, session: SessionBase) -> None:
-        if isinstance(session, SessionPlusBase):
+        if isinstance(session, SessionPlusBase) and session.records_client:
             session.update_metadata(
                 user_id=session.get(USER_ID_KEY),
                 ip=client_ip(request),

@@ -215,6 +215,9 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
     # copy keeps the expiry it has there, and is stored even past SESSIONPLUS_MAX_SIZE (the
     # limit is on what the site writes; a session it already had is carried over as it is).
     copied_expires_at: float | None = None
+    # Whether the engine stores who the client is (user id, IP, user agent): the middleware
+    # works them out for a write only where they are kept.
+    records_client = True
 
     # Keys ----------------------------------------------------------------------
 

@@ -52,6 +52,8 @@ class SessionStore(SessionPlusBase):
 
     # encode() signs with this salt: Django's engine's, so the cookie formats agree.
     key_salt = SALT
+    # The cookie keeps no user id, IP or user agent (they would grow every cookie).
+    records_client = False
 
     def __init__(self, session_key: str | None = None) -> None:
         self._nonce: str | None = None

@@ -19,7 +19,7 @@ verified and decoded when first read (``data``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from typing import Any, TypeVar, cast
@@ -271,11 +271,15 @@ class SessionStore(SessionPlusBase):
         values = known.values if known is not None else {}
         forms = known.forms if known is not None else {}
         changed: dict[str, bytes] = {}
-        after = StoredFields()
-        items = session.raw_items() if isinstance(session, LazyData) else session.items()
+        items: Iterable[tuple[str, Any]]
+        if isinstance(session, LazyData):
+            # Values never read are unchanged: carried over as stored, in one pass.
+            after = StoredFields(encoded=session.unread())
+            items = session.raw_items()
+        else:
+            after, items = StoredFields(), session.items()
         for key, value in items:
             if value is ENCODED:
-                after.encoded[key] = session.stored_text(key)  # type: ignore[attr-defined]
                 continue
             after.values[key] = value
             if type(value) in _IMMUTABLE and key in values and values[key] is value:

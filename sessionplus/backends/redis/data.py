@@ -88,9 +88,14 @@ class LazyData(dict[str, Any]):
         """Yield (key, value) without decoding: a value never read comes as ``ENCODED``."""
         return iter(dict.items(self))
 
-    def stored_text(self, key: str) -> bytes:
-        """Return the stored text of a value never read."""
-        return self._stored.encoded[key]
+    def unread(self) -> dict[str, bytes]:
+        """Return the stored text of each value still in the data and never read."""
+        is_encoded = dict.get
+        return {
+            key: text
+            for key, text in self._stored.encoded.items()
+            if is_encoded(self, key) is ENCODED
+        }
 
     def saved_as(self, stored: StoredFields) -> None:
         """Record what a save stored: later decodes update that."""
