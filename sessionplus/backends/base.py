@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import (
@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CreateError",
+    "Lifecycle",
     "LifecycleHooks",
+    "ReadThrough",
     "SessionPlusBase",
     "UpdateError",
     "is_valid_session_key",
@@ -65,19 +67,23 @@ def is_valid_session_key(key: object) -> TypeGuard[str]:
     return isinstance(key, str) and _SESSION_KEY_RE.fullmatch(key) is not None
 
 
-def _adoption() -> Any:
-    # Imported on first use: adoption needs the engines and the app registry, which
-    # importing an engine module must not.
-    from sessionplus.backends import adoption
+class Lifecycle(NamedTuple):
+    """What a store serving a request reports to: ``sessionplus.lifecycle`` registers its own."""
 
-    return adoption
+    loaded: Callable[[LifecycleHooks, HttpRequest], str | None]
+    ended: Callable[[LifecycleHooks, str, str], None]
 
 
-def _lifecycle() -> Any:
-    # Imported on first use: the lifecycle reads metadata through this module.
-    from sessionplus import lifecycle
+class ReadThrough(NamedTuple):
+    """
+    The lookup of ``SESSIONPLUS_PREVIOUS_ENGINE``: ``sessionplus.backends.adoption``
+    registers its own (the app's ``ready()`` imports it).
+    """
 
-    return lifecycle
+    adopt: Callable[[SessionBase, str], dict[str, Any]]
+    aadopt: Callable[[SessionBase, str], Awaitable[dict[str, Any]]]
+    end_in_previous: Callable[[SessionBase], None]
+    aend_in_previous: Callable[[SessionBase], Awaitable[None]]
 
 
 class LifecycleHooks(SessionBase):
@@ -86,13 +92,19 @@ class LifecycleHooks(SessionBase):
     that it loaded a session, flushed one, or found the store down; and a key the store
     lacks is looked up in ``SESSIONPLUS_PREVIOUS_ENGINE`` (``adoption``).
 
-    The middleware sets ``request``; a store without one (used outside a request) runs no
-    hook. Every sessionplus engine has these hooks through ``SessionPlusBase``; the
-    middleware puts them in front of Django's own engines (``lifecycle.hooked``). The
-    attributes below are the request's lifecycle state, class defaults until set, so a
-    request that never touches its session builds nothing.
+    Both modules import this one, so it imports neither: each registers its hooks here
+    (``lifecycle`` and ``read_through``) when it is imported. The middleware sets
+    ``request``; a store without one (used outside a request) reports nothing. Every
+    sessionplus engine has these hooks through ``SessionPlusBase``; the middleware puts
+    them in front of Django's own engines (``lifecycle.hooked``). The attributes below are
+    the request's lifecycle state, class defaults until set, so a request that never
+    touches its session builds nothing.
     """
 
+    # Registered by sessionplus.lifecycle, which the middleware imports before it sets any
+    # store's request, and by adoption, which the app's ready() imports.
+    lifecycle: ClassVar[Lifecycle | None] = None
+    read_through: ClassVar[ReadThrough | None] = None
     request: HttpRequest | None = None
     # The engine class that signals name as their sender.
     signal_sender: type[SessionBase] | None = None
@@ -145,8 +157,9 @@ class LifecycleHooks(SessionBase):
         session_key = self.session_key
         try:
             self._session_cache = yield Step(self, "load")
-            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
-                self._session_cache = yield Step(_adoption(), "adopt", self, session_key)
+            # Missed: SESSIONPLUS_PREVIOUS_ENGINE may have it.
+            if self.session_key is None and self.read_through is not None:
+                self._session_cache = yield Step(self.read_through, "adopt", self, session_key)
         except Exception as exc:
             raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
         if self._must_end():
@@ -162,9 +175,9 @@ class LifecycleHooks(SessionBase):
 
     def _must_end(self) -> bool:
         # Engines drop the key of a session they did not find: one left means a live one.
-        if self.request is None or self.session_key is None:
+        if self.request is None or self.session_key is None or self.lifecycle is None:
             return False
-        self._ending = _lifecycle().loaded(self, self.request)
+        self._ending = self.lifecycle.loaded(self, self.request)
         return self._ending is not None
 
     def _failed(self, exc: Exception) -> Exception:
@@ -184,20 +197,22 @@ class LifecycleHooks(SessionBase):
         session_key = self.session_key
         # The previous engine first: an adoption under way then finds nothing to copy, or
         # finds its source gone and undoes its copy (see adoption.adopt).
-        _adoption().end_in_previous(self)
+        if self.read_through is not None:
+            self.read_through.end_in_previous(self)
         super().flush()
         self._flushed(session_key)
 
     async def aflush(self) -> None:
         session_key = self.session_key
-        await _adoption().aend_in_previous(self)
+        if self.read_through is not None:
+            await self.read_through.aend_in_previous(self)
         await super().aflush()
         self._flushed(session_key)
 
     def _flushed(self, session_key: str | None) -> None:
         reason, self._ending = self._ending or "logout", None
-        if self.request is not None and session_key is not None:
-            _lifecycle().ended(self, session_key, reason)
+        if self.request is not None and session_key is not None and self.lifecycle is not None:
+            self.lifecycle.ended(self, session_key, reason)
 
 
 class SessionPlusBase(MetadataMixin, LifecycleHooks):
