@@ -326,21 +326,28 @@ class SessionStore(DBStore):
 
     # Write ---------------------------------------------------------------------------
 
+    # Each write of a row then refills the cache from it.
+
     def _insert(self, row: AbstractBaseSession) -> None:
         super()._insert(row)
+        self._refill(row)
+
+    def _update(self, row: AbstractBaseSession) -> None:
+        super()._update(row)
+        self._refill(row)
+
+    def _refill(self, row: AbstractBaseSession) -> None:
         self.session_cache().store(row.pk, self._cache_record(row.session_data, row.expire_date))
 
     async def _ainsert(self, row: AbstractBaseSession) -> None:
         await super()._ainsert(row)
-        record = self._cache_record(row.session_data, row.expire_date)
-        await self.session_cache().astore(row.pk, record)
-
-    def _update(self, row: AbstractBaseSession) -> None:
-        super()._update(row)
-        self.session_cache().store(row.pk, self._cache_record(row.session_data, row.expire_date))
+        await self._arefill(row)
 
     async def _aupdate(self, row: AbstractBaseSession) -> None:
         await super()._aupdate(row)
+        await self._arefill(row)
+
+    async def _arefill(self, row: AbstractBaseSession) -> None:
         record = self._cache_record(row.session_data, row.expire_date)
         await self.session_cache().astore(row.pk, record)
 
@@ -349,8 +356,7 @@ class SessionStore(DBStore):
         self.session_cache().end([old_key])
         moved = super()._move(row, old_key)
         if moved:
-            record = self._cache_record(row.session_data, row.expire_date)
-            self.session_cache().store(row.pk, record)
+            self._refill(row)
         return moved
 
     def _touch_row(self, values: dict[str, Any]) -> bool:
