@@ -328,8 +328,16 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
 
     def decode_or_none(self, session_data: str) -> dict[str, Any] | None:
         """Decode stored data; return None (and log) when it fails its signature or decoding."""
+        return self.loaded_or_none(
+            signing.loads, session_data, salt=self.key_salt, serializer=self.serializer
+        )
+
+    def loaded_or_none(
+        self, load: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Return the session ``load(*args, **kwargs)`` decodes; None (logged) if it does not."""
         try:
-            decoded = signing.loads(session_data, salt=self.key_salt, serializer=self.serializer)
+            decoded = load(*args, **kwargs)
         except signing.BadSignature:
             self.log_suspicious("failed its signature check")
             return None
