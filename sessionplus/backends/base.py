@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import (
@@ -60,6 +60,9 @@ _SESSION_KEY_RE = re.compile(rf"[{VALID_KEY_CHARS}]{{{SESSION_KEY_LENGTH}}}")
 MAX_CREATE_ATTEMPTS = 10
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
+
+# What a plan yields: a Step here, a Redis operation in the redis engine.
+OpT = TypeVar("OpT")
 
 
 def is_valid_session_key(key: object) -> TypeGuard[str]:
@@ -469,21 +472,23 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         self._mark_saved()
 
     def create(self) -> None:
+        drive(self._creating(self._save_new))
+
+    async def acreate(self) -> None:
+        await adrive(self._creating(self._save_new))
+
+    def _save_new(self) -> Plan[None]:
+        yield Step(self, "save", True)  # must_create=True
+
+    def _creating(self, save: Callable[[], Generator[OpT, Any, None]]) -> Generator[OpT, Any, None]:
+        """
+        Create the session under a new key, trying another while the key is taken: the
+        loop of every engine's create(), whatever steps its ``save`` plan yields.
+        """
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = self._get_new_session_key()
             try:
-                self.save(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key.")
-
-    async def acreate(self) -> None:
-        for _ in range(MAX_CREATE_ATTEMPTS):
-            self._session_key = await self._aget_new_session_key()
-            try:
-                await self.asave(must_create=True)
+                yield from save()
             except CreateError:
                 continue
             self.modified = True
