@@ -37,6 +37,9 @@ class SessionPlusConfig(AppConfig):
 
         from sessionplus import receivers
 
+        # Registers the lookup of SESSIONPLUS_PREVIOUS_ENGINE in the engines' load frame.
+        from sessionplus.backends import adoption  # noqa: F401
+
         # Both return at once while their setting is off.
         post_save.connect(
             receivers.end_sessions_on_password_change,

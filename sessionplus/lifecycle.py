@@ -17,7 +17,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
-from sessionplus.backends.base import LifecycleHooks, SessionPlusBase
+from sessionplus.backends.base import Lifecycle, LifecycleHooks, SessionPlusBase
 from sessionplus.client import client_ip, ip_network, user_agent
 from sessionplus.conf import conf
 from sessionplus.identifiers import log_id
@@ -168,3 +168,7 @@ def written(store: LifecycleHooks, cookie_key: str | None) -> None:
             session_key=store.session_key,
             request=store.request,
         )
+
+
+# The frame (backends/base.py) reports here; it cannot import this module, which imports it.
+LifecycleHooks.lifecycle = Lifecycle(loaded=loaded, ended=ended)

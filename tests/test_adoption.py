@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import os
+import subprocess
+import sys
 from datetime import timedelta
 from importlib import import_module
 from typing import Any
@@ -452,6 +454,32 @@ class MigrateSessionsPlusErrorTests(SimpleTestCase):
             _, err, code = migrate("--from", PLUS + "redis", "--to", PLUS + "db")
         assert code == 1
         assert err.startswith(f"Cannot move sessions from {PLUS}redis to {PLUS}db: ")
+
+
+class ReadThroughRegistrationTests(SimpleTestCase):
+    def test_the_app_alone_makes_an_engine_adopt_without_anything_importing_adoption(self):
+        # A fresh interpreter: this test module imports adoption itself.
+        script = f"""
+import django, sys
+from django.conf import settings
+settings.configure(
+    SECRET_KEY="x",
+    INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "sessionplus"],
+    SESSION_ENGINE="{PLUS}cache",
+    SESSIONPLUS_PREVIOUS_ENGINE="{DJANGO}cache",
+)
+django.setup()
+from {DJANGO}cache import SessionStore as Old
+from {PLUS}cache import SessionStore as New
+old = Old()
+old["cart"] = [1]
+old.save()
+print(New(old.session_key)["cart"])
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=False
+        )
+        assert (done.stdout, done.stderr, done.returncode) == ("[1]\n", "", 0)
 
 
 def _caches() -> dict[str, Any]:

@@ -42,7 +42,13 @@ from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from sessionplus.backends.base import CreateError, SessionPlusBase, is_valid_session_key
+from sessionplus.backends.base import (
+    CreateError,
+    LifecycleHooks,
+    ReadThrough,
+    SessionPlusBase,
+    is_valid_session_key,
+)
 from sessionplus.backends.cache import SessionStore as CacheStore
 from sessionplus.backends.cached_db import SessionStore as CachedDBStore
 from sessionplus.backends.db import SessionStore as DBStore
@@ -633,3 +639,8 @@ def end_in_previous(store: SessionBase) -> None:
 
 async def aend_in_previous(store: SessionBase) -> None:
     await sync_to_async(end_in_previous)(store)
+
+
+# The load and flush frame (backends/base.py) looks a missing key up here, and ends a
+# session here first; it cannot import this module, which imports it and every engine.
+LifecycleHooks.read_through = ReadThrough(adopt, aadopt, end_in_previous, aend_in_previous)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.base import (
@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CreateError",
+    "Lifecycle",
     "LifecycleHooks",
+    "ReadThrough",
     "SessionPlusBase",
     "UpdateError",
     "is_valid_session_key",
@@ -59,25 +61,32 @@ MAX_CREATE_ATTEMPTS = 10
 
 suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
+# What a plan yields: a Step here, a Redis operation in the redis engine.
+OpT = TypeVar("OpT")
+
 
 def is_valid_session_key(key: object) -> TypeGuard[str]:
     """Return whether ``key`` has the exact shape of a key Django generates."""
     return isinstance(key, str) and _SESSION_KEY_RE.fullmatch(key) is not None
 
 
-def _adoption() -> Any:
-    # Imported on first use: adoption needs the engines and the app registry, which
-    # importing an engine module must not.
-    from sessionplus.backends import adoption
+class Lifecycle(NamedTuple):
+    """What a store serving a request reports to: ``sessionplus.lifecycle`` registers its own."""
 
-    return adoption
+    loaded: Callable[[LifecycleHooks, HttpRequest], str | None]
+    ended: Callable[[LifecycleHooks, str, str], None]
 
 
-def _lifecycle() -> Any:
-    # Imported on first use: the lifecycle reads metadata through this module.
-    from sessionplus import lifecycle
+class ReadThrough(NamedTuple):
+    """
+    The lookup of ``SESSIONPLUS_PREVIOUS_ENGINE``: ``sessionplus.backends.adoption``
+    registers its own (the app's ``ready()`` imports it).
+    """
 
-    return lifecycle
+    adopt: Callable[[SessionBase, str], dict[str, Any]]
+    aadopt: Callable[[SessionBase, str], Awaitable[dict[str, Any]]]
+    end_in_previous: Callable[[SessionBase], None]
+    aend_in_previous: Callable[[SessionBase], Awaitable[None]]
 
 
 class LifecycleHooks(SessionBase):
@@ -86,13 +95,19 @@ class LifecycleHooks(SessionBase):
     that it loaded a session, flushed one, or found the store down; and a key the store
     lacks is looked up in ``SESSIONPLUS_PREVIOUS_ENGINE`` (``adoption``).
 
-    The middleware sets ``request``; a store without one (used outside a request) runs no
-    hook. Every sessionplus engine has these hooks through ``SessionPlusBase``; the
-    middleware puts them in front of Django's own engines (``lifecycle.hooked``). The
-    attributes below are the request's lifecycle state, class defaults until set, so a
-    request that never touches its session builds nothing.
+    Both modules import this one, so it imports neither: each registers its hooks here
+    (``lifecycle`` and ``read_through``) when it is imported. The middleware sets
+    ``request``; a store without one (used outside a request) reports nothing. Every
+    sessionplus engine has these hooks through ``SessionPlusBase``; the middleware puts
+    them in front of Django's own engines (``lifecycle.hooked``). The attributes below are
+    the request's lifecycle state, class defaults until set, so a request that never
+    touches its session builds nothing.
     """
 
+    # Registered by sessionplus.lifecycle, which the middleware imports before it sets any
+    # store's request, and by adoption, which the app's ready() imports.
+    lifecycle: ClassVar[Lifecycle | None] = None
+    read_through: ClassVar[ReadThrough | None] = None
     request: HttpRequest | None = None
     # The engine class that signals name as their sender.
     signal_sender: type[SessionBase] | None = None
@@ -145,8 +160,9 @@ class LifecycleHooks(SessionBase):
         session_key = self.session_key
         try:
             self._session_cache = yield Step(self, "load")
-            if self.session_key is None:  # missed: SESSIONPLUS_PREVIOUS_ENGINE may have it
-                self._session_cache = yield Step(_adoption(), "adopt", self, session_key)
+            # Missed: SESSIONPLUS_PREVIOUS_ENGINE may have it.
+            if self.session_key is None and self.read_through is not None:
+                self._session_cache = yield Step(self.read_through, "adopt", self, session_key)
         except Exception as exc:
             raise self._failed(exc)  # noqa: B904 (the outage carries its cause)
         if self._must_end():
@@ -162,9 +178,9 @@ class LifecycleHooks(SessionBase):
 
     def _must_end(self) -> bool:
         # Engines drop the key of a session they did not find: one left means a live one.
-        if self.request is None or self.session_key is None:
+        if self.request is None or self.session_key is None or self.lifecycle is None:
             return False
-        self._ending = _lifecycle().loaded(self, self.request)
+        self._ending = self.lifecycle.loaded(self, self.request)
         return self._ending is not None
 
     def _failed(self, exc: Exception) -> Exception:
@@ -184,20 +200,22 @@ class LifecycleHooks(SessionBase):
         session_key = self.session_key
         # The previous engine first: an adoption under way then finds nothing to copy, or
         # finds its source gone and undoes its copy (see adoption.adopt).
-        _adoption().end_in_previous(self)
+        if self.read_through is not None:
+            self.read_through.end_in_previous(self)
         super().flush()
         self._flushed(session_key)
 
     async def aflush(self) -> None:
         session_key = self.session_key
-        await _adoption().aend_in_previous(self)
+        if self.read_through is not None:
+            await self.read_through.aend_in_previous(self)
         await super().aflush()
         self._flushed(session_key)
 
     def _flushed(self, session_key: str | None) -> None:
         reason, self._ending = self._ending or "logout", None
-        if self.request is not None and session_key is not None:
-            _lifecycle().ended(self, session_key, reason)
+        if self.request is not None and session_key is not None and self.lifecycle is not None:
+            self.lifecycle.ended(self, session_key, reason)
 
 
 class SessionPlusBase(MetadataMixin, LifecycleHooks):
@@ -316,8 +334,16 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
 
     def decode_or_none(self, session_data: str) -> dict[str, Any] | None:
         """Decode stored data; return None (and log) when it fails its signature or decoding."""
+        return self.loaded_or_none(
+            signing.loads, session_data, salt=self.key_salt, serializer=self.serializer
+        )
+
+    def loaded_or_none(
+        self, load: Callable[..., object], *args: Any, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Return the session ``load(*args, **kwargs)`` decodes; None (logged) if it does not."""
         try:
-            decoded = signing.loads(session_data, salt=self.key_salt, serializer=self.serializer)
+            decoded = load(*args, **kwargs)
         except signing.BadSignature:
             self.log_suspicious("failed its signature check")
             return None
@@ -449,21 +475,23 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         self._mark_saved()
 
     def create(self) -> None:
+        drive(self._creating(self._save_new))
+
+    async def acreate(self) -> None:
+        await adrive(self._creating(self._save_new))
+
+    def _save_new(self) -> Plan[None]:
+        yield Step(self, "save", True)  # must_create=True
+
+    def _creating(self, save: Callable[[], Generator[OpT, Any, None]]) -> Generator[OpT, Any, None]:
+        """
+        Create the session under a new key, trying another while the key is taken: the
+        loop of every engine's create(), whatever steps its ``save`` plan yields.
+        """
         for _ in range(MAX_CREATE_ATTEMPTS):
             self._session_key = self._get_new_session_key()
             try:
-                self.save(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key.")
-
-    async def acreate(self) -> None:
-        for _ in range(MAX_CREATE_ATTEMPTS):
-            self._session_key = await self._aget_new_session_key()
-            try:
-                await self.asave(must_create=True)
+                yield from save()
             except CreateError:
                 continue
             self.modified = True

@@ -16,17 +16,16 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
-from django.core.cache import BaseCache, caches
+from django.core.cache import BaseCache
 from django.core.cache.backends.memcached import BaseMemcachedCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 
 from sessionplus.backends.base import (
     CreateError,
-    SessionPlusBase,
     UpdateError,
     is_valid_session_key,
 )
+from sessionplus.backends.cache_alias import CacheAliasStore
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.outage import cache_client_errors, unavailable_on
@@ -170,14 +169,10 @@ def timeout_until(expires_at: float) -> int:
     return max(1, math.ceil(expires_at - now_timestamp()))
 
 
-class SessionStore(SessionPlusBase):
+class SessionStore(CacheAliasStore):
     """A cache-based session store, a drop-in for Django's ``backends.cache``."""
 
     cache_key_prefix = KEY_PREFIX
-
-    def __init__(self, session_key: str | None = None) -> None:
-        self._cache = caches[settings.SESSION_CACHE_ALIAS]
-        super().__init__(session_key)
 
     @property
     def cache_key(self) -> str:

@@ -45,6 +45,7 @@ from django.db.models import QuerySet
 from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
+from sessionplus.backends.cache_alias import CacheAliasStore
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_timestamp, delete_rows
 from sessionplus.backends.record import StoredSession
@@ -266,7 +267,7 @@ class SessionCache:
         self._call("delete_many", [self.entry_key(key) for key in session_keys])
 
 
-class SessionStore(DBStore):
+class SessionStore(CacheAliasStore, DBStore):
     """
     Cached, database-backed sessions, written through to ``SESSION_CACHE_ALIAS``.
 
@@ -277,11 +278,6 @@ class SessionStore(DBStore):
     cache_key_prefix = KEY_PREFIX
     # A touch copies the loaded data to the cache: only while the database still holds it.
     touch_checks_data = True
-
-    def __init__(self, session_key: str | None = None) -> None:
-        # As in Django's engine: an unknown SESSION_CACHE_ALIAS fails when a store is built.
-        self._cache = caches[settings.SESSION_CACHE_ALIAS]
-        super().__init__(session_key)
 
     @classmethod
     def session_cache(cls) -> SessionCache:
@@ -326,21 +322,28 @@ class SessionStore(DBStore):
 
     # Write ---------------------------------------------------------------------------
 
+    # Each write of a row then refills the cache from it.
+
     def _insert(self, row: AbstractBaseSession) -> None:
         super()._insert(row)
+        self._refill(row)
+
+    def _update(self, row: AbstractBaseSession) -> None:
+        super()._update(row)
+        self._refill(row)
+
+    def _refill(self, row: AbstractBaseSession) -> None:
         self.session_cache().store(row.pk, self._cache_record(row.session_data, row.expire_date))
 
     async def _ainsert(self, row: AbstractBaseSession) -> None:
         await super()._ainsert(row)
-        record = self._cache_record(row.session_data, row.expire_date)
-        await self.session_cache().astore(row.pk, record)
-
-    def _update(self, row: AbstractBaseSession) -> None:
-        super()._update(row)
-        self.session_cache().store(row.pk, self._cache_record(row.session_data, row.expire_date))
+        await self._arefill(row)
 
     async def _aupdate(self, row: AbstractBaseSession) -> None:
         await super()._aupdate(row)
+        await self._arefill(row)
+
+    async def _arefill(self, row: AbstractBaseSession) -> None:
         record = self._cache_record(row.session_data, row.expire_date)
         await self.session_cache().astore(row.pk, record)
 
@@ -349,8 +352,7 @@ class SessionStore(DBStore):
         self.session_cache().end([old_key])
         moved = super()._move(row, old_key)
         if moved:
-            record = self._cache_record(row.session_data, row.expire_date)
-            self.session_cache().store(row.pk, record)
+            self._refill(row)
         return moved
 
     def _touch_row(self, values: dict[str, Any]) -> bool:

@@ -125,17 +125,13 @@ class SessionStore(SessionPlusBase):
             if payload.startswith("."):
                 # Inflate at most one byte past the limit: enough to know it is exceeded.
                 serialized = zlib.decompressobj().decompress(serialized, limit + 1)
-            if len(serialized) > limit:
-                self.log_suspicious(f"expands past SESSIONPLUS_MAX_SIZE ({limit} bytes)")
-                return None
-            data = self.serializer().loads(serialized)
-        except Exception as exc:  # base64, zlib and any serializer may raise anything
+        except Exception as exc:  # base64 and zlib raise errors of their own
             self.log_suspicious(f"could not be decoded ({type(exc).__name__})")
             return None
-        if not isinstance(data, dict):
-            self.log_suspicious("did not decode to a dict")
+        if len(serialized) > limit:
+            self.log_suspicious(f"expands past SESSIONPLUS_MAX_SIZE ({limit} bytes)")
             return None
-        return data
+        return self.loaded_or_none(self.serializer().loads, serialized)
 
     # Save ----------------------------------------------------------------------------
 

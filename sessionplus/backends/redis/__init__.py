@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
+from functools import partial
 from typing import Any, TypeVar, cast
 
 from django.contrib.auth import SESSION_KEY
@@ -435,15 +436,7 @@ class SessionStore(SessionPlusBase):
     # Create / cycle key ----------------------------------------------------------------
 
     def _create_plan(self) -> Plan[None]:
-        for _ in range(MAX_CREATE_ATTEMPTS):
-            self._session_key = self._get_new_session_key()
-            try:
-                yield from self._save_plan(must_create=True)
-            except CreateError:
-                continue
-            self.modified = True
-            return
-        raise RuntimeError("Unable to create a new session key.")
+        return self._creating(partial(self._save_plan, must_create=True))
 
     def create(self) -> None:
         self._run(self._create_plan())
