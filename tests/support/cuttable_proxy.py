@@ -5,10 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 from contextlib import suppress
-from types import TracebackType
+
+from tests.support.loopback import LoopbackServer
 
 
-class CuttableProxy:
+class CuttableProxy(LoopbackServer):
     """
     Forward loopback connections to ``target_host:target_port`` until ``cut()``.
 
@@ -18,33 +19,24 @@ class CuttableProxy:
     """
 
     def __init__(self, target_host: str, target_port: int) -> None:
+        super().__init__()
         self.target = (target_host, target_port)
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.05)
-        self.port = self.server.getsockname()[1]
         self.is_cut = threading.Event()
-        self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.sockets: list[socket.socket] = []
         self.threads: list[threading.Thread] = []
-        self.acceptor = threading.Thread(target=self._accept, daemon=True)
 
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                client, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            if self.is_cut.is_set():
-                client.close()
-                continue
-            upstream = socket.create_connection(self.target)
-            with self.lock:
-                self.sockets += [client, upstream]
-                for source, sink in ((client, upstream), (upstream, client)):
-                    thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
-                    self.threads.append(thread)
-                    thread.start()
+    def serve(self, connection: socket.socket) -> None:
+        if self.is_cut.is_set():
+            connection.close()
+            return
+        upstream = socket.create_connection(self.target)
+        with self.lock:
+            self.sockets += [connection, upstream]
+            for source, sink in ((connection, upstream), (upstream, connection)):
+                thread = threading.Thread(target=self._pump, args=(source, sink), daemon=True)
+                self.threads.append(thread)
+                thread.start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -72,19 +64,7 @@ class CuttableProxy:
     def restore(self) -> None:
         self.is_cut.clear()
 
-    def __enter__(self) -> CuttableProxy:
-        self.acceptor.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stopping.set()
-        self.acceptor.join()
+    def close(self) -> None:
         self.cut()
         for thread in self.threads:
             thread.join()
-        self.server.close()

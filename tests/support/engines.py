@@ -93,6 +93,13 @@ def engine_matrix(
             namespace[name] = cls
 
 
+def use_engine(case: Any, engine: Engine, urlconf: str, **more: Any) -> None:
+    """Configure ``engine`` and route ``urlconf`` (and ``more`` settings) until ``case`` ends."""
+    overridden = override_settings(SESSION_ENGINE=engine.module, ROOT_URLCONF=urlconf, **more)
+    overridden.enable()
+    case.addCleanup(overridden.disable)
+
+
 # A well-formed key no engine ever issued.
 UNKNOWN_KEY = "0123456789abcdefghijklmnopqrstuv"
 
@@ -104,11 +111,7 @@ class EngineTestMixin:
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
-        overridden = override_settings(
-            SESSION_ENGINE=self.engine.module, ROOT_URLCONF="tests.hardening_urls"
-        )
-        overridden.enable()
-        self.addCleanup(overridden.disable)  # type: ignore[attr-defined]
+        use_engine(self, self.engine, "tests.hardening_urls")
         caches[settings.SESSION_CACHE_ALIAS].clear()
         # Tests measure the steady state: the first read of a fresh store may write an
         # engine's bookkeeping (cached_db's cache generation), never a session.

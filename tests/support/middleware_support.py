@@ -20,11 +20,11 @@ from django.contrib.sessions.models import Session as DjangoSession
 from django.core.cache import caches
 from django.dispatch import Signal
 from django.http import HttpResponse
-from django.test import AsyncClient, Client, override_settings
+from django.test import AsyncClient, Client
 
 from sessionplus.models import Session as SessionPlusSession
 from tests.support import memory_engine
-from tests.support.engines import Engine
+from tests.support.engines import Engine, use_engine
 
 URLCONF = "tests.urls_middleware"
 COOKIE = "sessionid"
@@ -84,11 +84,7 @@ class MiddlewareTestMixin:
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
-        overridden = override_settings(
-            SESSION_ENGINE=self.engine.module, ROOT_URLCONF=URLCONF, **self.extra_settings
-        )
-        overridden.enable()
-        self.addCleanup(overridden.disable)  # type: ignore[attr-defined]
+        use_engine(self, self.engine, URLCONF, **self.extra_settings)
         memory_engine.reset()
         caches["default"].clear()
         for name in self.session_files():

@@ -15,7 +15,8 @@ import redis
 from django.conf import settings
 from django.test import override_settings
 
-from tests.support.services import free_port, missing_service, redis_server_binary
+from tests.support.loopback import answers, free_port, redis_server_binary
+from tests.support.services import missing_service
 
 MASTERS = 3
 STARTS = 3
@@ -114,7 +115,7 @@ class PrivateRedisCluster:
         while waiting and time.monotonic() < deadline:
             if any(process.poll() is not None for process in self.processes):
                 return False
-            waiting = {port for port in waiting if not self._answers(port)}
+            waiting = {port for port in waiting if not answers(port)}
             time.sleep(0.05)
         return not waiting
 
@@ -132,14 +133,6 @@ class PrivateRedisCluster:
             time.sleep(0.05)
         self.stop()
         missing_service(f"the Redis Cluster never became ready ({what})")
-
-    @staticmethod
-    def _answers(port: int) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
 
     @staticmethod
     def _cluster_ok(port: int) -> bool:

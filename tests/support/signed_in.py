@@ -7,10 +7,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpRequest
-from django.test import Client, override_settings
+from django.test import Client
 
 from sessionplus.signals import session_ended
-from tests.support.engines import ENGINES, Engine
+from tests.support.engines import ENGINES, Engine, use_engine
 
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (
@@ -27,11 +27,7 @@ class SignedInMixin:
 
     def setUp(self) -> None:
         super().setUp()  # type: ignore[misc]
-        overridden = override_settings(
-            SESSION_ENGINE=self.engine.module, ROOT_URLCONF="tests.urls_sessions"
-        )
-        overridden.enable()
-        self.addCleanup(overridden.disable)  # type: ignore[attr-defined]
+        use_engine(self, self.engine, "tests.urls_sessions")
         self.alice = User.objects.create_user("alice", password=PASSWORD)
         self.bob = User.objects.create_user("bob", password=PASSWORD)
         self.ended: list[dict[str, Any]] = []
