@@ -6,9 +6,8 @@ import functools
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import cache
+from types import TracebackType
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
@@ -105,13 +104,27 @@ def as_unavailable(exc: BaseException) -> SessionStoreUnavailable:
     return unavailable
 
 
-@contextmanager
-def unavailable_on(*errors: type[BaseException]) -> Iterator[None]:
+class unavailable_on:
     """Re-raise a store client's connection errors as SessionStoreUnavailable."""
-    try:
-        yield
-    except errors as exc:
-        raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
+
+    # A class, not @contextmanager: it wraps every storage call, and a generator-based
+    # context manager costs several more calls each time.
+    __slots__ = ("errors",)
+
+    def __init__(self, *errors: type[BaseException]) -> None:
+        self.errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is not None and isinstance(exc, self.errors):
+            raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
 
 
 @cache

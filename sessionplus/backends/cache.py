@@ -11,8 +11,7 @@ too: a script rewrites the entry's header only while the entry is still the one 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from asgiref.sync import sync_to_async
@@ -181,10 +180,9 @@ class SessionStore(CacheAliasStore):
     async def acache_key(self) -> str:
         return self.cache_key_prefix + await self._aget_or_create_session_key()
 
-    @contextmanager
-    def _reaching_cache(self) -> Iterator[None]:
-        with unavailable_on(*cache_client_errors()):
-            yield
+    @staticmethod
+    def _reaching_cache() -> unavailable_on:
+        return unavailable_on(*cache_client_errors())
 
     # Reads -------------------------------------------------------------------------
 
