@@ -1,22 +1,39 @@
 """
-Hostile session cookies, through the middleware and a real store, on every engine.
+Hostile, replayed and random session cookies, through the middleware and a real store.
 
-Each input reaches no storage, costs no 5xx, and gets the response an anonymous first
-visit gets; a well-formed key nobody issued is read (once) but never created or adopted.
+Each hostile input reaches no storage, costs no 5xx, and gets the response an anonymous
+first visit gets; a well-formed key nobody issued is read (once) but never created or
+adopted. After logout the old cookie is worth nothing on engines that keep a record.
+Hypothesis checks that whatever the ``Cookie`` header, no response is a 5xx and nothing
+is written to storage unless the view writes (examples are drawn deterministically: the
+"ci" profile in ``conftest``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from http.cookies import Morsel
+from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.http import HttpResponseBase
 from django.test import TestCase
+from django.utils import timezone
+from freezegun import freeze_time
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.extra import django as hypothesis_django
 
 from tests.support.counting import StorageCount, count_storage
 from tests.support.engines import (
+    ENGINES,
     SERVER_SIDE,
+    SHIPPED,
     UNKNOWN_KEY,
     EngineTestMixin,
     engine_matrix,
@@ -299,3 +316,150 @@ class ServerSideCookieChecks(HostileCookieChecks):
 
 engine_matrix(globals(), "HostileCookieTests", (ServerSideCookieChecks, TestCase), SERVER_SIDE)
 engine_matrix(globals(), "HostileCookieTests", (HostileCookieChecks, TestCase), ["signed_cookies"])
+
+
+# Replaying a cookie after logout ----------------------------------------------------
+
+
+class LogoutChecks(EngineTestMixin):
+    """After logout, the old cookie is worth nothing on engines that keep a record."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = User.objects.create_user("alice", password="secret")
+
+    def test_replaying_the_cookie_after_logout_is_anonymous(self):
+        self.client.force_login(self.user)
+        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert self.client.get("/read/").content.startswith(b"authenticated=True")
+        assert self.client.get("/logout/").status_code == 200
+        self.client.cookies.clear()
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+        response = self.client.get("/read/")
+        assert response.content == b"authenticated=False keys="
+        assert self.store().exists(old) is False
+
+    async def test_async_replaying_the_cookie_after_logout_is_anonymous(self):
+        await self.async_client.aforce_login(self.user)
+        old = self.async_client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert (await self.async_client.get("/read/")).content.startswith(b"authenticated=True")
+        await self.async_client.get("/logout/")
+        self.async_client.cookies.clear()
+        self.async_client.cookies[settings.SESSION_COOKIE_NAME] = old
+        response = await self.async_client.get("/read/")
+        assert response.content == b"authenticated=False keys="
+        assert await self.store().aexists(old) is False
+
+    def test_replaying_the_cookie_after_logout_cannot_write_into_it(self):
+        self.client.force_login(self.user)
+        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        self.client.get("/logout/")
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+        response = self.client.get("/write/")
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value != old
+        assert self.store().exists(old) is False
+
+
+engine_matrix(globals(), "LogoutTests", (LogoutChecks, TestCase), SERVER_SIDE)
+
+
+class SignedCookiesLogoutTests(EngineTestMixin, TestCase):
+    engine = ENGINES["signed_cookies"]
+
+    def test_replaying_a_cookie_after_logout_works_until_it_expires(self):
+        # The documented limit of cookie-held sessions: nothing on the server to revoke.
+        user = User.objects.create_user("alice", password="secret")
+        self.client.force_login(user)
+        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        self.client.get("/logout/")
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+        assert self.client.get("/read/").content.startswith(b"authenticated=True")
+        later = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE + 1)
+        with freeze_time(later):
+            self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+            assert self.client.get("/read/").content == b"authenticated=False keys="
+
+
+# Random cookies (hypothesis) ------------------------------------------------------------
+
+
+def _as_wsgi(text: str) -> str:
+    # A WSGI server hands header bytes over as latin-1 characters; a client sends UTF-8.
+    return text.encode("utf-8", "surrogatepass").decode("latin-1")
+
+
+def cookie_values() -> st.SearchStrategy[str]:
+    """Values a client may put in a cookie: anything, near-keys, quoted, escaped."""
+    near_key = st.text(alphabet=VALID_KEY_CHARS + "AZ -_.:/\\*?[]{}%\"'", min_size=30, max_size=34)
+    quoted = st.builds(
+        lambda inner: f'"{inner}"',
+        st.text(alphabet=st.sampled_from([*VALID_KEY_CHARS, "\\", "0", "1", "5", '"', " "])),
+    )
+    return st.one_of(
+        st.text(max_size=80),
+        st.text(alphabet=VALID_KEY_CHARS, min_size=32, max_size=32),
+        near_key,
+        quoted,
+    )
+
+
+def cookie_headers() -> st.SearchStrategy[str]:
+    """Whole ``Cookie`` headers: session cookies, others, repeats, raw bytes."""
+    name = st.sampled_from(["sessionid", "csrftoken", "", "sessionid ", "SESSIONID"])
+    pairs = st.lists(st.tuples(name, cookie_values()), min_size=1, max_size=3).map(
+        lambda items: "; ".join(f"{key}={value}" for key, value in items)
+    )
+    raw = st.binary(max_size=200).map(lambda data: data.decode("latin-1"))
+    return st.one_of(pairs.map(_as_wsgi), raw)
+
+
+# Each test runs once per engine class from one mixin: the same function on different
+# instances is what that health check is about, and is what is meant here.
+per_engine = hypothesis_settings(suppress_health_check=[HealthCheck.differing_executors])
+
+
+class CookiePropertyChecks(EngineTestMixin):
+    """Property (a), for one engine. Set ``engine``."""
+
+    def request(self, path: str, header: str) -> tuple[Any, Any]:
+        self.client.cookies.clear()
+        with count_storage(redis=self.engine.on_redis) as count:
+            response = self.client.get(path, HTTP_COOKIE=header)
+        return response, count
+
+    @per_engine
+    @given(header=cookie_headers())
+    def test_no_cookie_costs_a_5xx_or_a_write_unless_the_view_writes(self, header):
+        response, count = self.request("/untouched/", header)
+        assert response.status_code == 200
+        assert count.total == 0, count.log
+        response, count = self.request("/read/", header)
+        assert response.status_code == 200
+        assert response.content == b"authenticated=False keys="
+        assert count.total_writes == 0, count.log
+        response, count = self.request("/write/", header)
+        assert response.status_code == 200
+        assert response.content == b"visits=1"
+        issued = response.cookies[settings.SESSION_COOKIE_NAME].value
+        assert issued
+        assert issued not in header
+
+    @per_engine
+    @given(header=cookie_headers())
+    def test_async_no_cookie_costs_a_5xx_or_a_write_unless_the_view_writes(self, header):
+        @async_to_sync
+        async def read() -> tuple[Any, Any]:
+            self.async_client.cookies.clear()
+            async with count_storage(redis=self.engine.on_redis) as count:
+                response = await self.async_client.get("/read/", headers={"cookie": header})
+            return response, count
+
+        response, count = read()
+        assert response.status_code == 200
+        assert response.content == b"authenticated=False keys="
+        assert count.total_writes == 0, count.log
+
+
+engine_matrix(
+    globals(), "CookiePropertyTests", (CookiePropertyChecks, hypothesis_django.TestCase), SHIPPED
+)
