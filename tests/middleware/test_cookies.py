@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.http import HttpResponseBase
-from django.test import TestCase
+from django.test import AsyncClient, TestCase
 from django.utils import timezone
 from freezegun import freeze_time
 from hypothesis import HealthCheck, given
@@ -29,6 +29,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.extra import django as hypothesis_django
 
+from tests.backends.contract import Calls, with_twins
 from tests.support.counting import StorageCount, count_storage
 from tests.support.engines import (
     ENGINES,
@@ -125,8 +126,32 @@ def cookie_value(response: HttpResponseBase) -> str:
     return response.cookies[settings.SESSION_COOKIE_NAME].value
 
 
+class RawCookieAsyncClient(AsyncClient):
+    """
+    An AsyncClient that sends the ``Cookie`` header a test gives, exactly.
+
+    AsyncClient adds a ``cookie`` header of its own, empty when its jar is, which Django's
+    ASGI handler joins to the given one with a comma: the last cookie's value ended in ",".
+    """
+
+    def _base_scope(self, **request: Any) -> dict[str, Any]:
+        scope = super()._base_scope(**request)
+        scope["headers"] = [(name, value) for name, value in scope["headers"] if value]
+        return scope
+
+
+def get(client: Any, mode: str, path: str, **extra: Any) -> HttpResponseBase:
+    """GET ``path`` through the sync request path (``Client``) or the async one."""
+    if mode == "async":
+        return async_to_sync(client.get)(path, **extra)
+    return client.get(path, **extra)
+
+
+@with_twins
 class HostileCookieChecks(EngineTestMixin):
     """What every engine does with hostile session cookies. Set ``engine``."""
+
+    async_client_class = RawCookieAsyncClient
 
     def setUp(self) -> None:
         super().setUp()
@@ -141,8 +166,10 @@ class HostileCookieChecks(EngineTestMixin):
         return cookie_value(response)
 
     def request(
-        self, path: str, cookie_header: str | None
+        self, path: str, cookie_header: str | None, mode: str = "sync"
     ) -> tuple[HttpResponseBase, StorageCount]:
+        if mode == "async":
+            return async_to_sync(self.arequest)(path, cookie_header)
         self.client.cookies.clear()
         extra = {} if cookie_header is None else {"HTTP_COOKIE": cookie_header}
         with count_storage(redis=self.engine.on_redis) as count:
@@ -179,28 +206,17 @@ class HostileCookieChecks(EngineTestMixin):
             problems.append(f"{name}: a session cookie was issued")
         return problems
 
-    def check_reading_view(self, headers: dict[str, str]) -> None:
-        first_visit = outcome(self.request("/read/", None)[0])
+    def check_reading_view(self, headers: dict[str, str], mode: str = "sync") -> None:
+        first_visit = outcome(self.request("/read/", None, mode)[0])
         assert first_visit.body == b"authenticated=False keys="
         problems = []
         for name, header in headers.items():
-            response, count = self.request("/read/", header)
+            response, count = self.request("/read/", header, mode)
             problems += self.reading_view_problems(name, response, count, first_visit)
         assert not problems, "\n".join(problems)
 
-    async def acheck_reading_view(self, headers: dict[str, str]) -> None:
-        first_visit = outcome((await self.arequest("/read/", None))[0])
-        problems = []
-        for name, header in headers.items():
-            response, count = await self.arequest("/read/", header)
-            problems += self.reading_view_problems(name, response, count, first_visit)
-        assert not problems, "\n".join(problems)
-
-    def test_hostile_cookies_reach_no_storage_from_a_reading_view(self):
-        self.check_reading_view(self.hostile())
-
-    async def test_async_hostile_cookies_reach_no_storage_from_a_reading_view(self):
-        await self.acheck_reading_view(self.hostile())
+    def both_hostile_cookies_reach_no_storage_from_a_reading_view(self, call: Calls) -> None:
+        self.check_reading_view(self.hostile(), call.mode)
 
     def test_duplicated_session_cookies_reach_no_storage_from_a_reading_view(self):
         self.check_reading_view(self.duplicated())
@@ -226,31 +242,21 @@ class HostileCookieChecks(EngineTestMixin):
             problems.append(f"{name}: a live session was adopted")
         return problems
 
-    def check_writing_view(self, headers: dict[str, str]) -> None:
-        response, count = self.request("/write/", None)
+    def check_writing_view(self, headers: dict[str, str], mode: str = "sync") -> None:
+        response, count = self.request("/write/", None, mode)
         first_visit = (outcome(response), count)
         assert first_visit[0].body == b"visits=1"
         assert first_visit[0].session_cookie == "issued"
         problems = []
         for name, header in headers.items():
-            response, count = self.request("/write/", header)
+            response, count = self.request("/write/", header, mode)
             problems += self.writing_view_problems(name, response, count, first_visit)
         assert not problems, "\n".join(problems)
 
-    async def acheck_writing_view(self, headers: dict[str, str]) -> None:
-        response, count = await self.arequest("/write/", None)
-        first_visit = (outcome(response), count)
-        problems = []
-        for name, header in headers.items():
-            response, count = await self.arequest("/write/", header)
-            problems += self.writing_view_problems(name, response, count, first_visit)
-        assert not problems, "\n".join(problems)
-
-    def test_hostile_cookies_get_what_a_first_visit_gets_from_a_writing_view(self):
-        self.check_writing_view(self.hostile())
-
-    async def test_async_hostile_cookies_get_what_a_first_visit_gets_from_a_writing_view(self):
-        await self.acheck_writing_view(self.hostile())
+    def both_hostile_cookies_get_what_a_first_visit_gets_from_a_writing_view(
+        self, call: Calls
+    ) -> None:
+        self.check_writing_view(self.hostile(), call.mode)
 
     def test_duplicated_session_cookies_get_what_a_first_visit_gets_from_a_writing_view(self):
         self.check_writing_view(self.duplicated())
@@ -279,6 +285,7 @@ class HostileCookieChecks(EngineTestMixin):
         assert outcome(response).session_cookie == "none"
 
 
+@with_twins
 class ServerSideCookieChecks(HostileCookieChecks):
     """Unknown well-formed keys, on engines that keep a record per key."""
 
@@ -293,25 +300,18 @@ class ServerSideCookieChecks(HostileCookieChecks):
         assert outcome(response).session_cookie in ("none", "deleted")
         assert self.engine.store_class().exists(UNKNOWN_KEY) is False
 
-    def test_an_unknown_key_is_never_adopted_even_when_the_view_writes(self):
-        response, _ = self.request("/write/", self.unknown_cookie())
+    def both_an_unknown_key_is_never_adopted_even_when_the_view_writes(self, call: Calls) -> None:
+        response, count = self.request("/read/", self.unknown_cookie(), call.mode)
+        assert count.total_writes == 0, count.log
+        response, _ = self.request("/write/", self.unknown_cookie(), call.mode)
         assert response.content == b"visits=1"
         issued = cookie_value(response)
         assert issued != UNKNOWN_KEY
         assert len(issued) == 32
-        assert self.engine.store_class().exists(UNKNOWN_KEY) is False
-        assert self.engine.store_class().exists(issued) is True
-        response, _ = self.request("/read/", f"{settings.SESSION_COOKIE_NAME}={issued}")
+        assert call(self.engine.store_class(), "exists", UNKNOWN_KEY) is False
+        assert call(self.engine.store_class(), "exists", issued) is True
+        response, _ = self.request("/read/", f"{settings.SESSION_COOKIE_NAME}={issued}", call.mode)
         assert response.content == b"authenticated=False keys=visits"
-
-    async def test_async_an_unknown_key_is_never_adopted_even_when_the_view_writes(self):
-        response, count = await self.arequest("/read/", self.unknown_cookie())
-        assert count.total_writes == 0, count.log
-        response, _ = await self.arequest("/write/", self.unknown_cookie())
-        issued = cookie_value(response)
-        assert issued != UNKNOWN_KEY
-        assert await self.engine.store_class().aexists(UNKNOWN_KEY) is False
-        assert await self.engine.store_class().aexists(issued) is True
 
 
 engine_matrix(globals(), "HostileCookieTests", (ServerSideCookieChecks, TestCase), SERVER_SIDE)
@@ -321,6 +321,7 @@ engine_matrix(globals(), "HostileCookieTests", (HostileCookieChecks, TestCase), 
 # Replaying a cookie after logout ----------------------------------------------------
 
 
+@with_twins
 class LogoutChecks(EngineTestMixin):
     """After logout, the old cookie is worth nothing on engines that keep a record."""
 
@@ -328,27 +329,17 @@ class LogoutChecks(EngineTestMixin):
         super().setUp()
         self.user = User.objects.create_user("alice", password="secret")
 
-    def test_replaying_the_cookie_after_logout_is_anonymous(self):
-        self.client.force_login(self.user)
-        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert self.client.get("/read/").content.startswith(b"authenticated=True")
-        assert self.client.get("/logout/").status_code == 200
-        self.client.cookies.clear()
-        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
-        response = self.client.get("/read/")
+    def both_replaying_the_cookie_after_logout_is_anonymous(self, call: Calls) -> None:
+        client = self.async_client if call.mode == "async" else self.client
+        call(client, "force_login", self.user)
+        old = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert get(client, call.mode, "/read/").content.startswith(b"authenticated=True")
+        assert get(client, call.mode, "/logout/").status_code == 200
+        client.cookies.clear()
+        client.cookies[settings.SESSION_COOKIE_NAME] = old
+        response = get(client, call.mode, "/read/")
         assert response.content == b"authenticated=False keys="
-        assert self.store().exists(old) is False
-
-    async def test_async_replaying_the_cookie_after_logout_is_anonymous(self):
-        await self.async_client.aforce_login(self.user)
-        old = self.async_client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert (await self.async_client.get("/read/")).content.startswith(b"authenticated=True")
-        await self.async_client.get("/logout/")
-        self.async_client.cookies.clear()
-        self.async_client.cookies[settings.SESSION_COOKIE_NAME] = old
-        response = await self.async_client.get("/read/")
-        assert response.content == b"authenticated=False keys="
-        assert await self.store().aexists(old) is False
+        assert call(self.store(), "exists", old) is False
 
     def test_replaying_the_cookie_after_logout_cannot_write_into_it(self):
         self.client.force_login(self.user)
@@ -420,6 +411,8 @@ per_engine = hypothesis_settings(suppress_health_check=[HealthCheck.differing_ex
 
 class CookiePropertyChecks(EngineTestMixin):
     """Property (a), for one engine. Set ``engine``."""
+
+    async_client_class = RawCookieAsyncClient
 
     def request(self, path: str, header: str) -> tuple[Any, Any]:
         self.client.cookies.clear()
