@@ -27,7 +27,7 @@ from sessionplus.backends.db import SessionStore as DbStore
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_on, unavailable_response
 from tests.support.cuttable_proxy import CuttableProxy
-from tests.support.engines import ENGINES
+from tests.support.engines import ENGINES, engine_matrix
 from tests.support.middleware_support import (
     COOKIE,
     AsyncRequests,
@@ -403,56 +403,29 @@ class DjangosCacheEngineOutageContract(OutageContract):
         assert COOKIE not in response.cookies
 
 
-class PlusCacheDjangoRedisSyncOutageTests(SessionplusEngineOutageContract, SyncRequests, TestCase):
-    engine, cache_backend = ENGINES["cache"], DJANGO_REDIS
+class OnDjangoRedis:
+    cache_backend = DJANGO_REDIS
 
 
-class PlusCacheDjangoRedisAsyncOutageTests(
-    SessionplusEngineOutageContract, AsyncRequests, TestCase
-):
-    engine, cache_backend = ENGINES["cache"], DJANGO_REDIS
+class OnDjangosRedis:
+    cache_backend = DJANGOS_REDIS
 
 
-class PlusCacheDjangosRedisSyncOutageTests(SessionplusEngineOutageContract, SyncRequests, TestCase):
-    engine, cache_backend = ENGINES["cache"], DJANGOS_REDIS
-
-
-class PlusCacheDjangosRedisAsyncOutageTests(
-    SessionplusEngineOutageContract, AsyncRequests, TestCase
-):
-    engine, cache_backend = ENGINES["cache"], DJANGOS_REDIS
-
-
-class PlusRedisSyncOutageTests(SessionplusEngineOutageContract, SyncRequests, TestCase):
-    engine, cache_backend = ENGINES["redis"], DJANGO_REDIS
-
-
-class PlusRedisAsyncOutageTests(SessionplusEngineOutageContract, AsyncRequests, TestCase):
-    engine, cache_backend = ENGINES["redis"], DJANGO_REDIS
-
-
-class DjangoCacheDjangoRedisSyncOutageTests(
-    DjangosCacheEngineOutageContract, SyncRequests, TestCase
-):
-    engine, cache_backend = ENGINES["django_cache"], DJANGO_REDIS
-
-
-class DjangoCacheDjangoRedisAsyncOutageTests(
-    DjangosCacheEngineOutageContract, AsyncRequests, TestCase
-):
-    engine, cache_backend = ENGINES["django_cache"], DJANGO_REDIS
-
-
-class DjangoCacheDjangosRedisSyncOutageTests(
-    DjangosCacheEngineOutageContract, SyncRequests, TestCase
-):
-    engine, cache_backend = ENGINES["django_cache"], DJANGOS_REDIS
-
-
-class DjangoCacheDjangosRedisAsyncOutageTests(
-    DjangosCacheEngineOutageContract, AsyncRequests, TestCase
-):
-    engine, cache_backend = ENGINES["django_cache"], DJANGOS_REDIS
+MODES = (SyncRequests, AsyncRequests)
+SESSIONPLUS_ON = (SessionplusEngineOutageContract, TestCase)
+DJANGOS_ON = (DjangosCacheEngineOutageContract, TestCase)
+engine_matrix(
+    globals(), "DjangoRedisOutageTests", (OnDjangoRedis, *SESSIONPLUS_ON), ["cache", "redis"], MODES
+)
+engine_matrix(
+    globals(), "DjangosRedisOutageTests", (OnDjangosRedis, *SESSIONPLUS_ON), ["cache"], MODES
+)
+engine_matrix(
+    globals(), "DjangoRedisOutageTests", (OnDjangoRedis, *DJANGOS_ON), ["django_cache"], MODES
+)
+engine_matrix(
+    globals(), "DjangosRedisOutageTests", (OnDjangosRedis, *DJANGOS_ON), ["django_cache"], MODES
+)
 
 
 @pytest.mark.usefixtures("redis_db")
@@ -520,12 +493,7 @@ class OutageLoggingContract(MiddlewareTestMixin):
                 assert self.get("/write/").status_code == 200
 
 
-class OutageLoggingSyncTests(OutageLoggingContract, SyncRequests, TestCase):
-    pass
-
-
-class OutageLoggingAsyncTests(OutageLoggingContract, AsyncRequests, TestCase):
-    pass
+engine_matrix(globals(), "OutageLoggingTests", (OutageLoggingContract, TestCase), ["redis"], MODES)
 
 
 class DbEngineLoginOutageContract(MiddlewareTestMixin):
@@ -548,12 +516,7 @@ class DbEngineLoginOutageContract(MiddlewareTestMixin):
         assert loggers == ["sessionplus.middleware"]
 
 
-class DbEngineSyncLoginOutageTests(DbEngineLoginOutageContract, SyncRequests, TestCase):
-    pass
-
-
-class DbEngineAsyncLoginOutageTests(DbEngineLoginOutageContract, AsyncRequests, TestCase):
-    pass
+engine_matrix(globals(), "LoginOutageTests", (DbEngineLoginOutageContract, TestCase), ["db"], MODES)
 
 
 @skipUnless(
@@ -608,9 +571,6 @@ class MySQLDbEngineOutageContract(MiddlewareTestMixin):
         self.assert_lost_connection()
 
 
-class MySQLDbEngineSyncOutageTests(MySQLDbEngineOutageContract, SyncRequests, SimpleTestCase):
-    pass
-
-
-class MySQLDbEngineAsyncOutageTests(MySQLDbEngineOutageContract, AsyncRequests, SimpleTestCase):
-    pass
+engine_matrix(
+    globals(), "MySQLOutageTests", (MySQLDbEngineOutageContract, SimpleTestCase), ["db"], MODES
+)
