@@ -66,6 +66,16 @@ class Calls:
             method = "__setitem__"
         return getattr(store, method)(*args, **kwargs)
 
+    def client(self, test: Any) -> Any:
+        """Return the test's ``client`` in sync, its ``async_client`` in async."""
+        return test.async_client if self.mode == "async" else test.client
+
+    def get(self, client: Any, path: str, **extra: Any) -> Any:
+        """Send a GET through the request path of the mode (WSGI or ASGI)."""
+        if self.mode == "async":
+            return async_to_sync(client.get)(path, **extra)
+        return client.get(path, **extra)
+
 
 SYNC = Calls("sync")
 

@@ -40,7 +40,7 @@ from sessionplus.backends.cached_db import (
 from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
-from tests.backends.contract import UserIndexedStoreContract
+from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
 from tests.support.budgets import measure
 from tests.support.counting import count_storage
 from tests.support.cuttable_proxy import CuttableProxy
@@ -608,6 +608,7 @@ class CachedDbBudgetTests(TransactionTestCase):
 
 
 @pytest.mark.usefixtures("redis_db")
+@with_twins
 class CachedDbLogoutThroughACacheFaultTests(EngineTestMixin, TestCase):
     """
     A logout on cached_db never looks successful while a cached copy could outlive it.
@@ -648,45 +649,31 @@ class CachedDbLogoutThroughACacheFaultTests(EngineTestMixin, TestCase):
     def entry(self, session_key: str) -> Any:
         return caches["proxied"].get(self.engine.store_class.cache_key_prefix + session_key)
 
-    def test_a_logout_the_cache_missed_fails_and_the_retry_ends_the_session(self):
-        self.client.force_login(self.user)
-        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert self.client.get("/read/").content.startswith(b"authenticated=True")
+    def both_a_logout_the_cache_missed_fails_and_the_retry_ends_the_session(
+        self, call: Calls
+    ) -> None:
+        client = call.client(self)
+        call(client, "force_login", self.user)
+        old = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert call.get(client, "/read/").content.startswith(b"authenticated=True")
         assert isinstance(self.entry(old), list)  # cached, so a stale copy could outlive the row
 
         self.cut_on_logout()
         with self.assertLogs("sessionplus.middleware", "ERROR") as logs:
-            response = self.client.get("/logout/")
+            response = call.get(client, "/logout/")
         self.proxy.restore()
         assert response.status_code == 503
         assert settings.SESSION_COOKIE_NAME not in response.cookies
         assert "Session store unavailable" in logs.output[0]
         assert self.store().model.objects.filter(session_key=old).exists() is True
-        assert self.client.get("/read/").content.startswith(b"authenticated=True")
+        assert isinstance(self.entry(old), list)
+        assert call.get(client, "/read/").content.startswith(b"authenticated=True")
 
-        assert self.client.get("/logout/").status_code == 200
-        self.client.cookies.clear()
-        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
-        response = self.client.get("/read/")
+        assert call.get(client, "/logout/").status_code == 200
+        client.cookies.clear()
+        client.cookies[settings.SESSION_COOKIE_NAME] = old
+        response = call.get(client, "/read/")
         assert response.content == b"authenticated=False keys="
-        response = self.client.get("/write/")
+        response = call.get(client, "/write/")
         assert response.cookies[settings.SESSION_COOKIE_NAME].value != old
         assert self.store().exists(old) is False
-
-    async def test_async_a_logout_the_cache_missed_fails_and_the_retry_ends_the_session(self):
-        await self.async_client.aforce_login(self.user)
-        old = self.async_client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert (await self.async_client.get("/read/")).content.startswith(b"authenticated=True")
-
-        self.cut_on_logout()
-        with self.assertLogs("sessionplus.middleware", "ERROR"):
-            response = await self.async_client.get("/logout/")
-        self.proxy.restore()
-        assert response.status_code == 503
-        assert isinstance(await sync_to_async(self.entry)(old), list)
-
-        assert (await self.async_client.get("/logout/")).status_code == 200
-        self.async_client.cookies.clear()
-        self.async_client.cookies[settings.SESSION_COOKIE_NAME] = old
-        response = await self.async_client.get("/read/")
-        assert response.content == b"authenticated=False keys="

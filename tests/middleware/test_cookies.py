@@ -140,13 +140,6 @@ class RawCookieAsyncClient(AsyncClient):
         return scope
 
 
-def get(client: Any, mode: str, path: str, **extra: Any) -> HttpResponseBase:
-    """GET ``path`` through the sync request path (``Client``) or the async one."""
-    if mode == "async":
-        return async_to_sync(client.get)(path, **extra)
-    return client.get(path, **extra)
-
-
 @with_twins
 class HostileCookieChecks(EngineTestMixin):
     """What every engine does with hostile session cookies. Set ``engine``."""
@@ -330,14 +323,14 @@ class LogoutChecks(EngineTestMixin):
         self.user = User.objects.create_user("alice", password="secret")
 
     def both_replaying_the_cookie_after_logout_is_anonymous(self, call: Calls) -> None:
-        client = self.async_client if call.mode == "async" else self.client
+        client = call.client(self)
         call(client, "force_login", self.user)
         old = client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert get(client, call.mode, "/read/").content.startswith(b"authenticated=True")
-        assert get(client, call.mode, "/logout/").status_code == 200
+        assert call.get(client, "/read/").content.startswith(b"authenticated=True")
+        assert call.get(client, "/logout/").status_code == 200
         client.cookies.clear()
         client.cookies[settings.SESSION_COOKIE_NAME] = old
-        response = get(client, call.mode, "/read/")
+        response = call.get(client, "/read/")
         assert response.content == b"authenticated=False keys="
         assert call(self.store(), "exists", old) is False
 
