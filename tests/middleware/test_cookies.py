@@ -314,6 +314,14 @@ engine_matrix(globals(), "HostileCookieTests", (HostileCookieChecks, TestCase), 
 # Replaying a cookie after logout ----------------------------------------------------
 
 
+def replayed_after_logout(call: Calls, client: Any, old: str) -> HttpResponseBase:
+    """Log out, send the old session cookie again, and return the response to a read."""
+    assert call.get(client, "/logout/").status_code == 200
+    client.cookies.clear()
+    client.cookies[settings.SESSION_COOKIE_NAME] = old
+    return call.get(client, "/read/")
+
+
 @with_twins
 class LogoutChecks(EngineTestMixin):
     """After logout, the old cookie is worth nothing on engines that keep a record."""
@@ -327,10 +335,7 @@ class LogoutChecks(EngineTestMixin):
         call(client, "force_login", self.user)
         old = client.cookies[settings.SESSION_COOKIE_NAME].value
         assert call.get(client, "/read/").content.startswith(b"authenticated=True")
-        assert call.get(client, "/logout/").status_code == 200
-        client.cookies.clear()
-        client.cookies[settings.SESSION_COOKIE_NAME] = old
-        response = call.get(client, "/read/")
+        response = replayed_after_logout(call, client, old)
         assert response.content == b"authenticated=False keys="
         assert call(self.store(), "exists", old) is False
 
