@@ -50,15 +50,34 @@ MALFORMED_KEYS = [
 
 
 class Calls:
-    """Call a store method through the sync API, or through its async twin (``a<name>``)."""
+    """
+    Call a store method through the sync API, or through its async twin (``a<name>``).
+
+    ``"set"`` is ``aset()`` in async and item assignment in sync, which has no ``set()``.
+    """
 
     def __init__(self, mode: str) -> None:
         self.mode = mode
 
-    def __call__(self, store: Any, method: str, *args: Any) -> Any:
+    def __call__(self, store: Any, method: str, *args: Any, **kwargs: Any) -> Any:
         if self.mode == "async":
-            return async_to_sync(getattr(store, f"a{method}"))(*args)
-        return getattr(store, method)(*args)
+            return async_to_sync(getattr(store, f"a{method}"))(*args, **kwargs)
+        if method == "set":
+            method = "__setitem__"
+        return getattr(store, method)(*args, **kwargs)
+
+    def client(self, test: Any) -> Any:
+        """Return the test's ``client`` in sync, its ``async_client`` in async."""
+        return test.async_client if self.mode == "async" else test.client
+
+    def get(self, client: Any, path: str, **extra: Any) -> Any:
+        """Send a GET through the request path of the mode (WSGI or ASGI)."""
+        if self.mode == "async":
+            return async_to_sync(client.get)(path, **extra)
+        return client.get(path, **extra)
+
+
+SYNC = Calls("sync")
 
 
 def with_twins(cls: type) -> type:
@@ -258,8 +277,6 @@ class SessionStoreContract:
         assert "a" not in loaded
         assert loaded.session_key is None or list(loaded.keys()) == []
 
-    # Async twins -----------------------------------------------------------------
-
     def test_expiry_dates_follow_djangos_clock_when_time_zone_disagrees(self):
         # Without USE_TZ, set_expiry() takes naive datetimes in the process's local time,
         # the clock of timezone.now(), whatever TIME_ZONE says.
@@ -278,32 +295,33 @@ class SessionStoreContract:
                 assert 3500 < reloaded.get_expiry_age() <= 3600
                 assert list(self.reloaded(expired).keys()) == []
 
-    async def test_async_set_get_pop_and_save_round_trip(self):
-        session = self.store()
-        await session.aset("cat", "lion")
-        assert await session.aget("cat") == "lion"
-        assert await session.ahas_key("cat")
-        assert await session.asetdefault("dog", "rex") == "rex"
-        assert await session.apop("dog") == "rex"
-        await session.aupdate({"n": 1})
-        await session.asave()
-        loaded = self.store(session.session_key)
-        assert dict(await loaded.aitems()) == {"cat": "lion", "n": 1}
-        assert sorted(await loaded.akeys()) == ["cat", "n"]
-        assert sorted(await loaded.avalues(), key=str) == [1, "lion"]
-
-    async def test_async_expiry_methods(self):
-        session = self.store()
-        await session.aset_expiry(120)
-        assert await session.aget_expiry_age() == 120
-        assert await session.aget_expire_at_browser_close() is False
-        await session.aset_expiry(0)
-        assert await session.aget_expire_at_browser_close() is True
-        await session.aset_expiry(None)
-        now = timezone.now()
-        assert await session.aget_expiry_date(modification=now) == now + timedelta(seconds=1209600)
-
     # Sync and async twins: one plan each, run through the sync API and through the async one.
+
+    def both_set_get_pop_and_save_round_trip(self, call: Calls) -> None:
+        session = self.store()
+        call(session, "set", "cat", "lion")
+        assert call(session, "get", "cat") == "lion"
+        assert call(session, "has_key", "cat")
+        assert call(session, "setdefault", "dog", "rex") == "rex"
+        assert call(session, "pop", "dog") == "rex"
+        call(session, "update", {"n": 1})
+        call(session, "save")
+        loaded = self.store(session.session_key)
+        assert dict(call(loaded, "items")) == {"cat": "lion", "n": 1}
+        assert sorted(call(loaded, "keys")) == ["cat", "n"]
+        assert sorted(call(loaded, "values"), key=str) == [1, "lion"]
+
+    def both_expiry_methods(self, call: Calls) -> None:
+        session = self.store()
+        call(session, "set_expiry", 120)
+        assert call(session, "get_expiry_age") == 120
+        assert call(session, "get_expire_at_browser_close") is False
+        call(session, "set_expiry", 0)
+        assert call(session, "get_expire_at_browser_close") is True
+        call(session, "set_expiry", None)
+        now = timezone.now()
+        expected = now + timedelta(seconds=1209600)
+        assert call(session, "get_expiry_date", modification=now) == expected
 
     def saved_by(self, call: Calls, **data: Any) -> SessionPlusBase:
         session = self.store()
@@ -375,23 +393,25 @@ class ServerSideStoreContract(SessionStoreContract):
         assert list(loaded.keys()) == []
         assert loaded.session_key is None
 
-    def assert_clear_expired_removes_expired_and_keeps_live(self) -> SessionBase:
+    def assert_clear_expired_removes_expired_and_keeps_live(
+        self, call: Calls = SYNC
+    ) -> SessionBase:
         """Save a live and an expired session, clear, and return the expired one."""
         live = self.store()
-        live["a"] = 1
-        live.set_expiry(3600)
-        live.save()
+        call(live, "set", "a", 1)
+        call(live, "set_expiry", 3600)
+        call(live, "save")
         expired = self.store()
-        expired["a"] = 1
-        expired.set_expiry(-timedelta(seconds=10))
-        expired.save()
-        self.store_class.clear_expired()
-        assert self.store().exists(live.session_key) is True
-        assert self.store().exists(expired.session_key) is False
+        call(expired, "set", "a", 1)
+        call(expired, "set_expiry", -timedelta(seconds=10))
+        call(expired, "save")
+        call(self.store_class, "clear_expired")
+        assert call(self.store(), "exists", live.session_key) is True
+        assert call(self.store(), "exists", expired.session_key) is False
         return expired
 
-    def test_clear_expired_removes_expired_and_keeps_live_sessions(self):
-        self.assert_clear_expired_removes_expired_and_keeps_live()
+    def both_clear_expired_removes_expired_and_keeps_live_sessions(self, call: Calls) -> None:
+        self.assert_clear_expired_removes_expired_and_keeps_live(call)
 
     def test_expiry_and_clear_expired_follow_djangos_clock_when_time_zone_disagrees(self):
         # Without USE_TZ, Django's clock is the process's local time whatever TIME_ZONE says.
@@ -474,11 +494,17 @@ class ServerSideStoreContract(SessionStoreContract):
         assert loaded.metadata.last_activity == touched
         assert loaded.metadata.created_at == created
 
-    async def test_async_touch_of_a_modified_session_saves_it(self):
-        session = self.store((await self.asaved(a=1)).session_key)
-        await session.aset("a", 2)
-        await session.atouch()
-        assert await self.store(session.session_key).aget("a") == 2
+    def both_touch_of_a_modified_session_saves_it(self, call: Calls) -> None:
+        session = self.store(self.saved_by(call, a=1).session_key)
+        call(session, "set", "a", 2)
+        call(session, "touch")
+        assert call(self.store(session.session_key), "get", "a") == 2
+
+    def both_touch_keeps_data(self, call: Calls) -> None:
+        session = self.store(self.saved_by(call, a=1).session_key)
+        call(session, "get", "a")
+        call(session, "touch")
+        assert call(self.store(session.session_key), "get", "a") == 1
 
     # Key collisions ------------------------------------------------------------------
 
@@ -584,75 +610,49 @@ class ServerSideStoreContract(SessionStoreContract):
         now = timezone.now().replace(microsecond=0)
         return now - timedelta(minutes=minutes_ago)
 
-    # The async API, where the sync test differs in scope ----------------------------
 
-    async def test_async_touch_keeps_data(self):
-        session = await self.asaved(a=1)
-        session = self.store(session.session_key)
-        await session.aget("a")
-        await session.atouch()
-        assert await self.store(session.session_key).aget("a") == 1
-
-    async def test_async_clear_expired(self):
-        live = await self.asaved(a=1)
-        await self.store_class.aclear_expired()
-        assert await self.store().aexists(live.session_key) is True
-
-
+@with_twins
 class UserIndexedStoreContract(ServerSideStoreContract):
     """What server-side engines that find sessions by user (db, cached_db, redis) do besides."""
 
-    def users_session(self, user_id: str, **data: Any) -> SessionPlusBase:
+    def users_session(self, call: Calls, user_id: str, **data: Any) -> SessionPlusBase:
         # What a login through the middleware leaves: auth's user key in the data, the
         # user id in the metadata.
         session = self.store()
-        session.update({**data, AUTH_USER_KEY: user_id})
+        call(session, "update", {**data, AUTH_USER_KEY: user_id})
         session.update_metadata(user_id=user_id)
-        session.save()
+        call(session, "save")
         return session
 
-    async def ausers_session(self, user_id: str, **data: Any) -> SessionPlusBase:
-        session = self.store()
-        await session.aupdate({**data, AUTH_USER_KEY: user_id})
-        session.update_metadata(user_id=user_id)
-        await session.asave()
-        return session
-
-    def test_sessions_for_user_lists_only_that_users_live_sessions(self):
-        first, second = self.users_session("7", a=1), self.users_session("7", a=2)
-        self.users_session("8", a=3)
-        self.saved(anonymous=True)
+    def both_sessions_for_user_lists_only_that_users_live_sessions(self, call: Calls) -> None:
+        first, second = self.users_session(call, "7", a=1), self.users_session(call, "7", a=2)
+        self.users_session(call, "8", a=3)
+        self.saved_by(call, anonymous=True)
         expired = self.store()
-        expired.set_expiry(-timedelta(seconds=10))
+        call(expired, "set_expiry", -timedelta(seconds=10))
         expired.update_metadata(user_id="7")
-        expired.update({"a": 4, AUTH_USER_KEY: "7"})
-        expired.save()
-        keys = self.store_class.sessions_for_user("7")
+        call(expired, "update", {"a": 4, AUTH_USER_KEY: "7"})
+        call(expired, "save")
+        keys = call(self.store_class, "sessions_for_user", "7")
         assert sorted(keys) == sorted([first.session_key, second.session_key])
-        assert sorted(self.store_class.sessions_for_user(7)) == sorted(keys)
-        assert self.store_class.sessions_for_user("nobody") == []
+        assert sorted(call(self.store_class, "sessions_for_user", 7)) == sorted(keys)
+        assert call(self.store_class, "sessions_for_user", "nobody") == []
 
-    def test_end_sessions_for_user_ends_all_but_the_kept_one(self):
-        current, other = self.users_session("7", a=1), self.users_session("7", a=2)
-        stranger = self.users_session("8", a=3)
+    def both_end_sessions_for_user_ends_all_but_the_kept_one(self, call: Calls) -> None:
+        current, other = self.users_session(call, "7", a=1), self.users_session(call, "7", a=2)
+        stranger = self.users_session(call, "8", a=3)
         loaded_elsewhere = self.reloaded(other)
-        loaded_elsewhere["b"] = 1
-        assert self.store_class.end_sessions_for_user("7", keep=current.session_key) == 1
-        assert self.store_class.sessions_for_user("7") == [current.session_key]
-        assert list(self.reloaded(other).keys()) == []
-        assert self.reloaded(stranger)["a"] == 3
+        call(loaded_elsewhere, "set", "b", 1)
+        ended = call(self.store_class, "end_sessions_for_user", "7", keep=current.session_key)
+        assert ended == 1
+        assert call(self.store_class, "sessions_for_user", "7") == [current.session_key]
+        assert list(call(self.reloaded(other), "keys")) == []
+        assert call(self.store(), "exists", other.session_key) is False
+        assert call(self.reloaded(stranger), "get", "a") == 3
         # A request that loaded the session before it ended cannot write it back.
         with pytest.raises(UpdateError):
-            loaded_elsewhere.save()
-        assert self.store_class.end_sessions_for_user("7") == 1
-        assert self.store_class.sessions_for_user("7") == []
-        assert self.store_class.end_sessions_for_user("7") == 0
-
-    async def test_async_sessions_for_user_and_end_sessions_for_user(self):
-        first, second = await self.ausers_session("9", a=1), await self.ausers_session("9", a=2)
-        keys = await self.store_class.asessions_for_user("9")
-        assert sorted(keys) == sorted([first.session_key, second.session_key])
-        assert await self.store_class.aend_sessions_for_user("9", keep=first.session_key) == 1
-        assert await self.store_class.asessions_for_user("9") == [first.session_key]
-        assert await self.store().aexists(second.session_key) is False
-        assert await self.store_class.aend_sessions_for_user("nobody") == 0
+            call(loaded_elsewhere, "save")
+        assert call(self.store_class, "end_sessions_for_user", "7") == 1
+        assert call(self.store_class, "sessions_for_user", "7") == []
+        assert call(self.store_class, "end_sessions_for_user", "7") == 0
+        assert call(self.store_class, "end_sessions_for_user", "nobody") == 0

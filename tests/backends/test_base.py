@@ -1,11 +1,48 @@
-"""What every engine inherits from ``SessionPlusBase``: the key's shape, encoding, decoding."""
+"""
+What every engine inherits from ``SessionPlusBase``: the key's shape, encoding, decoding.
+
+On every engine: stored data altered outside the app is no session, logged once with the
+key hashed; and (hypothesis) whatever JSON-able data a session holds, what was saved is
+what loads, through a first save and a delta save.
+"""
 
 from __future__ import annotations
 
-from django.contrib.sessions.backends.base import SessionBase
-from django.test import SimpleTestCase
+import pkgutil
+from datetime import timedelta
+from importlib import import_module
+from typing import Any
 
+import pytest
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
+from django.test import SimpleTestCase, TestCase
+from django.utils import timezone
+from freezegun import freeze_time
+from hypothesis import given, reject
+from hypothesis import strategies as st
+from hypothesis.extra import django as hypothesis_django
+
+import sessionplus.backends
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
+from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
+from sessionplus.backends.expiry import EXPIRY_KEY
+from sessionplus.exceptions import SessionTooLarge
+from sessionplus.identifiers import log_id
+from tests.backends.contract import SYNC, Calls, with_twins
+from tests.middleware.test_cookies import per_engine
+from tests.support.engines import (
+    ENGINES,
+    SHIPPED,
+    EngineTestMixin,
+    engine_matrix,
+    flip_byte,
+    read_payload,
+    tamper,
+)
+
+SUSPICIOUS = "django.security.SuspiciousSession"
 
 
 class SessionKeyTests(SimpleTestCase):
@@ -35,3 +72,201 @@ class EncodingTests(SimpleTestCase):
         with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
             assert session.decode(encoded[:-1] + ("A" if encoded[-1] != "A" else "B")) == {}
         assert "Session data corrupted: failed its signature check" in logs.output[0]
+
+
+# Tampering, on every engine ------------------------------------------------------------
+
+
+@with_twins
+class TamperingChecks(EngineTestMixin):
+    """Stored data altered outside the app is no session, logged once with the key hashed."""
+
+    SECRET = "the-secret-value"
+
+    def assert_no_session_logged_once(
+        self, presented: str, original: str, what: object, call: Calls = SYNC
+    ) -> None:
+        payload = read_payload(self.engine, original) if presented == original else presented
+        with self.assertLogs(SUSPICIOUS, "WARNING") as logs:
+            session = self.store(presented)
+            assert dict(call(session, "items")) == {}, what
+        assert session.session_key is None, what
+        assert len(logs.records) == 1, (what, logs.output)
+        output = logs.output[0]
+        assert log_id(presented) in output, what
+        assert presented not in output, what
+        assert original not in output, what
+        assert payload not in output, what
+        assert self.SECRET not in output, what
+
+    def both_a_flipped_byte_in_the_stored_data_is_no_session_logged_once(self, call: Calls) -> None:
+        length = len(read_payload(self.engine, self.saved(secret=self.SECRET).session_key))
+        for position in (0, 1, 3, length // 3, length // 2, length - 2, length - 1):
+            session = self.store()
+            call(session, "update", {"secret": self.SECRET})
+            call(session, "save")
+            key = session.session_key
+            presented = tamper(self.engine, key, flip_byte(position))
+            self.assert_no_session_logged_once(presented, key, position, call)
+
+    def test_a_truncated_stored_payload_is_no_session_logged_once(self):
+        for cut in (1, 5, 10):
+            key = self.saved(secret=self.SECRET).session_key
+            presented = tamper(self.engine, key, lambda payload, cut=cut: payload[:-cut])
+            self.assert_no_session_logged_once(presented, key, cut)
+
+    # The view the tampered session is sent to: it reads the session, then writes to it.
+    write_view = "/write/"
+
+    def test_a_tampered_session_gets_an_anonymous_response_and_a_fresh_key(self):
+        key = self.saved(secret=self.SECRET).session_key
+        presented = tamper(self.engine, key, flip_byte(5))
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = presented
+        with self.assertLogs(SUSPICIOUS, "WARNING") as logs:
+            response = self.client.get(self.write_view)
+        assert len(logs.records) == 1
+        assert response.status_code == 200
+        assert response.content == b"visits=1"
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value not in (key, presented)
+
+
+engine_matrix(
+    globals(), "TamperingTests", (TamperingChecks, TestCase), ["db", "cached_db", "cache", "file"]
+)
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisTamperingTests(TamperingChecks, TestCase):
+    engine = ENGINES["redis"]
+    # Each value is verified when read: "/write/" never reads the tampered one.
+    write_view = "/read-all-then-write/"
+
+    def test_a_tampered_value_no_request_reads_is_never_returned_and_the_session_goes_on(self):
+        key = self.saved(secret=self.SECRET).session_key
+        tamper(self.engine, key, flip_byte(5))
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = key
+        response = self.client.get("/write/")
+        assert response.content == b"visits=1"
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value == key
+        with self.assertLogs(SUSPICIOUS, "WARNING"):
+            assert self.store(key).get("secret") is None
+
+
+class SignedCookiesTamperingTests(TamperingChecks, TestCase):
+    engine = ENGINES["signed_cookies"]
+
+    def test_a_cookie_signed_in_the_future_is_no_session_logged_once(self):
+        with freeze_time(timezone.now() + timedelta(hours=1)):
+            cookie = self.saved(secret=self.SECRET).session_key
+        self.assert_no_session_logged_once(cookie, cookie, "signed in the future")
+
+
+# Round trips of random data (hypothesis), on every engine --------------------------------
+
+
+json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=20),
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+session_keys = st.text(max_size=12).filter(
+    lambda key: key != EXPIRY_KEY and not key.startswith(RESERVED_KEY_PREFIX)
+)
+session_data = st.dictionaries(session_keys, json_values, max_size=6)
+
+
+class RoundTripPropertyChecks(EngineTestMixin):
+    """Property (b), for one engine. Set ``engine``."""
+
+    def save(self, session: Any) -> None:
+        try:
+            session.save()
+        except SessionTooLarge:
+            # Only a cookie can be too small for a small session (4 kB, signed, base64).
+            if not self.engine.server_side:
+                reject()
+            raise
+
+    @per_engine
+    @given(first=session_data, second=session_data, data=st.data())
+    def test_what_is_saved_is_what_loads(self, first, second, data):
+        session = self.store()
+        session.update(first)
+        self.save(session)
+        assert self.stored(session) == first
+
+        session = self.store(session.session_key)
+        dropped = data.draw(st.sets(st.sampled_from(sorted(first))) if first else st.just(set()))
+        for key in dropped:
+            del session[key]
+        session.update(second)
+        self.save(session)
+        expected = {key: value for key, value in first.items() if key not in dropped}
+        expected.update(second)
+        assert self.stored(session) == expected
+
+    @per_engine
+    @given(first=session_data)
+    def test_async_what_is_saved_is_what_loads(self, first):
+        @async_to_sync
+        async def round_trip() -> dict[str, Any]:
+            session = self.store()
+            await session.aupdate(first)
+            await session.asave()
+            return dict(await self.store(session.session_key).aitems())
+
+        try:
+            loaded = round_trip()
+        except SessionTooLarge:
+            if not self.engine.server_side:
+                reject()
+            raise
+        assert loaded == first
+
+
+engine_matrix(
+    globals(),
+    "RoundTripPropertyTests",
+    (RoundTripPropertyChecks, hypothesis_django.TestCase),
+    SHIPPED,
+)
+
+
+# The modules whose checks run on every engine sessionplus ships.
+HARDENING_SUITES = (
+    "tests.backends.test_base",
+    "tests.backends.test_data_rule",
+    "tests.backends.test_expiry",
+    "tests.middleware.test_cookies",
+)
+
+
+class EngineCoverageTests(SimpleTestCase):
+    """Every engine sessionplus ships runs every hardening suite."""
+
+    def test_every_engine_module_is_in_the_engine_list(self):
+        modules = {
+            info.name
+            for info in pkgutil.iter_modules(sessionplus.backends.__path__)
+            if hasattr(import_module(f"sessionplus.backends.{info.name}"), "SessionStore")
+        }
+        assert modules == {ENGINES[name].module.rpartition(".")[2] for name in SHIPPED}
+
+    def test_every_engine_runs_every_hardening_suite(self):
+        for module in HARDENING_SUITES:
+            classes = vars(import_module(module)).values()
+            covered = {
+                cls.engine.name
+                for cls in classes
+                if isinstance(cls, type) and issubclass(cls, TestCase) and hasattr(cls, "engine")
+            }
+            assert covered == set(SHIPPED), module

@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from datetime import timedelta
 from functools import partial
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.contrib.auth.signals import user_logged_out
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.cached_db import SessionStore as DjangoStore
 from django.core.cache import caches
@@ -37,10 +40,12 @@ from sessionplus.backends.cached_db import (
 from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
-from tests.backends.contract import UserIndexedStoreContract
+from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
+from tests.middleware.test_cookies import replayed_after_logout
 from tests.support.budgets import measure
 from tests.support.counting import count_storage
-from tests.support.engines import ENGINES
+from tests.support.cuttable_proxy import CuttableProxy
+from tests.support.engines import ENGINES, EngineTestMixin
 from tests.support.services import dead_port, redis_url
 
 LOGGER = "sessionplus.backends.cached_db"
@@ -601,3 +606,72 @@ class CachedDbBudgetTests(TransactionTestCase):
         with count_storage() as read:
             assert self.client.get("/reads/").content == b"1"
         assert (untouched.calls, read.calls) == ([], ["cache.get_many"])
+
+
+@pytest.mark.usefixtures("redis_db")
+@with_twins
+class CachedDbLogoutThroughACacheFaultTests(EngineTestMixin, TestCase):
+    """
+    A logout on cached_db never looks successful while a cached copy could outlive it.
+
+    The session cache is a real Redis behind a real proxy, whose link is cut the moment
+    Django starts logging out (``user_logged_out`` is sent before the session is flushed):
+    the end marker cannot be written, so the logout answers 503 and deletes nothing.
+    """
+
+    engine = ENGINES["cached_db"]
+
+    def setUp(self) -> None:
+        target = urlsplit(redis_url())
+        self.proxy = CuttableProxy(target.hostname, target.port).__enter__()
+        self.addCleanup(self.proxy.__exit__, None, None, None)
+        cache = {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{self.proxy.port}{target.path}",
+            "KEY_PREFIX": "hardening-proxied",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        }
+        overridden = override_settings(
+            CACHES={**settings.CACHES, "proxied": cache}, SESSION_CACHE_ALIAS="proxied"
+        )
+        overridden.enable()
+        self.addCleanup(overridden.disable)
+        super().setUp()
+        self.user = User.objects.create_user("alice", password="secret")
+
+    def cut_on_logout(self) -> None:
+        def cut(**kwargs: Any) -> None:
+            user_logged_out.disconnect(cut)  # the first logout only
+            self.proxy.cut()
+
+        user_logged_out.connect(cut)
+        self.addCleanup(user_logged_out.disconnect, cut)
+
+    def entry(self, session_key: str) -> Any:
+        return caches["proxied"].get(self.engine.store_class.cache_key_prefix + session_key)
+
+    def both_a_logout_the_cache_missed_fails_and_the_retry_ends_the_session(
+        self, call: Calls
+    ) -> None:
+        client = call.client(self)
+        call(client, "force_login", self.user)
+        old = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert call.get(client, "/read/").content.startswith(b"authenticated=True")
+        assert isinstance(self.entry(old), list)  # cached, so a stale copy could outlive the row
+
+        self.cut_on_logout()
+        with self.assertLogs("sessionplus.middleware", "ERROR") as logs:
+            response = call.get(client, "/logout/")
+        self.proxy.restore()
+        assert response.status_code == 503
+        assert settings.SESSION_COOKIE_NAME not in response.cookies
+        assert "Session store unavailable" in logs.output[0]
+        assert self.store().model.objects.filter(session_key=old).exists() is True
+        assert isinstance(self.entry(old), list)
+        assert call.get(client, "/read/").content.startswith(b"authenticated=True")
+
+        response = replayed_after_logout(call, client, old)
+        assert response.content == b"authenticated=False keys="
+        response = call.get(client, "/write/")
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value != old
+        assert self.store().exists(old) is False

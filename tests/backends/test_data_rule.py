@@ -1,16 +1,24 @@
-"""The data rule every engine inherits: keys checked at assignment, everything else at save."""
+"""
+The data rule every engine inherits: keys checked at assignment, everything else at save.
+
+``DataRuleChecks`` runs on every engine: a refused value raises before anything is written,
+with the same error everywhere.
+"""
 
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
-from django.test import SimpleTestCase, override_settings
+from django.test import SimpleTestCase, TestCase, override_settings
 
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.exceptions import SessionTooLarge
+from tests.backends.contract import Calls, with_twins
+from tests.support.engines import ENGINES, SERVER_SIDE, EngineTestMixin, engine_matrix
 
 
 def nested(depth: int) -> list:
@@ -210,3 +218,113 @@ class DataRuleTests(SimpleTestCase):
                 session.update({"_session_expiry": value})
         session["_session_expiry"] = 60
         assert session.get_expiry_age() == 60
+
+
+# On every engine, through its store ------------------------------------------------------
+
+UNSERIALIZABLE_CART = re.escape(
+    "The session value for key 'cart' cannot be serialized by "
+    "django.contrib.sessions.serializers.JSONSerializer: "
+    "Object of type object is not JSON serializable"
+)
+TOO_LARGE = r"The session data serializes to \d+ bytes, more than SESSIONPLUS_MAX_SIZE \(1000\)\."
+TOO_DEEP = "The session value for key 'tree' nests too deeply for "
+# Deeper than any session a site keeps, and far too deep for the JSON serializer.
+TOO_DEEP_NESTING = 100_000
+
+
+@with_twins
+class DataRuleChecks(EngineTestMixin):
+    """A refused value raises before anything is written, with the same error everywhere."""
+
+    def test_a_bad_value_is_refused_at_save_and_the_stored_session_kept(self):
+        session = self.saved(a=1)
+        session = self.store(session.session_key)
+        session["a"] = 2
+        session["cart"] = object()
+        with pytest.raises(TypeError, match=UNSERIALIZABLE_CART):
+            session.save()
+        assert self.stored(session) == {"a": 1}
+
+    def test_keys_every_engine_could_not_store_alike_are_refused_at_save(self):
+        # Found by hypothesis: signed cookies lost a "_sessionplus" key, Redis failed to
+        # save a key with a lone surrogate. Now every engine refuses both before writing.
+        session = self.saved(a=1)
+        for key, problem in (("_sessionplus", "reserved"), ("\udfff", "not valid Unicode text")):
+            session = self.store(session.session_key)
+            session["a"] = 2
+            session[key] = None
+            with pytest.raises(ValueError, match=problem):
+                session.save()
+            assert self.stored(session) == {"a": 1}
+        session = self.store(session.session_key)
+        session["snow ☃"] = "\udfff"  # values are serialized, so any str is fine there
+        session.save()
+        assert self.stored(session) == {"a": 1, "snow ☃": "\udfff"}
+
+    def both_a_bad_value_put_in_place_is_refused_at_save_and_nothing_is_written(
+        self, call: Calls
+    ) -> None:
+        session = self.store()
+        call(session, "update", {"a": 1, "cart": []})
+        call(session, "save")
+        session = self.store(session.session_key)
+        call(session, "get", "cart").append(object())
+        session.modified = True
+        call(session, "set", "a", 2)
+        with pytest.raises(TypeError, match=UNSERIALIZABLE_CART):
+            call(session, "save")
+        assert dict(call(self.store(session.session_key), "items")) == {"a": 1, "cart": []}
+
+    def test_a_new_session_with_a_bad_value_creates_nothing(self):
+        session = self.store()
+        session["cart"] = []
+        session["cart"].append(object())
+        with pytest.raises(TypeError, match=UNSERIALIZABLE_CART):
+            session.save()
+        if self.engine.server_side:
+            assert self.store().exists(session.session_key) is False
+
+    @override_settings(SESSIONPLUS_MAX_SIZE=1000)
+    def test_a_session_grown_past_the_max_size_is_refused_and_the_stored_one_kept(self):
+        session = self.saved(a="x" * 500)
+        session = self.store(session.session_key)
+        session["b"] = "y" * 600
+        with pytest.raises(SessionTooLarge, match=TOO_LARGE):
+            session.save()
+        assert self.stored(session) == {"a": "x" * 500}
+
+    def test_nesting_grown_in_place_past_the_limit_is_refused_and_the_stored_one_kept(self):
+        session = self.saved(tree=[])
+        session = self.store(session.session_key)
+        session["tree"].append(nested(TOO_DEEP_NESTING))
+        session.modified = True
+        with pytest.raises(SessionTooLarge, match=TOO_DEEP):
+            session.save()
+        assert self.stored(session) == {"tree": []}
+
+    # Bytes of its own an engine puts in the serialized payload, counted against the limit.
+    own_payload_bytes = 0
+
+    def test_a_session_at_the_limits_is_stored_and_loads_back(self):
+        limit = 4096
+        room = limit - self.own_payload_bytes
+        with override_settings(SESSIONPLUS_MAX_SIZE=limit):
+            probe = self.store()
+            deepest = nested(100)
+            filler = "x" * (room - len(probe.serialize_data({"a": "", "tree": deepest})))
+            session = self.saved(a=filler, tree=deepest)
+            assert len(session.serialize_data(dict(session.items()))) == room
+            assert self.stored(session) == {"a": filler, "tree": deepest}
+            session["a"] += "x" * (self.own_payload_bytes + 1)
+            with pytest.raises(SessionTooLarge):
+                session.save()
+
+
+engine_matrix(globals(), "DataRuleTests", (DataRuleChecks, TestCase), SERVER_SIDE)
+
+
+class SignedCookiesDataRuleTests(DataRuleChecks, TestCase):
+    engine = ENGINES["signed_cookies"]
+    # The cookie carries the session's creation time: ',"_sessionplus":{"created_at":N}'.
+    own_payload_bytes = len(',"_sessionplus":{"created_at":1700000000}')

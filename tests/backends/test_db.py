@@ -120,12 +120,6 @@ class DbRowTests(TestCase):
         row = Session.objects.get(pk=session.session_key)
         assert (row.user_id, row.ip) == ("7", "192.0.2.9")
 
-    def test_touch_of_a_modified_session_saves_it(self):
-        session = loaded(saved(a=1).session_key)
-        session["a"] = 2
-        session.touch()
-        assert loaded(session.session_key)["a"] == 2
-
     def test_touch_of_a_session_without_a_record_writes_nothing(self):
         unknown = SessionStore("c" * 32)
         with self.assertNumQueries(1):

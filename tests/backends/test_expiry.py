@@ -1,4 +1,9 @@
-"""Which expiries ``set_expiry()`` accepts, and which stored ones a session loads with."""
+"""
+Which expiries ``set_expiry()`` accepts, and which stored ones a session loads with.
+
+``CorruptExpiryChecks`` runs on every engine: a stored ``_session_expiry`` that cannot be
+used means no session, never a 500.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +13,14 @@ from datetime import timezone as dt_timezone
 from decimal import Decimal
 
 import pytest
-from django.test import SimpleTestCase, override_settings
+from django.conf import settings
+from django.test import SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.backends.expiry import MAX_EXPIRY_SECONDS, stored_expiry_is_valid
+from tests.backends.contract import Calls, with_twins
+from tests.support.engines import SHIPPED, EngineTestMixin, engine_matrix, planted_session
 
 
 class SetExpiryTests(SimpleTestCase):
@@ -108,3 +116,60 @@ class StoredExpiryTests(SimpleTestCase):
         assert stored_expiry_is_valid(moment.isoformat()) is True
         aware = datetime.now(dt_timezone.utc) + timedelta(days=1)
         assert stored_expiry_is_valid(aware.isoformat()) is False
+
+
+# On every engine, through its store ------------------------------------------------------
+
+SUSPICIOUS = "django.security.SuspiciousSession"
+
+# What a stored ``_session_expiry`` may hold that Django's expiry maths would choke on.
+CORRUPT_EXPIRIES = {
+    "text": "garbage",
+    "bool": True,
+    "NaN": math.nan,
+    "infinity": math.inf,
+    "far future": 10**30,
+    "naive date": "2030-01-01T00:00:00",
+    "year 9999": "9999-12-31T23:59:59+00:00",
+    "list": [],
+    "dict": {"a": 1},
+}
+
+
+@with_twins
+class CorruptExpiryChecks(EngineTestMixin):
+    """A stored ``_session_expiry`` that cannot be used means no session, never a 500."""
+
+    def both_a_corrupt_stored_expiry_is_no_session_and_logged_once(self, call: Calls) -> None:
+        for name, expiry in CORRUPT_EXPIRIES.items():
+            key = planted_session(self.engine, {"_session_expiry": expiry, "a": 1})
+            with self.assertLogs(SUSPICIOUS, "WARNING") as logs:
+                session = self.store(key)
+                assert dict(call(session, "items")) == {}, name
+            assert session.session_key is None, name
+            assert len(logs.records) == 1, (name, logs.output)
+            assert "invalid expiry" in logs.output[0]
+            assert key not in logs.output[0]
+
+    def test_a_corrupt_stored_expiry_gets_an_anonymous_response_not_a_500(self):
+        for name, expiry in CORRUPT_EXPIRIES.items():
+            key = planted_session(self.engine, {"_session_expiry": expiry, "a": 1})
+            self.client.cookies[settings.SESSION_COOKIE_NAME] = key
+            with self.assertLogs(SUSPICIOUS, "WARNING"):
+                response = self.client.get("/read/")
+            assert response.status_code == 200, name
+            assert response.content == b"authenticated=False keys=", name
+            self.client.cookies[settings.SESSION_COOKIE_NAME] = key
+            with self.assertLogs(SUSPICIOUS, "WARNING"):
+                response = self.client.get("/write/")
+            assert response.content == b"visits=1", name
+            assert response.cookies[settings.SESSION_COOKIE_NAME].value != key, name
+
+    def test_a_valid_stored_expiry_still_loads(self):
+        key = planted_session(self.engine, {"_session_expiry": 600, "a": 1})
+        session = self.store(key)
+        assert session["a"] == 1
+        assert session.get_expiry_age() == 600
+
+
+engine_matrix(globals(), "CorruptExpiryTests", (CorruptExpiryChecks, TestCase), SHIPPED)

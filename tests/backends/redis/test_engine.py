@@ -21,8 +21,9 @@ from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
 from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
-from tests.backends.contract import UserIndexedStoreContract
+from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
 from tests.support.engines import ENGINES
+from tests.support.middleware_support import AsyncRequests, SyncRequests
 from tests.support.redis_faults import HangingUpListener, SilentListener
 from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
 
@@ -61,6 +62,13 @@ async def asaved(**data) -> SessionStore:
     session = SessionStore()
     await session.aupdate(data)
     await session.asave()
+    return session
+
+
+def saved_by(call: Calls, **data) -> SessionStore:
+    session = SessionStore()
+    call(session, "update", data)
+    call(session, "save")
     return session
 
 
@@ -644,62 +652,41 @@ def outage_settings(url: str, options: dict[str, Any] = SHORT_TIMEOUTS) -> overr
     )
 
 
+@with_twins
 class RedisOutageTests(SimpleTestCase):
     """Redis down, hanging up or never answering: SessionStoreUnavailable, in bounded time."""
 
-    def assert_every_operation_unavailable(self, cause: type[Exception]) -> None:
+    def assert_every_operation_unavailable(self, call: Calls, cause: type[Exception]) -> None:
         operations = {
-            "load": lambda: SessionStore("a" * 32).load(),
-            "create": lambda: SessionStore().create(),
-            "save": lambda: SessionStore("a" * 32).save(),
-            "exists": lambda: SessionStore().exists("a" * 32),
-            "delete": lambda: SessionStore().delete("a" * 32),
-            "cycle_key": lambda: SessionStore("a" * 32).cycle_key(),
-            "sessions_for_user": lambda: SessionStore.sessions_for_user("7"),
-            "prune_user_indexes": SessionStore.prune_user_indexes,
+            "load": lambda: call(SessionStore("a" * 32), "load"),
+            "create": lambda: call(SessionStore(), "create"),
+            "save": lambda: call(SessionStore("a" * 32), "save"),
+            "exists": lambda: call(SessionStore(), "exists", "a" * 32),
+            "delete": lambda: call(SessionStore(), "delete", "a" * 32),
+            "cycle_key": lambda: call(SessionStore("a" * 32), "cycle_key"),
+            "sessions_for_user": lambda: call(SessionStore, "sessions_for_user", "7"),
+            "end_sessions_for_user": lambda: call(SessionStore, "end_sessions_for_user", "7"),
+            "prune_user_indexes": lambda: call(SessionStore, "prune_user_indexes"),
         }
         for name, operation in operations.items():
             with pytest.raises(SessionStoreUnavailable) as raised:
                 operation()
             assert isinstance(raised.value.__cause__, cause), name
 
-    async def assert_every_async_operation_unavailable(self, cause: type[Exception]) -> None:
-        operations = {
-            "aload": lambda: SessionStore("a" * 32).aload(),
-            "acreate": lambda: SessionStore().acreate(),
-            "aexists": lambda: SessionStore().aexists("a" * 32),
-            "adelete": lambda: SessionStore().adelete("a" * 32),
-            "aend_sessions_for_user": lambda: SessionStore.aend_sessions_for_user("7"),
-        }
-        for name, operation in operations.items():
-            with pytest.raises(SessionStoreUnavailable) as raised:
-                await operation()
-            assert isinstance(raised.value.__cause__, cause), name
-
-    def test_a_dead_port_is_unavailable(self):
+    def both_a_dead_port_is_unavailable(self, call: Calls) -> None:
         with outage_settings(f"redis://127.0.0.1:{dead_port()}/0"):
-            self.assert_every_operation_unavailable(redis_exceptions.ConnectionError)
+            self.assert_every_operation_unavailable(call, redis_exceptions.ConnectionError)
 
-    def test_a_server_that_hangs_up_is_unavailable(self):
+    def both_a_server_that_hangs_up_is_unavailable(self, call: Calls) -> None:
         with HangingUpListener() as listener, outage_settings(listener.url):
-            self.assert_every_operation_unavailable(redis_exceptions.ConnectionError)
+            self.assert_every_operation_unavailable(call, redis_exceptions.ConnectionError)
 
-    def test_a_server_that_never_answers_is_unavailable_after_the_socket_timeout(self):
+    def both_a_server_that_never_answers_is_unavailable_after_the_socket_timeout(
+        self, call: Calls
+    ) -> None:
         with SilentListener() as listener, outage_settings(listener.url):
-            self.assert_every_operation_unavailable(redis_exceptions.TimeoutError)
+            self.assert_every_operation_unavailable(call, redis_exceptions.TimeoutError)
             assert listener.accepted  # the client did connect: it gave up waiting
-
-    async def test_async_a_dead_port_is_unavailable(self):
-        with outage_settings(f"redis://127.0.0.1:{dead_port()}/0"):
-            await self.assert_every_async_operation_unavailable(redis_exceptions.ConnectionError)
-
-    async def test_async_a_server_that_hangs_up_is_unavailable(self):
-        with HangingUpListener() as listener, outage_settings(listener.url):
-            await self.assert_every_async_operation_unavailable(redis_exceptions.ConnectionError)
-
-    async def test_async_a_server_that_never_answers_is_unavailable(self):
-        with SilentListener() as listener, outage_settings(listener.url):
-            await self.assert_every_async_operation_unavailable(redis_exceptions.TimeoutError)
 
     def test_an_alias_without_timeouts_gets_the_default_and_a_silent_server_a_503(self):
         client = Client()
@@ -745,54 +732,40 @@ class RedisOutageTests(SimpleTestCase):
         ):
             assert client.get("/untouched/").status_code == 200
 
-    def test_a_request_that_reads_the_session_gets_a_503_and_keeps_its_cookie(self):
-        client = Client()
-        client.cookies[settings.SESSION_COOKIE_NAME] = "a" * 32
-        with (
-            outage_settings(f"redis://127.0.0.1:{dead_port()}/0"),
-            override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE),
-        ):
-            response = client.get("/write/a/")
-        assert response.status_code == 503
-        assert settings.SESSION_COOKIE_NAME not in response.cookies
+    def both_a_request_that_reads_the_session_gets_a_503_and_keeps_its_cookie(
+        self, call: Calls
+    ) -> None:
+        # The sync request path (WSGI, the middleware's __call__) or the async one (ASGI).
+        requests = AsyncRequests() if call.mode == "async" else SyncRequests()
+        for path in ("/write/a/", "/async/read/"):
+            client = requests.make_client()
+            client.cookies[settings.SESSION_COOKIE_NAME] = "a" * 32
+            with (
+                outage_settings(f"redis://127.0.0.1:{dead_port()}/0"),
+                override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE),
+            ):
+                response = requests.send(client, "get", path, None, None, {})
+            assert response.status_code == 503, path
+            assert settings.SESSION_COOKIE_NAME not in response.cookies, path
 
-    async def test_async_a_request_that_reads_the_session_gets_a_503(self):
-        client = AsyncClient()
-        client.cookies[settings.SESSION_COOKIE_NAME] = "a" * 32
-        with (
-            outage_settings(f"redis://127.0.0.1:{dead_port()}/0"),
-            override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE),
-        ):
-            response = await client.get("/async/read/")
-        assert response.status_code == 503
-        assert settings.SESSION_COOKIE_NAME not in response.cookies
-
-    def test_it_recovers_by_itself_when_redis_returns(self):
+    def both_it_recovers_by_itself_when_redis_returns(self, call: Calls) -> None:
         port = free_port()
         with outage_settings(f"redis://127.0.0.1:{port}/0"):
             with running_redis(port):
-                session = saved(a=1)
-                session = SessionStore(session.session_key)
-                session["b"] = 2
+                key = saved_by(call, a=1).session_key
+                session = SessionStore(key)
+                call(session, "set", "b", 2)
             with pytest.raises(SessionStoreUnavailable):
-                session.save()
+                call(session, "save")
             assert session.modified is True  # the change is still pending, not lost
+            with pytest.raises(SessionStoreUnavailable):
+                call(SessionStore(key), "load")
             with running_redis(port):  # back, empty: this Redis keeps nothing on disk
                 # The session went with Redis's data: a save must not resurrect it.
                 with pytest.raises(UpdateError):
-                    session.save()
-                assert SessionStore(saved(c=3).session_key)["c"] == 3
-
-    async def test_async_it_recovers_by_itself_when_redis_returns(self):
-        port = free_port()
-        with outage_settings(f"redis://127.0.0.1:{port}/0"):
-            with running_redis(port):
-                key = (await asaved(a=1)).session_key
-            with pytest.raises(SessionStoreUnavailable):
-                await SessionStore(key).aload()
-            with running_redis(port):
-                assert await SessionStore(key).aget("a") is None
-                assert await SessionStore((await asaved(c=3)).session_key).aget("c") == 3
+                    call(session, "save")
+                assert call(SessionStore(key), "get", "a") is None
+                assert call(SessionStore(saved_by(call, c=3).session_key), "get", "c") == 3
 
 
 @contextmanager

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import subprocess
 import sys
 from datetime import timedelta
-from importlib import import_module
 from typing import Any
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import CreateError
@@ -30,23 +27,14 @@ from sessionplus.backends.adoption import (
 )
 from sessionplus.exceptions import SessionTooLarge
 from sessionplus.identifiers import log_id
-from tests.support.commands import TtyOutput, run_command
+from tests.backends.adoption import DJANGO, PLUS, migrate, pair_matrix, store_class
+from tests.backends.contract import Calls, with_twins
+from tests.support.commands import TtyOutput
 from tests.support.counting import count_storage
 from tests.support.engines import UNKNOWN_KEY
 
-DJANGO = "django.contrib.sessions.backends."
-PLUS = "sessionplus.backends."
 
-
-def migrate(*args: str, stdout: io.StringIO | None = None) -> tuple[str, str, int]:
-    """Run migratesessions_plus; return its output, error message and exit status."""
-    return run_command("migratesessions_plus", *args, stdout=stdout)
-
-
-def store_class(engine: str) -> Any:
-    return import_module(engine).SessionStore
-
-
+@with_twins
 class AdoptionContract:
     """What every pair (Django's engine before, sessionplus's engine now) guarantees."""
 
@@ -115,9 +103,9 @@ class AdoptionContract:
         assert write_session(self.new, found) is False
         assert self.new(key)["paid"] is True
 
-    def test_a_logout_during_the_switch_ends_the_session_in_both_stores(self):
+    def both_a_logout_during_the_switch_ends_the_session_in_both_stores(self, call: Calls) -> None:
         key = self.stock_session()
-        self.new(key).flush()  # logout() flushes without loading
+        call(self.new(key), "flush")  # logout() flushes without loading
         assert read_session(self.old, key) is None
         assert dict(self.new(key).items()) == {}
 
@@ -172,15 +160,10 @@ class AdoptionContract:
         assert read_session(self.new, big).data["big"] == "x" * 2000
         assert read_session(self.old, odd).data["cart"] == [1, 2]
 
-    def test_an_async_load_adopts_too(self):
+    def both_a_load_adopts(self, call: Calls) -> None:
         key = self.stock_session()
         session = self.new(key)
-        assert async_to_sync(session.aget)("cart") == [1, 2]
-        assert read_session(self.old, key) is None
-
-    def test_an_async_logout_ends_the_session_in_both_stores(self):
-        key = self.stock_session()
-        async_to_sync(self.new(key).aflush)()
+        assert call(session, "get", "cart") == [1, 2]
         assert read_session(self.old, key) is None
 
     def test_without_a_previous_engine_nothing_is_adopted(self):
@@ -243,7 +226,7 @@ class AdoptionContract:
         assert "\r\x1b[K" in out
 
 
-class DjangoDBToDBTests(AdoptionContract, TestCase):
+class DjangoDBToSessionplusDBTests(AdoptionContract, TestCase):
     previous = DJANGO + "db"
     current = PLUS + "db"
 
@@ -300,41 +283,28 @@ class DjangoDBToDBTests(AdoptionContract, TestCase):
         assert self.new(found.session_key)["late"] is True  # the next load adopts it as it is
 
 
-class DjangoDBToCachedDBTests(AdoptionContract, TestCase):
-    previous = DJANGO + "db"
-    current = PLUS + "cached_db"
+pair_matrix(
+    globals(),
+    (AdoptionContract, TestCase),
+    [
+        (DJANGO + "db", PLUS + "cached_db"),
+        (DJANGO + "cached_db", PLUS + "cached_db"),
+        (DJANGO + "cached_db", PLUS + "db"),
+    ],
+)
+# django-redis: Django's cache engine on it can list its keys and report their TTL.
+pair_matrix(
+    globals(),
+    (AdoptionContract, SimpleTestCase),
+    [(DJANGO + "cache", PLUS + "cache"), (DJANGO + "cache", PLUS + "redis")],
+    on_redis=True,
+    settings={"SESSION_CACHE_ALIAS": "redis"},
+    stale_copies_removed=False,
+    databases={"default"},  # storage counts watch SQL too
+)
 
 
-class DjangoCachedDBToCachedDBTests(AdoptionContract, TestCase):
-    previous = DJANGO + "cached_db"
-    current = PLUS + "cached_db"
-
-
-class DjangoCachedDBToDBTests(AdoptionContract, TestCase):
-    previous = DJANGO + "cached_db"
-    current = PLUS + "db"
-
-
-@pytest.mark.usefixtures("redis_db")
-class DjangoCacheToCacheTests(AdoptionContract, SimpleTestCase):
-    # django-redis: Django's cache engine on it can list its keys and report their TTL.
-    previous = DJANGO + "cache"
-    current = PLUS + "cache"
-    settings = {"SESSION_CACHE_ALIAS": "redis"}
-    stale_copies_removed = False
-    databases = {"default"}  # storage counts watch SQL too
-
-
-@pytest.mark.usefixtures("redis_db")
-class DjangoCacheToRedisTests(AdoptionContract, SimpleTestCase):
-    previous = DJANGO + "cache"
-    current = PLUS + "redis"
-    settings = {"SESSION_CACHE_ALIAS": "redis"}
-    stale_copies_removed = False
-    databases = {"default"}  # storage counts watch SQL too
-
-
-class DjangoFileToFileTests(AdoptionContract, TestCase):
+class DjangoFileToSessionplusFileTests(AdoptionContract, TestCase):
     previous = DJANGO + "file"
     current = PLUS + "file"
 
@@ -408,54 +378,6 @@ class DjangoFileToFileTests(AdoptionContract, TestCase):
         assert os.listdir(settings.SESSION_FILE_PATH) == [os.path.basename(path)]
 
 
-class MigrateSessionsPlusErrorTests(SimpleTestCase):
-    def test_a_cache_that_cannot_list_its_keys_says_so_and_relies_on_read_through(self):
-        with override_settings(SESSION_CACHE_ALIAS="default"):  # locmem
-            out, err, code = migrate("--from", DJANGO + "cache", "--to", PLUS + "cache")
-        assert (err, code) == ("", 0)
-        assert out.startswith(f"{DJANGO}cache cannot list its sessions")
-        assert "SESSIONPLUS_PREVIOUS_ENGINE" in out
-
-    @override_settings(
-        SESSION_ENGINE=PLUS + "cache",
-        SESSIONPLUS_PREVIOUS_ENGINE=DJANGO + "cache",
-        SESSION_CACHE_ALIAS="default",
-    )
-    def test_a_session_in_a_cache_without_readable_expiry_is_adopted_as_if_saved_now(self):
-        old = store_class(DJANGO + "cache")()
-        old["cart"] = [1]
-        old.save()
-        session = store_class(PLUS + "cache")(old.session_key)
-        assert session["cart"] == [1]
-        expected = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE)
-        assert abs(session.get_expiry_date() - expected) < timedelta(seconds=5)
-
-    def test_signed_cookies_need_no_move(self):
-        _, err, code = migrate("--from", DJANGO + "signed_cookies", "--to", PLUS + "signed_cookies")
-        assert code == 1
-        assert "Sessions live in signed cookies" in err
-
-    def test_an_unknown_engine_is_an_error(self):
-        _, err, code = migrate("--from", "no.such.engine")
-        assert code == 1
-        assert err.startswith("Unknown session engine 'no.such.engine'")
-
-    def test_moving_an_engine_onto_itself_is_an_error(self):
-        _, err, code = migrate("--from", PLUS + "db", "--to", PLUS + "db")
-        assert (err, code) == (f"--from and --to are the same engine ({PLUS}db).", 1)
-
-    @override_settings(SESSIONPLUS_REDIS_ALIAS="nowhere")
-    def test_a_store_that_cannot_be_reached_is_an_error(self):
-        from django.core.cache import caches
-
-        dead = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
-        with override_settings(CACHES={**_caches(), "nowhere": dead}):
-            caches.close_all()
-            _, err, code = migrate("--from", PLUS + "redis", "--to", PLUS + "db")
-        assert code == 1
-        assert err.startswith(f"Cannot move sessions from {PLUS}redis to {PLUS}db: ")
-
-
 class ReadThroughRegistrationTests(SimpleTestCase):
     def test_the_app_alone_makes_an_engine_adopt_without_anything_importing_adoption(self):
         # A fresh interpreter: this test module imports adoption itself.
@@ -482,19 +404,13 @@ print(New(old.session_key)["cart"])
         assert (done.stdout, done.stderr, done.returncode) == ("[1]\n", "", 0)
 
 
-def _caches() -> dict[str, Any]:
-    from django.conf import settings
-
-    return settings.CACHES
-
-
 @override_settings(
     ROOT_URLCONF="tests.urls",
     SESSION_ENGINE=PLUS + "signed_cookies",
     SESSIONPLUS_PREVIOUS_ENGINE=DJANGO + "signed_cookies",
     SESSIONPLUS_ABSOLUTE_TIMEOUT=3600,
 )
-class DjangoSignedCookiesToSignedCookiesTests(SimpleTestCase):
+class DjangoSignedCookiesToSessionplusSignedCookiesTests(SimpleTestCase):
     def test_a_cookie_from_djangos_engine_comes_under_the_absolute_timeout(self):
         with freeze_time("2026-01-01 12:00:00") as frozen:
             cookie = store_class(DJANGO + "signed_cookies")()  # issued before the switch

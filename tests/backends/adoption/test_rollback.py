@@ -11,19 +11,17 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-import pytest
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.test import SimpleTestCase, TestCase, override_settings
 
 from sessionplus.backends.adoption import read_session
 from sessionplus.lifecycle import hooked
+from tests.backends.adoption import DJANGO, PLUS, pair_matrix
+from tests.backends.contract import Calls, with_twins
 
-DJANGO = "django.contrib.sessions.backends."
-PLUS = "sessionplus.backends."
 
-
+@with_twins
 class RollbackContract:
     """A sessionplus engine before, Django's engine of the same kind now."""
 
@@ -64,21 +62,15 @@ class RollbackContract:
         assert abs(found.expires_at - expires_at) <= 1
         assert self.django(key)["cart"] == [1, 2]  # Django's engine alone serves it now
 
-    def test_an_async_load_adopts_too(self):
+    def both_a_load_adopts(self, call: Calls) -> None:
         key = self.plus_session()
-        assert async_to_sync(self.request_store(key).aget)("cart") == [1, 2]
+        assert call(self.request_store(key), "get", "cart") == [1, 2]
         assert read_session(self.plus, key) is None
         assert self.django(key)["cart"] == [1, 2]
 
-    def test_a_logout_ends_the_session_in_both_engines(self):
+    def both_a_logout_ends_the_session_in_both_engines(self, call: Calls) -> None:
         key = self.plus_session()
-        self.request_store(key).flush()
-        assert read_session(self.plus, key) is None
-        assert dict(self.request_store(key).items()) == {}
-
-    def test_an_async_logout_ends_the_session_in_both_engines(self):
-        key = self.plus_session()
-        async_to_sync(self.request_store(key).aflush)()
+        call(self.request_store(key), "flush")
         assert read_session(self.plus, key) is None
         assert dict(self.request_store(key).items()) == {}
 
@@ -88,25 +80,15 @@ class RollbackContract:
         assert session.session_key is None
 
 
-class SessionplusDBToDjangoDBTests(RollbackContract, TestCase):
-    previous = PLUS + "db"
-    current = DJANGO + "db"
-
-
-class SessionplusCachedDBToDjangoCachedDBTests(RollbackContract, TestCase):
-    previous = PLUS + "cached_db"
-    current = DJANGO + "cached_db"
-
-
-@pytest.mark.usefixtures("redis_db")
-class SessionplusRedisToDjangoCacheTests(RollbackContract, SimpleTestCase):
-    previous = PLUS + "redis"
-    current = DJANGO + "cache"
-    settings = {"SESSION_CACHE_ALIAS": "redis"}
-
-
-@pytest.mark.usefixtures("redis_db")
-class SessionplusCacheToDjangoCacheTests(RollbackContract, SimpleTestCase):
-    previous = PLUS + "cache"
-    current = DJANGO + "cache"
-    settings = {"SESSION_CACHE_ALIAS": "redis"}
+pair_matrix(
+    globals(),
+    (RollbackContract, TestCase),
+    [(PLUS + "db", DJANGO + "db"), (PLUS + "cached_db", DJANGO + "cached_db")],
+)
+pair_matrix(
+    globals(),
+    (RollbackContract, SimpleTestCase),
+    [(PLUS + "redis", DJANGO + "cache"), (PLUS + "cache", DJANGO + "cache")],
+    on_redis=True,
+    settings={"SESSION_CACHE_ALIAS": "redis"},
+)

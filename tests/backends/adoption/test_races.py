@@ -17,9 +17,7 @@ from django.test import TransactionTestCase, override_settings
 from sessionplus.backends import adoption
 from sessionplus.backends.adoption import read_session
 from sessionplus.lifecycle import hooked
-
-DJANGO = "django.contrib.sessions.backends."
-PLUS = "sessionplus.backends."
+from tests.backends.adoption import DJANGO, PLUS
 
 
 @contextmanager

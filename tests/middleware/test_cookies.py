@@ -1,22 +1,40 @@
 """
-Hostile session cookies, through the middleware and a real store, on every engine.
+Hostile, replayed and random session cookies, through the middleware and a real store.
 
-Each input reaches no storage, costs no 5xx, and gets the response an anonymous first
-visit gets; a well-formed key nobody issued is read (once) but never created or adopted.
+Each hostile input reaches no storage, costs no 5xx, and gets the response an anonymous
+first visit gets; a well-formed key nobody issued is read (once) but never created or
+adopted. After logout the old cookie is worth nothing on engines that keep a record.
+Hypothesis checks that whatever the ``Cookie`` header, no response is a 5xx and nothing
+is written to storage unless the view writes (examples are drawn deterministically: the
+"ci" profile in ``conftest``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from http.cookies import Morsel
+from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.contrib.sessions.backends.base import VALID_KEY_CHARS
 from django.http import HttpResponseBase
-from django.test import TestCase
+from django.test import AsyncClient, TestCase
+from django.utils import timezone
+from freezegun import freeze_time
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from hypothesis.extra import django as hypothesis_django
 
+from tests.backends.contract import Calls, with_twins
 from tests.support.counting import StorageCount, count_storage
 from tests.support.engines import (
+    ENGINES,
     SERVER_SIDE,
+    SHIPPED,
     UNKNOWN_KEY,
     EngineTestMixin,
     engine_matrix,
@@ -108,8 +126,25 @@ def cookie_value(response: HttpResponseBase) -> str:
     return response.cookies[settings.SESSION_COOKIE_NAME].value
 
 
+class RawCookieAsyncClient(AsyncClient):
+    """
+    An AsyncClient that sends the ``Cookie`` header a test gives, exactly.
+
+    AsyncClient adds a ``cookie`` header of its own, empty when its jar is, which Django's
+    ASGI handler joins to the given one with a comma: the last cookie's value ended in ",".
+    """
+
+    def _base_scope(self, **request: Any) -> dict[str, Any]:
+        scope = super()._base_scope(**request)
+        scope["headers"] = [(name, value) for name, value in scope["headers"] if value]
+        return scope
+
+
+@with_twins
 class HostileCookieChecks(EngineTestMixin):
     """What every engine does with hostile session cookies. Set ``engine``."""
+
+    async_client_class = RawCookieAsyncClient
 
     def setUp(self) -> None:
         super().setUp()
@@ -124,8 +159,10 @@ class HostileCookieChecks(EngineTestMixin):
         return cookie_value(response)
 
     def request(
-        self, path: str, cookie_header: str | None
+        self, path: str, cookie_header: str | None, mode: str = "sync"
     ) -> tuple[HttpResponseBase, StorageCount]:
+        if mode == "async":
+            return async_to_sync(self.arequest)(path, cookie_header)
         self.client.cookies.clear()
         extra = {} if cookie_header is None else {"HTTP_COOKIE": cookie_header}
         with count_storage(redis=self.engine.on_redis) as count:
@@ -162,28 +199,17 @@ class HostileCookieChecks(EngineTestMixin):
             problems.append(f"{name}: a session cookie was issued")
         return problems
 
-    def check_reading_view(self, headers: dict[str, str]) -> None:
-        first_visit = outcome(self.request("/read/", None)[0])
+    def check_reading_view(self, headers: dict[str, str], mode: str = "sync") -> None:
+        first_visit = outcome(self.request("/read/", None, mode)[0])
         assert first_visit.body == b"authenticated=False keys="
         problems = []
         for name, header in headers.items():
-            response, count = self.request("/read/", header)
+            response, count = self.request("/read/", header, mode)
             problems += self.reading_view_problems(name, response, count, first_visit)
         assert not problems, "\n".join(problems)
 
-    async def acheck_reading_view(self, headers: dict[str, str]) -> None:
-        first_visit = outcome((await self.arequest("/read/", None))[0])
-        problems = []
-        for name, header in headers.items():
-            response, count = await self.arequest("/read/", header)
-            problems += self.reading_view_problems(name, response, count, first_visit)
-        assert not problems, "\n".join(problems)
-
-    def test_hostile_cookies_reach_no_storage_from_a_reading_view(self):
-        self.check_reading_view(self.hostile())
-
-    async def test_async_hostile_cookies_reach_no_storage_from_a_reading_view(self):
-        await self.acheck_reading_view(self.hostile())
+    def both_hostile_cookies_reach_no_storage_from_a_reading_view(self, call: Calls) -> None:
+        self.check_reading_view(self.hostile(), call.mode)
 
     def test_duplicated_session_cookies_reach_no_storage_from_a_reading_view(self):
         self.check_reading_view(self.duplicated())
@@ -209,31 +235,21 @@ class HostileCookieChecks(EngineTestMixin):
             problems.append(f"{name}: a live session was adopted")
         return problems
 
-    def check_writing_view(self, headers: dict[str, str]) -> None:
-        response, count = self.request("/write/", None)
+    def check_writing_view(self, headers: dict[str, str], mode: str = "sync") -> None:
+        response, count = self.request("/write/", None, mode)
         first_visit = (outcome(response), count)
         assert first_visit[0].body == b"visits=1"
         assert first_visit[0].session_cookie == "issued"
         problems = []
         for name, header in headers.items():
-            response, count = self.request("/write/", header)
+            response, count = self.request("/write/", header, mode)
             problems += self.writing_view_problems(name, response, count, first_visit)
         assert not problems, "\n".join(problems)
 
-    async def acheck_writing_view(self, headers: dict[str, str]) -> None:
-        response, count = await self.arequest("/write/", None)
-        first_visit = (outcome(response), count)
-        problems = []
-        for name, header in headers.items():
-            response, count = await self.arequest("/write/", header)
-            problems += self.writing_view_problems(name, response, count, first_visit)
-        assert not problems, "\n".join(problems)
-
-    def test_hostile_cookies_get_what_a_first_visit_gets_from_a_writing_view(self):
-        self.check_writing_view(self.hostile())
-
-    async def test_async_hostile_cookies_get_what_a_first_visit_gets_from_a_writing_view(self):
-        await self.acheck_writing_view(self.hostile())
+    def both_hostile_cookies_get_what_a_first_visit_gets_from_a_writing_view(
+        self, call: Calls
+    ) -> None:
+        self.check_writing_view(self.hostile(), call.mode)
 
     def test_duplicated_session_cookies_get_what_a_first_visit_gets_from_a_writing_view(self):
         self.check_writing_view(self.duplicated())
@@ -262,6 +278,7 @@ class HostileCookieChecks(EngineTestMixin):
         assert outcome(response).session_cookie == "none"
 
 
+@with_twins
 class ServerSideCookieChecks(HostileCookieChecks):
     """Unknown well-formed keys, on engines that keep a record per key."""
 
@@ -276,26 +293,164 @@ class ServerSideCookieChecks(HostileCookieChecks):
         assert outcome(response).session_cookie in ("none", "deleted")
         assert self.engine.store_class().exists(UNKNOWN_KEY) is False
 
-    def test_an_unknown_key_is_never_adopted_even_when_the_view_writes(self):
-        response, _ = self.request("/write/", self.unknown_cookie())
+    def both_an_unknown_key_is_never_adopted_even_when_the_view_writes(self, call: Calls) -> None:
+        response, count = self.request("/read/", self.unknown_cookie(), call.mode)
+        assert count.total_writes == 0, count.log
+        response, _ = self.request("/write/", self.unknown_cookie(), call.mode)
         assert response.content == b"visits=1"
         issued = cookie_value(response)
         assert issued != UNKNOWN_KEY
         assert len(issued) == 32
-        assert self.engine.store_class().exists(UNKNOWN_KEY) is False
-        assert self.engine.store_class().exists(issued) is True
-        response, _ = self.request("/read/", f"{settings.SESSION_COOKIE_NAME}={issued}")
+        assert call(self.engine.store_class(), "exists", UNKNOWN_KEY) is False
+        assert call(self.engine.store_class(), "exists", issued) is True
+        response, _ = self.request("/read/", f"{settings.SESSION_COOKIE_NAME}={issued}", call.mode)
         assert response.content == b"authenticated=False keys=visits"
-
-    async def test_async_an_unknown_key_is_never_adopted_even_when_the_view_writes(self):
-        response, count = await self.arequest("/read/", self.unknown_cookie())
-        assert count.total_writes == 0, count.log
-        response, _ = await self.arequest("/write/", self.unknown_cookie())
-        issued = cookie_value(response)
-        assert issued != UNKNOWN_KEY
-        assert await self.engine.store_class().aexists(UNKNOWN_KEY) is False
-        assert await self.engine.store_class().aexists(issued) is True
 
 
 engine_matrix(globals(), "HostileCookieTests", (ServerSideCookieChecks, TestCase), SERVER_SIDE)
 engine_matrix(globals(), "HostileCookieTests", (HostileCookieChecks, TestCase), ["signed_cookies"])
+
+
+# Replaying a cookie after logout ----------------------------------------------------
+
+
+def replayed_after_logout(call: Calls, client: Any, old: str) -> HttpResponseBase:
+    """Log out, send the old session cookie again, and return the response to a read."""
+    assert call.get(client, "/logout/").status_code == 200
+    client.cookies.clear()
+    client.cookies[settings.SESSION_COOKIE_NAME] = old
+    return call.get(client, "/read/")
+
+
+@with_twins
+class LogoutChecks(EngineTestMixin):
+    """After logout, the old cookie is worth nothing on engines that keep a record."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.user = User.objects.create_user("alice", password="secret")
+
+    def both_replaying_the_cookie_after_logout_is_anonymous(self, call: Calls) -> None:
+        client = call.client(self)
+        call(client, "force_login", self.user)
+        old = client.cookies[settings.SESSION_COOKIE_NAME].value
+        assert call.get(client, "/read/").content.startswith(b"authenticated=True")
+        response = replayed_after_logout(call, client, old)
+        assert response.content == b"authenticated=False keys="
+        assert call(self.store(), "exists", old) is False
+
+    def test_replaying_the_cookie_after_logout_cannot_write_into_it(self):
+        self.client.force_login(self.user)
+        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        self.client.get("/logout/")
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+        response = self.client.get("/write/")
+        assert response.cookies[settings.SESSION_COOKIE_NAME].value != old
+        assert self.store().exists(old) is False
+
+
+engine_matrix(globals(), "LogoutTests", (LogoutChecks, TestCase), SERVER_SIDE)
+
+
+class SignedCookiesLogoutTests(EngineTestMixin, TestCase):
+    engine = ENGINES["signed_cookies"]
+
+    def test_replaying_a_cookie_after_logout_works_until_it_expires(self):
+        # The documented limit of cookie-held sessions: nothing on the server to revoke.
+        user = User.objects.create_user("alice", password="secret")
+        self.client.force_login(user)
+        old = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        self.client.get("/logout/")
+        self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+        assert self.client.get("/read/").content.startswith(b"authenticated=True")
+        later = timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE + 1)
+        with freeze_time(later):
+            self.client.cookies[settings.SESSION_COOKIE_NAME] = old
+            assert self.client.get("/read/").content == b"authenticated=False keys="
+
+
+# Random cookies (hypothesis) ------------------------------------------------------------
+
+
+def _as_wsgi(text: str) -> str:
+    # A WSGI server hands header bytes over as latin-1 characters; a client sends UTF-8.
+    return text.encode("utf-8", "surrogatepass").decode("latin-1")
+
+
+def cookie_values() -> st.SearchStrategy[str]:
+    """Values a client may put in a cookie: anything, near-keys, quoted, escaped."""
+    near_key = st.text(alphabet=VALID_KEY_CHARS + "AZ -_.:/\\*?[]{}%\"'", min_size=30, max_size=34)
+    quoted = st.builds(
+        lambda inner: f'"{inner}"',
+        st.text(alphabet=st.sampled_from([*VALID_KEY_CHARS, "\\", "0", "1", "5", '"', " "])),
+    )
+    return st.one_of(
+        st.text(max_size=80),
+        st.text(alphabet=VALID_KEY_CHARS, min_size=32, max_size=32),
+        near_key,
+        quoted,
+    )
+
+
+def cookie_headers() -> st.SearchStrategy[str]:
+    """Whole ``Cookie`` headers: session cookies, others, repeats, raw bytes."""
+    name = st.sampled_from(["sessionid", "csrftoken", "", "sessionid ", "SESSIONID"])
+    pairs = st.lists(st.tuples(name, cookie_values()), min_size=1, max_size=3).map(
+        lambda items: "; ".join(f"{key}={value}" for key, value in items)
+    )
+    raw = st.binary(max_size=200).map(lambda data: data.decode("latin-1"))
+    return st.one_of(pairs.map(_as_wsgi), raw)
+
+
+# Each test runs once per engine class from one mixin: the same function on different
+# instances is what that health check is about, and is what is meant here.
+per_engine = hypothesis_settings(suppress_health_check=[HealthCheck.differing_executors])
+
+
+class CookiePropertyChecks(EngineTestMixin):
+    """Property (a), for one engine. Set ``engine``."""
+
+    async_client_class = RawCookieAsyncClient
+
+    def request(self, path: str, header: str) -> tuple[Any, Any]:
+        self.client.cookies.clear()
+        with count_storage(redis=self.engine.on_redis) as count:
+            response = self.client.get(path, HTTP_COOKIE=header)
+        return response, count
+
+    @per_engine
+    @given(header=cookie_headers())
+    def test_no_cookie_costs_a_5xx_or_a_write_unless_the_view_writes(self, header):
+        response, count = self.request("/untouched/", header)
+        assert response.status_code == 200
+        assert count.total == 0, count.log
+        response, count = self.request("/read/", header)
+        assert response.status_code == 200
+        assert response.content == b"authenticated=False keys="
+        assert count.total_writes == 0, count.log
+        response, count = self.request("/write/", header)
+        assert response.status_code == 200
+        assert response.content == b"visits=1"
+        issued = response.cookies[settings.SESSION_COOKIE_NAME].value
+        assert issued
+        assert issued not in header
+
+    @per_engine
+    @given(header=cookie_headers())
+    def test_async_no_cookie_costs_a_5xx_or_a_write_unless_the_view_writes(self, header):
+        @async_to_sync
+        async def read() -> tuple[Any, Any]:
+            self.async_client.cookies.clear()
+            async with count_storage(redis=self.engine.on_redis) as count:
+                response = await self.async_client.get("/read/", headers={"cookie": header})
+            return response, count
+
+        response, count = read()
+        assert response.status_code == 200
+        assert response.content == b"authenticated=False keys="
+        assert count.total_writes == 0, count.log
+
+
+engine_matrix(
+    globals(), "CookiePropertyTests", (CookiePropertyChecks, hypothesis_django.TestCase), SHIPPED
+)
