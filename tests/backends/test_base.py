@@ -31,7 +31,6 @@ from sessionplus.backends.expiry import EXPIRY_KEY
 from sessionplus.exceptions import SessionTooLarge
 from sessionplus.identifiers import log_id
 from tests.backends.contract import SYNC, Calls, with_twins
-from tests.middleware.test_cookies import per_engine
 from tests.support.engines import (
     ENGINES,
     SHIPPED,
@@ -41,6 +40,7 @@ from tests.support.engines import (
     read_payload,
     tamper,
 )
+from tests.support.properties import per_engine
 
 SUSPICIOUS = "django.security.SuspiciousSession"
 

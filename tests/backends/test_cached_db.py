@@ -41,12 +41,12 @@ from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
 from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
-from tests.middleware.test_cookies import replayed_after_logout
 from tests.support.budgets import measure
 from tests.support.counting import count_storage
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import ENGINES, EngineTestMixin
 from tests.support.services import dead_port, redis_url
+from tests.support.signed_in import replayed_after_logout
 
 LOGGER = "sessionplus.backends.cached_db"
 DJANGO_LOGGER = "django.contrib.sessions"

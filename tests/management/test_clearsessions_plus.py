@@ -32,7 +32,7 @@ from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.support.commands import TtyOutput, run_command
 from tests.support.counting import count_storage
 from tests.support.services import dead_port, repo_root
-from tests.test_cleanup import (
+from tests.support.session_rows import (
     BATCH_STATEMENTS,
     add_rows,
     before_statement,

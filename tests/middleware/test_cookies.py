@@ -24,8 +24,7 @@ from django.http import HttpResponseBase
 from django.test import AsyncClient, TestCase
 from django.utils import timezone
 from freezegun import freeze_time
-from hypothesis import HealthCheck, given
-from hypothesis import settings as hypothesis_settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import django as hypothesis_django
 
@@ -39,6 +38,8 @@ from tests.support.engines import (
     EngineTestMixin,
     engine_matrix,
 )
+from tests.support.properties import per_engine
+from tests.support.signed_in import replayed_after_logout
 
 
 def hostile_cookie_headers(real: str, other_real: str) -> dict[str, str]:
@@ -314,14 +315,6 @@ engine_matrix(globals(), "HostileCookieTests", (HostileCookieChecks, TestCase), 
 # Replaying a cookie after logout ----------------------------------------------------
 
 
-def replayed_after_logout(call: Calls, client: Any, old: str) -> HttpResponseBase:
-    """Log out, send the old session cookie again, and return the response to a read."""
-    assert call.get(client, "/logout/").status_code == 200
-    client.cookies.clear()
-    client.cookies[settings.SESSION_COOKIE_NAME] = old
-    return call.get(client, "/read/")
-
-
 @with_twins
 class LogoutChecks(EngineTestMixin):
     """After logout, the old cookie is worth nothing on engines that keep a record."""
@@ -400,11 +393,6 @@ def cookie_headers() -> st.SearchStrategy[str]:
     )
     raw = st.binary(max_size=200).map(lambda data: data.decode("latin-1"))
     return st.one_of(pairs.map(_as_wsgi), raw)
-
-
-# Each test runs once per engine class from one mixin: the same function on different
-# instances is what that health check is about, and is what is meant here.
-per_engine = hypothesis_settings(suppress_health_check=[HealthCheck.differing_executors])
 
 
 class CookiePropertyChecks(EngineTestMixin):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 from django.test import Client
 
 from sessionplus.signals import session_ended
 from tests.support.engines import ENGINES, Engine, use_engine
+
+if TYPE_CHECKING:
+    from tests.backends.contract import Calls
 
 FIREFOX = "Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0"
 IPHONE = (
@@ -55,3 +58,11 @@ class SignedInMixin:
         request.session = self.engine.store_class(self.key_of(client))
         request.user = user
         return request
+
+
+def replayed_after_logout(call: Calls, client: Any, old: str) -> HttpResponseBase:
+    """Log out, send the old session cookie again, and return the response to a read."""
+    assert call.get(client, "/logout/").status_code == 200
+    client.cookies.clear()
+    client.cookies[settings.SESSION_COOKIE_NAME] = old
+    return call.get(client, "/read/")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -12,8 +11,7 @@ from pathlib import Path
 import pytest
 from selenium.webdriver.common.by import By
 
-from tests.support.services import missing_service
-from tests.test_browser import CHROMEDRIVER, CHROMIUM, BrowserTestCase, DemoServer
+from tests.support.browser import BrowserTestCase, DemoServer, require_chromium
 
 pytestmark = pytest.mark.browser
 
@@ -30,8 +28,7 @@ class AdoptionBrowserTests(BrowserTestCase):
     @pytest.fixture(autouse=True)
     def use_demo_server(self) -> Iterator[None]:
         # A server of its own, stopped and started again on another configuration.
-        if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
-            missing_service(f"Chromium is not installed ({CHROMIUM}, {CHROMEDRIVER})")
+        require_chromium()
         with tempfile.TemporaryDirectory(prefix="sessionplus-adoption-") as directory:
             self.server = DemoServer(Path(directory))
             self.server.env.update(DJANGO_SETTINGS_MODULE="testproject.adoption_settings")
