@@ -197,7 +197,7 @@ class LiveSwitchContract:
 
 
 @pytest.mark.skipif(
-    connection.vendor != "postgresql",
+    connection.vendor == "sqlite",
     reason="concurrent writers need a real database server (DATABASE_URL=postgres://…)",
 )
 class DjangoDBToSessionplusDBTests(LiveSwitchContract, TransactionTestCase):

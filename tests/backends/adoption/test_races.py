@@ -97,7 +97,8 @@ class LogoutDuringAdoptionContract:
 
 @pytest.mark.skipif(
     connection.vendor != "postgresql",
-    reason="row locks need a real database server (DATABASE_URL=postgres://…)",
+    reason="row locks need a real database server, and the test sees the wait in PostgreSQL's "
+    "pg_stat_activity (DATABASE_URL=postgres://…)",
 )
 class DjangoDBToDBTests(LogoutDuringAdoptionContract, TransactionTestCase):
     # The adoption holds the source row: the logout's DELETE waits for it, then ends the copy.
