@@ -53,7 +53,8 @@ class Calls:
     """
     Call a store method through the sync API, or through its async twin (``a<name>``).
 
-    ``"set"`` is ``aset()`` in async and item assignment in sync, which has no ``set()``.
+    ``"set"`` is ``aset()`` in async and item assignment in sync, which has no ``set()``;
+    a property in sync (``cache_key``, ``acache_key()`` in async) is read.
     """
 
     def __init__(self, mode: str) -> None:
@@ -64,7 +65,12 @@ class Calls:
             return async_to_sync(getattr(store, f"a{method}"))(*args, **kwargs)
         if method == "set":
             method = "__setitem__"
-        return getattr(store, method)(*args, **kwargs)
+        attribute = getattr(store, method)
+        return attribute(*args, **kwargs) if callable(attribute) else attribute
+
+    def name(self, method: str) -> str:
+        """Return the name of ``method`` in the mode's API (``aget`` for ``get`` in async)."""
+        return f"a{method}" if self.mode == "async" else method
 
     def client(self, test: Any) -> Any:
         """Return the test's ``client`` in sync, its ``async_client`` in async."""
