@@ -22,10 +22,10 @@ from unittest import mock
 from uuid import uuid4
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from django.contrib.auth import SESSION_KEY as AUTH_USER_KEY
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
-from django.test import override_settings
+from django.test import AsyncClient, Client, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 
@@ -53,7 +53,8 @@ class Calls:
     """
     Call a store method through the sync API, or through its async twin (``a<name>``).
 
-    ``"set"`` is ``aset()`` in async and item assignment in sync, which has no ``set()``.
+    ``"set"`` is ``aset()`` in async and item assignment in sync, which has no ``set()``;
+    a property in sync (``cache_key``, ``acache_key()`` in async) is read.
     """
 
     def __init__(self, mode: str) -> None:
@@ -64,17 +65,37 @@ class Calls:
             return async_to_sync(getattr(store, f"a{method}"))(*args, **kwargs)
         if method == "set":
             method = "__setitem__"
-        return getattr(store, method)(*args, **kwargs)
+        attribute = getattr(store, method)
+        return attribute(*args, **kwargs) if callable(attribute) else attribute
+
+    def name(self, method: str) -> str:
+        """Return the name of ``method`` in the mode's API (``aget`` for ``get`` in async)."""
+        return f"a{method}" if self.mode == "async" else method
 
     def client(self, test: Any) -> Any:
         """Return the test's ``client`` in sync, its ``async_client`` in async."""
         return test.async_client if self.mode == "async" else test.client
+
+    def new_client(self) -> Any:
+        """Return a new ``Client`` in sync, a new ``AsyncClient`` in async."""
+        return AsyncClient() if self.mode == "async" else Client()
 
     def get(self, client: Any, path: str, **extra: Any) -> Any:
         """Send a GET through the request path of the mode (WSGI or ASGI)."""
         if self.mode == "async":
             return async_to_sync(client.get)(path, **extra)
         return client.get(path, **extra)
+
+    def in_one_loop(self, function: Any, *args: Any) -> Any:
+        """
+        Call ``function``; in async, on one event loop that its async calls all share.
+
+        Async Redis clients belong to their loop: a count that must not include opening
+        connections runs its warm-up and its operation on the same one.
+        """
+        if self.mode == "async":
+            return async_to_sync(sync_to_async(function))(*args)
+        return function(*args)
 
 
 SYNC = Calls("sync")

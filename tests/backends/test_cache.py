@@ -19,7 +19,7 @@ from freezegun import freeze_time
 from sessionplus.backends.cache import KEY_PREFIX, SessionStore
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
-from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
+from tests.backends.contract import MALFORMED_KEYS, Calls, ServerSideStoreContract, with_twins
 from tests.support.counting import StorageCount, count_storage
 from tests.support.engines import ENGINES
 from tests.support.services import dead_port
@@ -27,6 +27,7 @@ from tests.support.services import dead_port
 ONE_EACH = {"create": 1, "load": 1, "save": 1, "touch": 1, "delete": 1}
 
 
+@with_twins
 class CacheEngineContract(ServerSideStoreContract):
     """The contract plus the engine-only tests, run on every cache backend below."""
 
@@ -36,6 +37,8 @@ class CacheEngineContract(ServerSideStoreContract):
     # on this backend (django-redis: SET XX, and the touch's script through its client).
     save_calls = ["set"]
     touch_calls: list[str] = []
+    # The async save's calls, where they are not the async names of ``save_calls``.
+    async_save_calls: list[str] | None = None
 
     def setUp(self) -> None:
         super().setUp()
@@ -116,131 +119,127 @@ class CacheEngineContract(ServerSideStoreContract):
         assert CollidingStore(session.session_key)["b"] == 2
         assert self.store(taken)["a"] == 1
 
-    def test_save_with_must_create_on_an_existing_key_raises_create_error(self):
-        session = self.saved(a=1)
+    def both_save_with_must_create_on_an_existing_key_raises_create_error(
+        self, call: Calls
+    ) -> None:
+        session = self.saved_by(call, a=1)
         with pytest.raises(CreateError):
-            session.save(must_create=True)
+            call(session, "save", must_create=True)
 
     def test_cache_key_names_the_entry_as_djangos_engine_does(self):
         session = self.saved(a=1)
         assert session.cache_key == KEY_PREFIX + session.session_key
         assert self.cache.get(session.cache_key) == self.raw(session.session_key)
 
-    async def test_async_cache_key_creates_a_key_when_there_is_none(self):
+    def both_cache_key_creates_a_key_when_there_is_none(self, call: Calls) -> None:
         session = self.store()
-        key = await session.acache_key()
+        key = call(session, "cache_key")
         assert key == KEY_PREFIX + session.session_key
 
-    async def test_async_create_on_an_existing_key_raises_create_error(self):
-        session = await self.asaved(a=1)
-        with pytest.raises(CreateError):
-            await session.asave(must_create=True)
-
-    async def test_async_malformed_keys_cost_no_cache_call(self):
-        async with count_storage() as count:
-            for bad_key in MALFORMED_KEYS:
-                assert await self.store().aexists(bad_key) is False
-                await self.store().adelete(bad_key)
-        assert count.cache == []
-
-    def test_save_after_delete_does_not_bring_the_entry_back(self):
-        session = self.reloaded(self.saved(a=1))
-        session["b"] = 2
+    def both_save_after_delete_does_not_bring_the_entry_back(self, call: Calls) -> None:
+        session = self.reloaded(self.saved_by(call, a=1))
+        call(session, "set", "b", 2)
         self.cache.delete(KEY_PREFIX + session.session_key)
         with pytest.raises(UpdateError):
-            session.save()
+            call(session, "save")
         assert self.raw(session.session_key) is None
 
     # Budgets -----------------------------------------------------------------------
 
-    def test_malformed_keys_cost_no_cache_call(self):
+    def both_malformed_keys_cost_no_cache_call(self, call: Calls) -> None:
         with count_storage() as count:
             for bad_key in MALFORMED_KEYS:
                 session = self.store(bad_key)
-                assert list(session.keys()) == []
-                assert session.exists(bad_key) is False
-                session.delete(bad_key)
+                assert list(call(session, "keys")) == []
+                assert call(session, "exists", bad_key) is False
+                call(session, "delete", bad_key)
         assert count.cache == []
 
-    def test_budget_untouched_and_new_sessions_cost_nothing(self):
-        key = self.saved(a=1).session_key
+    # In async, Django's BaseCache serves each call by its sync twin in a thread: counted
+    # once, by the async name.
+
+    def both_budget_untouched_and_new_sessions_cost_nothing(self, call: Calls) -> None:
+        key = self.saved_by(call, a=1).session_key
         with count_storage() as count:
             self.store(key)
-            assert self.store().get("a") is None
+            assert call(self.store(), "get", "a") is None
         assert count.cache == []
 
-    def test_budget_load_is_one_get(self):
-        key = self.saved(a=1).session_key
+    def both_budget_load_is_one_get(self, call: Calls) -> None:
+        key = self.saved_by(call, a=1).session_key
         with count_storage() as count:
-            assert self.store(key)["a"] == 1
-        assert count.cache == ["get"]
+            assert call(self.store(key), "get", "a") == 1
+        assert count.cache == [call.name("get")]
 
-    def test_budget_create_is_one_add(self):
+    def both_budget_create_is_one_add(self, call: Calls) -> None:
         session = self.store()
-        session["a"] = 1
+        call(session, "set", "a", 1)
         with count_storage() as count:
-            session.save()
-        assert count.cache == ["add"]
+            call(session, "save")
+        assert count.cache == [call.name("add")]
 
-    def test_budget_save_and_touch(self):
-        session = self.reloaded(self.saved(a=1))
-        session["b"] = 2
+    def both_budget_save_and_touch(self, call: Calls) -> None:
+        session = self.reloaded(self.saved_by(call, a=1))
+        call(session, "set", "b", 2)
         with count_storage() as count:
-            session.save()
-        assert count.cache == self.save_calls
+            call(session, "save")
+        if call.mode == "async" and self.async_save_calls is not None:
+            assert count.cache == self.async_save_calls
+        else:
+            assert count.cache == [call.name(name) for name in self.save_calls]
         session = self.reloaded(session)
-        session["a"]  # the middleware touches a loaded, unmodified session
+        call(session, "get", "a")  # the middleware touches a loaded, unmodified session
         with count_storage() as count:
-            session.touch()
-        assert count.cache == self.touch_calls
+            call(session, "touch")
+        assert count.cache == [call.name(name) for name in self.touch_calls]
 
-    def test_a_touch_after_the_entry_expired_raises_update_error(self):
-        session = self.saved(a=1)
-        session.set_expiry(60)
-        session.save()
+    def both_a_touch_after_the_entry_expired_raises_update_error(self, call: Calls) -> None:
+        session = self.store()
+        call(session, "set", "a", 1)
+        call(session, "set_expiry", 60)
+        call(session, "save")
         session = self.reloaded(session)
-        session["a"]
+        call(session, "get", "a")
         with freeze_time(timezone.now() + timedelta(seconds=120)), pytest.raises(UpdateError):
-            session.touch()
+            call(session, "touch")
 
-    def test_budget_delete_is_one_delete(self):
-        session = self.saved(a=1)
+    def both_budget_delete_is_one_delete(self, call: Calls) -> None:
+        session = self.saved_by(call, a=1)
         with count_storage() as count:
-            session.delete()
-        assert count.cache == ["delete"]
+            call(session, "delete")
+        assert count.cache == [call.name("delete")]
 
-    def costs(self, cost: Callable[[StorageCount], int], **servers: bool) -> dict[str, int]:
+    def costs(
+        self, call: Calls, cost: Callable[[StorageCount], int], **servers: bool
+    ) -> dict[str, int]:
         """Return what each operation costs, as ``cost`` reads it from its count."""
+        return call.in_one_loop(self.count_costs, call, cost, servers)
+
+    def count_costs(
+        self, call: Calls, cost: Callable[[StorageCount], int], servers: dict[str, bool]
+    ) -> dict[str, int]:
+        # One event loop for all: in async, a client's connections belong to its loop.
         counts: dict[str, StorageCount] = {}
         session = self.store()
-        session["a"] = 1
+        call(session, "set", "a", 1)
         with count_storage(**servers) as counts["create"]:
-            session.save()
+            call(session, "save")
         session = self.store(session.session_key)
         with count_storage(**servers) as counts["load"]:
-            session.load()
-        session["b"] = 2
+            call(session, "load")
+        call(session, "set", "b", 2)
         with count_storage(**servers) as counts["save"]:
-            session.save()
+            call(session, "save")
         session = self.store(session.session_key)
-        session["a"]  # loaded, unmodified: what the middleware touches
+        call(session, "get", "a")  # loaded, unmodified: what the middleware touches
         with count_storage(**servers) as counts["touch"]:
-            session.touch()
+            call(session, "touch")
         with count_storage(**servers) as counts["delete"]:
-            session.delete()
+            call(session, "delete")
         return {operation: cost(count) for operation, count in counts.items()}
 
-    async def test_async_budget_load_create_and_delete(self):
-        session = self.store()
-        await session.aset("a", 1)
-        async with count_storage() as count:
-            await session.asave()
-            assert await self.store(session.session_key).aget("a") == 1
-            await session.adelete()
-        # Django's BaseCache serves each by its sync twin in a thread: counted once.
-        assert count.cache == ["aadd", "aget", "adelete"]
 
-
+@with_twins
 class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "default"
     # locmem has no conditional write: touch probes that the entry still exists, then set;
@@ -284,12 +283,14 @@ class LocmemCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
 
 
 @pytest.mark.usefixtures("redis_db")
+@with_twins
 class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis"
+    async_save_calls = ["set"]  # areplace() runs replace()'s SET XX in a thread
 
-    def test_every_operation_is_one_redis_round_trip(self):
+    def both_every_operation_is_one_redis_round_trip(self, call: Calls) -> None:
         # Round trips, not commands: the server counts the GET and SET a script runs.
-        assert self.costs(lambda count: count.round_trips, redis=True) == ONE_EACH
+        assert self.costs(call, lambda count: count.round_trips, redis=True) == ONE_EACH
 
     def test_a_client_that_stores_values_its_own_way_touches_by_reading_first(self):
         # django-redis's herd client wraps every value: the touch's script cannot compare it.
@@ -334,38 +335,39 @@ class DjangoRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
         session.save()
         assert 295 <= self.cache.ttl(KEY_PREFIX + session.session_key) <= 300
 
-    async def test_async_save_is_one_round_trip_and_refuses_a_deleted_session(self):
-        session = await self.asaved(a=1)
-        session = self.store(session.session_key)
-        await session.aset("b", 2)
-        async with count_storage(redis=True) as executed:
-            await session.asave()
+    def both_save_is_one_command_and_refuses_a_deleted_session(self, call: Calls) -> None:
+        session = self.store(self.saved_by(call, a=1).session_key)
+        call(session, "set", "b", 2)
+        with count_storage(redis=True) as executed:
+            call(session, "save")
         assert len(executed.redis) == 1
-        await self.store().adelete(session.session_key)
+        call(self.store(), "delete", session.session_key)
         with pytest.raises(UpdateError):
-            await session.asave()
+            call(session, "save")
         assert self.raw(session.session_key) is None
 
 
 @pytest.mark.usefixtures("redis_db")
+@with_twins
 class DjangoBuiltinRedisCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "redis_builtin"
     # The conditional SET and the touch's script go through the backend's client (counted below).
     save_calls = touch_calls = []
 
-    def test_every_operation_is_one_redis_round_trip(self):
+    def both_every_operation_is_one_redis_round_trip(self, call: Calls) -> None:
         # Round trips, not commands: the server counts the GET and SET a script runs.
-        assert self.costs(lambda count: count.round_trips, redis=True) == ONE_EACH
+        assert self.costs(call, lambda count: count.round_trips, redis=True) == ONE_EACH
 
 
 @pytest.mark.usefixtures("memcached_db")
+@with_twins
 class MemcachedCacheSessionStoreTests(CacheEngineContract, SimpleTestCase):
     alias = "memcached"
     save_calls = []  # memcached's replace goes through the backend's client (counted below)
     touch_calls = ["get"]  # no compare-and-set: the touch reads the entry, then replaces it
 
-    def test_every_operation_but_touch_is_one_memcached_command(self):
-        costs = self.costs(lambda count: len(count.memcached), memcached=True)
+    def both_every_operation_but_touch_is_one_memcached_command(self, call: Calls) -> None:
+        costs = self.costs(call, lambda count: len(count.memcached), memcached=True)
         assert costs == {**ONE_EACH, "touch": 2}
 
     def test_djangos_cache_engine_needs_two_commands_to_create_and_to_save(self):
@@ -403,6 +405,7 @@ def dead_caches() -> dict[str, dict]:
     }
 
 
+@with_twins
 class UnreachableCacheTests(SimpleTestCase):
     aliases = ("dead_django_redis", "dead_redis_builtin", "dead_memcached")
 
@@ -416,30 +419,19 @@ class UnreachableCacheTests(SimpleTestCase):
             with self.subTest(alias=alias), override_settings(SESSION_CACHE_ALIAS=alias):
                 yield alias
 
-    def test_every_operation_raises_session_store_unavailable_with_the_cause(self):
+    def both_every_operation_raises_session_store_unavailable_with_the_cause(
+        self, call: Calls
+    ) -> None:
         key = "e" * 32
         operations = {
-            "load": lambda: SessionStore(key).load(),
-            "exists": lambda: SessionStore().exists(key),
-            "delete": lambda: SessionStore().delete(key),
-            "create": lambda: SessionStore().create(),
-            "save": lambda: SessionStore(key).save(),
+            "load": lambda: call(SessionStore(key), "load"),
+            "exists": lambda: call(SessionStore(), "exists", key),
+            "delete": lambda: call(SessionStore(), "delete", key),
+            "create": lambda: call(SessionStore(), "create"),
+            "save": lambda: call(SessionStore(key), "save"),
         }
         for _alias in self.each_alias():
             for name, operation in operations.items():
                 with pytest.raises(SessionStoreUnavailable) as raised:
                     operation()
                 assert raised.value.__cause__ is not None, name
-
-    async def test_async_operations_raise_session_store_unavailable(self):
-        key = "e" * 32
-        for alias in self.aliases:
-            with override_settings(SESSION_CACHE_ALIAS=alias):
-                with pytest.raises(SessionStoreUnavailable):
-                    await SessionStore(key).aload()
-                with pytest.raises(SessionStoreUnavailable):
-                    await SessionStore().acreate()
-                with pytest.raises(SessionStoreUnavailable):
-                    await SessionStore(key).asave()
-                with pytest.raises(SessionStoreUnavailable):
-                    await SessionStore().adelete(key)

@@ -7,7 +7,6 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoStore
@@ -22,7 +21,13 @@ from freezegun import freeze_time
 
 from sessionplus.backends.db import SessionStore
 from sessionplus.models import Session
-from tests.backends.contract import ServerSideStoreContract, UserIndexedStoreContract
+from tests.backends.contract import (
+    SYNC,
+    Calls,
+    ServerSideStoreContract,
+    UserIndexedStoreContract,
+    with_twins,
+)
 from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
 from tests.support.budgets import measure
@@ -55,19 +60,24 @@ class CustomModelSessionStoreTests(ServerSideStoreContract, TestCase):
         flip_a_byte_of_the_row(CustomSession, session_key)
 
 
-def saved(store_class: type[SessionStore] = SessionStore, **data: object) -> SessionStore:
+def saved(
+    store_class: type[SessionStore] = SessionStore, call: Calls = SYNC, **data: object
+) -> SessionStore:
     session = store_class()
-    session.update(data)
-    session.save()
+    call(session, "update", data)
+    call(session, "save")
     return session
 
 
-def loaded(session_key: str, store_class: type[SessionStore] = SessionStore) -> SessionStore:
+def loaded(
+    session_key: str, store_class: type[SessionStore] = SessionStore, call: Calls = SYNC
+) -> SessionStore:
     session = store_class(session_key)
-    session.keys()
+    call(session, "keys")
     return session
 
 
+@with_twins
 class DbRowTests(TestCase):
     def test_metadata_is_stored_in_its_columns(self):
         moment = timezone.now().replace(microsecond=0)
@@ -96,14 +106,16 @@ class DbRowTests(TestCase):
         assert row.get_decoded() == {"a": 1, "b": 2, "_session_expiry": 600}
         assert abs(row.expire_date - timezone.now() - timedelta(seconds=600)) < timedelta(seconds=5)
 
-    def test_touch_moves_expiry_and_last_activity_and_leaves_the_data_alone(self):
+    def both_touch_moves_expiry_and_last_activity_and_leaves_the_data_alone(
+        self, call: Calls
+    ) -> None:
         created, touched = timezone.now() - timedelta(hours=2), timezone.now()
         with freeze_time(created):
-            session = saved(a=1)
+            session = saved(call=call, a=1)
         before = Session.objects.get(pk=session.session_key)
         with freeze_time(touched):
-            session = loaded(session.session_key)
-            session.touch()
+            session = loaded(session.session_key, call=call)
+            call(session, "touch")
         after = Session.objects.get(pk=session.session_key)
         assert after.session_data == before.session_data
         assert after.created_at == before.created_at
@@ -120,47 +132,24 @@ class DbRowTests(TestCase):
         row = Session.objects.get(pk=session.session_key)
         assert (row.user_id, row.ip) == ("7", "192.0.2.9")
 
-    def test_touch_of_a_session_without_a_record_writes_nothing(self):
+    def both_touch_of_a_session_without_a_record_writes_nothing(self, call: Calls) -> None:
         unknown = SessionStore("c" * 32)
         with self.assertNumQueries(1):
-            unknown.touch()
+            call(unknown, "touch")
         assert not Session.objects.exists()
 
-    async def test_async_touch_of_a_session_without_a_record_writes_nothing(self):
-        await SessionStore("c" * 32).atouch()
-        assert not await Session.objects.aexists()
-
-    async def test_async_touch_moves_expiry_and_keeps_the_data(self):
-        session = SessionStore()
-        await session.aset("a", 1)
-        await session.asave()
-        before = await Session.objects.aget(pk=session.session_key)
-        session = SessionStore(session.session_key)
-        await session.aget("a")
-        with freeze_time(timezone.now() + timedelta(minutes=5)):
-            await session.atouch()
-        after = await Session.objects.aget(pk=session.session_key)
-        assert after.session_data == before.session_data
-        assert after.expire_date - before.expire_date >= timedelta(minutes=4)
-
-    def test_an_expired_row_does_not_exist_until_clear_expired_removes_it(self):
-        live = saved(a=1)
+    def both_an_expired_row_does_not_exist_until_clear_expired_removes_it(
+        self, call: Calls
+    ) -> None:
+        live = saved(call=call, a=1)
         expired = SessionStore()
-        expired["a"] = 1
-        expired.set_expiry(-60)
-        expired.save()
+        call(expired, "set", "a", 1)
+        call(expired, "set_expiry", -60)
+        call(expired, "save")
         assert Session.objects.count() == 2
-        assert SessionStore().exists(expired.session_key) is False
-        assert SessionStore.clear_expired() == 1
+        assert call(SessionStore(), "exists", expired.session_key) is False
+        assert call(SessionStore, "clear_expired") == 1
         assert list(Session.objects.values_list("pk", flat=True)) == [live.session_key]
-
-    async def test_async_clear_expired_counts_what_it_removed(self):
-        expired = SessionStore()
-        await expired.aset("a", 1)
-        await expired.aset_expiry(-60)
-        await expired.asave()
-        assert await SessionStore.aclear_expired() == 1
-        assert await Session.objects.acount() == 0
 
     def test_end_sessions_for_user_leaves_expired_rows_to_clear_expired(self):
         session = SessionStore()
@@ -181,13 +170,14 @@ class DbRowTests(TestCase):
             session.save()
         assert Session.objects.count() == 2
 
-    def test_cycle_key_moves_the_row_with_its_metadata(self):
-        session = saved(a=1)
+    def both_cycle_key_moves_the_row_with_its_metadata(self, call: Calls) -> None:
+        session = saved(call=call, a=1)
         session.update_metadata(user_agent="Browser/1.0")
-        session.save()
+        call(session, "save")
         old = Session.objects.get(pk=session.session_key)
-        session = loaded(old.session_key)
-        session.cycle_key()
+        session = loaded(old.session_key, call=call)
+        call(session, "cycle_key")
+        assert not SessionStore().exists(old.session_key)
         row = Session.objects.get()
         assert (row.session_key, row.created_at) == (session.session_key, old.created_at)
         assert (row.user_agent, loaded(row.session_key)["a"]) == ("Browser/1.0", 1)
@@ -218,13 +208,6 @@ class DbRowTests(TestCase):
         with override_key_generator([taken] * 10), pytest.raises(RuntimeError):
             session.cycle_key()
         assert loaded(old_key)["owner"] == "me"
-
-    def test_acycle_key_moves_the_row(self):
-        session = saved(a=1)
-        old_key = session.session_key
-        async_to_sync(session.acycle_key)()
-        assert not SessionStore().exists(old_key)
-        assert loaded(session.session_key)["a"] == 1
 
     @override_settings(USE_TZ=False)
     def test_round_trip_without_time_zone_support(self):
@@ -274,29 +257,23 @@ class ReplicaRouter:
 
 
 @override_settings(DATABASE_ROUTERS=[f"{__name__}.ReplicaRouter"])
+@with_twins
 class WriteDatabaseTests(TestCase):
     """The test may query "default" only: a statement sent to the replica fails it."""
 
-    def test_every_operation_uses_the_database_named_for_writes(self):
+    def both_every_operation_uses_the_database_named_for_writes(self, call: Calls) -> None:
         session = SessionStore()
-        session["a"] = 1
+        call(session, "set", "a", 1)
         session.update_metadata(user_id="7")
-        session.save()
-        assert loaded(session.session_key)["a"] == 1
-        assert SessionStore().exists(session.session_key) is True
-        loaded(session.session_key).touch()
-        assert SessionStore.sessions_for_user("7") == [session.session_key]
-        assert SessionStore.clear_expired() == 0
-        session.cycle_key()
-        assert SessionStore.end_sessions_for_user("7") == 1
-
-    async def test_async_operations_use_the_database_named_for_writes(self):
-        session = SessionStore()
-        await session.aset("a", 1)
-        await session.asave()
-        assert await SessionStore(session.session_key).aget("a") == 1
-        assert await SessionStore().aexists(session.session_key) is True
-        await session.adelete()
+        call(session, "save")
+        assert call(SessionStore(session.session_key), "get", "a") == 1
+        assert call(SessionStore(), "exists", session.session_key) is True
+        call(loaded(session.session_key, call=call), "touch")
+        assert call(SessionStore, "sessions_for_user", "7") == [session.session_key]
+        assert call(SessionStore, "clear_expired") == 0
+        call(session, "cycle_key")
+        assert call(SessionStore, "end_sessions_for_user", "7") == 1
+        call(session, "delete")
 
     def test_djangos_engine_asks_the_replica(self):
         session = DjangoStore()
@@ -306,15 +283,19 @@ class WriteDatabaseTests(TestCase):
             session.save()
 
 
+@with_twins
 class CustomModelTests(TestCase):
     """A project's own model through get_model_class(), written as Django documents it."""
 
-    def test_create_model_instance_fills_the_extra_column_on_insert_and_update(self):
-        session = saved(CustomStore, _auth_user_id=42)
+    def both_create_model_instance_fills_the_extra_column_on_insert_and_update(
+        self, call: Calls
+    ) -> None:
+        session = saved(CustomStore, call, _auth_user_id=42)
         assert CustomSession.objects.get(pk=session.session_key).account_id == 42
-        session = loaded(session.session_key, CustomStore)
-        session.pop("_auth_user_id")
-        session.save()
+        assert call(CustomStore(session.session_key), "get", "_auth_user_id") == 42
+        session = loaded(session.session_key, CustomStore, call)
+        call(session, "pop", "_auth_user_id")
+        call(session, "save")
         assert CustomSession.objects.get(pk=session.session_key).account_id is None
 
     def test_metadata_without_columns_travels_in_the_signed_data(self):
@@ -346,13 +327,6 @@ class CustomModelTests(TestCase):
         assert metadata.last_activity == created + timedelta(minutes=20)
         assert metadata.created_at == created
 
-    async def test_async_round_trip_with_the_extra_column(self):
-        session = CustomStore()
-        await session.aset("_auth_user_id", 5)
-        await session.asave()
-        assert (await CustomSession.objects.aget(pk=session.session_key)).account_id == 5
-        assert await CustomStore(session.session_key).aget("_auth_user_id") == 5
-
     def test_finding_sessions_by_user_needs_a_user_id_column(self):
         with pytest.raises(ImproperlyConfigured, match="CustomSession has no user_id column"):
             CustomStore.sessions_for_user("7")
@@ -372,6 +346,7 @@ def reads(request: HttpRequest) -> HttpResponse:
 urlpatterns = [path("untouched/", untouched), path("reads/", reads)]
 
 
+@with_twins
 class DbBudgetTests(TransactionTestCase):
     """
     Statements per operation, in autocommit mode (no test transaction around them), so
@@ -399,12 +374,12 @@ class DbBudgetTests(TransactionTestCase):
             ],
         }
 
-    def test_save_of_a_deleted_session_is_one_update_then_update_error(self):
-        session = loaded(saved(a=1).session_key)
-        session["b"] = 2
+    def both_save_of_a_deleted_session_is_one_update_then_update_error(self, call: Calls) -> None:
+        session = loaded(saved(call=call, a=1).session_key, call=call)
+        call(session, "set", "b", 2)
         Session.objects.all().delete()
         with count_storage() as count, pytest.raises(UpdateError):
-            session.save()
+            call(session, "save")
         assert count.calls == ["UPDATE"]
 
     def test_a_key_collision_costs_one_more_insert_and_no_probe(self):
@@ -429,19 +404,21 @@ class DbBudgetTests(TransactionTestCase):
         assert sent == ["INSERT", "INSERT"]
         assert session.session_key == "d" * 32
 
-    def test_exists_and_the_per_user_and_cleanup_queries_are_one_statement_each(self):
+    def both_exists_and_the_per_user_and_cleanup_queries_are_one_statement_each(
+        self, call: Calls
+    ) -> None:
         session = SessionStore()
-        session["a"] = 1
+        call(session, "set", "a", 1)
         session.update_metadata(user_id="7")
-        session.save()
+        call(session, "save")
         with count_storage() as exists:
-            SessionStore().exists(session.session_key)
+            call(SessionStore(), "exists", session.session_key)
         with count_storage() as listing:
-            SessionStore.sessions_for_user("7")
+            call(SessionStore, "sessions_for_user", "7")
         with count_storage() as ending:
-            SessionStore.end_sessions_for_user("7", keep="x" * 32)
+            call(SessionStore, "end_sessions_for_user", "7", keep="x" * 32)
         with count_storage() as clearing:
-            SessionStore.clear_expired()
+            call(SessionStore, "clear_expired")
         assert (exists.calls, listing.calls, ending.calls, clearing.calls) == (
             ["SELECT"],
             ["SELECT"],
@@ -449,22 +426,22 @@ class DbBudgetTests(TransactionTestCase):
             ["DELETE"],
         )
 
-    def test_async_operations_are_one_statement_each(self):
+    def both_operations_are_one_statement_each(self, call: Calls) -> None:
         # Counted from this thread, where async_to_sync() runs the ORM's async calls.
-        session, reader = SessionStore(), SessionStore()
-        session["a"] = 1
+        session = SessionStore()
+        call(session, "set", "a", 1)
         with count_storage() as create:
-            async_to_sync(session.asave)()
+            call(session, "save")
         reader = SessionStore(session.session_key)
         with count_storage() as load:
-            async_to_sync(reader.aget)("a")
-        reader["b"] = 2
+            call(reader, "get", "a")
+        call(reader, "set", "b", 2)
         with count_storage() as save:
-            async_to_sync(reader.asave)()
+            call(reader, "save")
         with count_storage() as touch:
-            async_to_sync(reader.atouch)()
+            call(reader, "touch")
         with count_storage() as delete:
-            async_to_sync(reader.adelete)()
+            call(reader, "delete")
         assert [create.calls, load.calls, save.calls, touch.calls, delete.calls] == [
             ["INSERT"],
             ["SELECT"],
@@ -473,30 +450,33 @@ class DbBudgetTests(TransactionTestCase):
             ["DELETE"],
         ]
 
-    def test_a_malformed_key_costs_nothing(self):
+    def both_a_malformed_key_costs_nothing(self, call: Calls) -> None:
         with count_storage() as count:
             session = SessionStore("../" + "a" * 29)
-            session.keys()
-            session.exists("a" * 33)
-            session.delete("A" * 32)
+            call(session, "keys")
+            call(session, "exists", "a" * 33)
+            call(session, "delete", "A" * 32)
         assert count.calls == []
 
-    def test_a_custom_model_keeps_the_budgets(self):
+    def both_a_custom_model_keeps_the_budgets(self, call: Calls) -> None:
         with count_storage() as create:
-            session = saved(CustomStore, _auth_user_id=1)
+            session = saved(CustomStore, call, _auth_user_id=1)
         with count_storage() as load:
-            session = loaded(session.session_key, CustomStore)
-        session["b"] = 2
+            session = loaded(session.session_key, CustomStore, call)
+        call(session, "set", "b", 2)
         with count_storage() as save:
-            session.save()
+            call(session, "save")
         assert [create.calls, load.calls, save.calls] == [["INSERT"], ["SELECT"], ["UPDATE"]]
 
     @override_settings(ROOT_URLCONF=__name__, SESSION_ENGINE=ENGINES["db"].module)
-    def test_a_request_that_never_touches_the_session_costs_nothing_and_a_read_one(self):
+    def both_a_request_that_never_touches_the_session_costs_nothing_and_a_read_one(
+        self, call: Calls
+    ) -> None:
         session = saved(a=1)
-        self.client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+        client = call.client(self)
+        client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
         with count_storage() as untouched:
-            assert self.client.get("/untouched/").content == b"no session here"
+            assert call.get(client, "/untouched/").content == b"no session here"
         with count_storage() as read:
-            assert self.client.get("/reads/").content == b"1"
+            assert call.get(client, "/reads/").content == b"1"
         assert (untouched.calls, read.calls) == ([], ["SELECT"])

@@ -24,7 +24,7 @@ from sessionplus.backends.base import CreateError, UpdateError
 from sessionplus.backends.file import SessionStore
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.exceptions import SessionStoreUnavailable
-from tests.backends.contract import MALFORMED_KEYS, ServerSideStoreContract
+from tests.backends.contract import MALFORMED_KEYS, SYNC, Calls, ServerSideStoreContract, with_twins
 from tests.support.engines import ENGINES
 from tests.support.services import remount_read_only, tmpfs
 
@@ -81,13 +81,14 @@ class FileEngineTestCase(SimpleTestCase):
     def path(self, session_key: str) -> str:
         return os.path.join(self.directory, "sessionid" + session_key)
 
-    def saved_in(self, **data) -> SessionStore:
+    def saved_in(self, call: Calls = SYNC, **data) -> SessionStore:
         session = SessionStore()
-        session.update(data)
-        session.save()
+        call(session, "update", data)
+        call(session, "save")
         return session
 
 
+@with_twins
 class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
     engine = ENGINES["file"]
 
@@ -221,17 +222,19 @@ class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
             out.write(content)
         return path
 
-    def test_clear_expired_reads_headers_only_and_never_decodes(self):
+    def both_clear_expired_reads_headers_only_and_never_decodes(self, call: Calls) -> None:
         past = json.dumps({"expires_at": now_timestamp() - 60}).encode()
         future = json.dumps({"expires_at": now_timestamp() + 60}).encode()
         expired = self.write_file("sessionid" + "g" * 32, past + b"\nnot-signed-data")
         live = self.write_file("sessionid" + "h" * 32, future + b"\nnot-signed-data")
         with self.assertNoLogs("django.security.SuspiciousSession"):
-            SessionStore.clear_expired()
+            call(SessionStore, "clear_expired")
         assert not os.path.exists(expired)
         assert os.path.exists(live)
 
-    def test_clear_expired_removes_damaged_headers_and_keeps_what_it_does_not_own(self):
+    def both_clear_expired_removes_damaged_headers_and_keeps_what_it_does_not_own(
+        self, call: Calls
+    ) -> None:
         damaged = self.write_file("sessionid" + "i" * 32, b"{not json\npayload")
         unrelated = [
             self.write_file("notes.txt", b"keep me"),
@@ -242,69 +245,57 @@ class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
             self.write_file("sessionid" + "l" * 32, b"x" * 20_000),
         ]
         os.mkdir(os.path.join(self.directory, "sessionid" + "m" * 32 + "dir"))
-        SessionStore.clear_expired()
+        call(SessionStore, "clear_expired")
         assert not os.path.exists(damaged)
         assert all(os.path.exists(path) for path in unrelated)
 
-    def test_clear_expired_removes_abandoned_temporary_files_only(self):
+    def both_clear_expired_removes_abandoned_temporary_files_only(self, call: Calls) -> None:
         abandoned = self.write_file("sessionidab12cd34.tmp", b"partial")
         two_hours_ago = time.time() - 7200
         os.utime(abandoned, (two_hours_ago, two_hours_ago))
         in_progress = self.write_file("sessionidef56gh78.tmp", b"partial")
-        SessionStore.clear_expired()
+        call(SessionStore, "clear_expired")
         assert not os.path.exists(abandoned)
         assert os.path.exists(in_progress)
 
-    async def test_async_clear_expired_removes_expired_files(self):
-        expired = self.write_file(
-            "sessionid" + "n" * 32, json.dumps({"expires_at": 1}).encode() + b"\nx"
-        )
-        await SessionStore.aclear_expired()
-        assert not os.path.exists(expired)
 
-
+@with_twins
 class FileStoreFailureTests(FileEngineTestCase):
     """Directories that cannot take a write, for real: read-only and full file systems."""
 
-    def test_read_only_directory_raises_unavailable_and_keeps_the_session_readable(self):
+    def both_read_only_directory_raises_unavailable_and_keeps_the_session_readable(
+        self, call: Calls
+    ) -> None:
         with tmpfs("1m") as directory:
             self.use_directory(directory)
-            session = self.saved_in(a=1)
+            session = self.saved_in(call, a=1)
             remount_read_only(directory)
             loaded = SessionStore(session.session_key)
-            assert loaded["a"] == 1
-            loaded["b"] = 2
+            assert call(loaded, "get", "a") == 1
+            call(loaded, "set", "b", 2)
             with pytest.raises(SessionStoreUnavailable) as raised:
-                loaded.save()
+                call(loaded, "save")
             assert raised.value.__cause__.errno == errno.EROFS
             with pytest.raises(SessionStoreUnavailable):
-                self.saved_in(c=3)
+                self.saved_in(call, c=3)
             assert os.listdir(directory) == ["sessionid" + session.session_key]
 
-    def test_full_disk_raises_unavailable_leaving_the_old_file_and_no_temporary_file(self):
+    def both_full_disk_raises_unavailable_leaving_the_old_file_and_no_temporary_file(
+        self, call: Calls
+    ) -> None:
         with tmpfs("64k") as directory:
             self.use_directory(directory)
-            session = self.saved_in(a=1)
+            session = self.saved_in(call, a=1)
             fill_up(directory)
             loaded = SessionStore(session.session_key)
-            loaded["big"] = "x" * 10_000
+            call(loaded, "set", "big", "x" * 10_000)
             with pytest.raises(SessionStoreUnavailable) as raised:
-                loaded.save()
+                call(loaded, "save")
             assert raised.value.__cause__.errno == errno.ENOSPC
             with pytest.raises(SessionStoreUnavailable):
-                self.saved_in(big="y" * 10_000)
+                self.saved_in(call, big="y" * 10_000)
             assert sorted(os.listdir(directory)) == ["filler", "sessionid" + session.session_key]
-            assert dict(SessionStore(session.session_key).items()) == {"a": 1}
-
-    async def test_async_save_to_a_full_disk_raises_unavailable(self):
-        with tmpfs("64k") as directory:
-            self.use_directory(directory)
-            fill_up(directory)
-            session = SessionStore()
-            await session.aset("big", "x" * 10_000)
-            with pytest.raises(SessionStoreUnavailable):
-                await session.asave()
-            assert os.listdir(directory) == ["filler"]
+            assert dict(call(SessionStore(session.session_key), "items")) == {"a": 1}
 
     def test_a_missing_directory_is_improperly_configured_when_a_store_is_built(self):
         # Django's engine checks the same, with the same message.
