@@ -21,7 +21,7 @@ from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
 from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
-from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
+from tests.backends.contract import SYNC, Calls, UserIndexedStoreContract, with_twins
 from tests.support.engines import ENGINES
 from tests.support.middleware_support import AsyncRequests, SyncRequests
 from tests.support.redis_faults import HangingUpListener, SilentListener
@@ -72,11 +72,13 @@ def saved_by(call: Calls, **data) -> SessionStore:
     return session
 
 
-def log_in(user_id: str = "7", session: SessionStore | None = None) -> SessionStore:
+def log_in(
+    user_id: str = "7", session: SessionStore | None = None, call: Calls = SYNC
+) -> SessionStore:
     """Save a session carrying Django's auth keys, as the response after login() does."""
     session = session or SessionStore()
-    session.update({SESSION_KEY: user_id, "_auth_user_backend": "backend", "cart": []})
-    session.save()
+    call(session, "update", {SESSION_KEY: user_id, "_auth_user_backend": "backend", "cart": []})
+    call(session, "save")
     return session
 
 
