@@ -25,6 +25,7 @@ from sessionplus.testcookie import (
     require_cookies,
     set_test_cookie,
 )
+from tests.backends.contract import Calls, with_twins
 
 NAME = "sessionplus_cookiecheck"
 MARKER = f"{NAME}=1"
@@ -235,6 +236,7 @@ class RedirectSafetyTests(SimpleTestCase):
 
 
 @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=[])
+@with_twins
 class RequireCookiesTests(SimpleTestCase):
     """The decorator's branches, through the test client (which keeps cookies like a browser)."""
 
@@ -256,9 +258,17 @@ class RequireCookiesTests(SimpleTestCase):
         assert f'href="{retry_url}"'.encode() in response.content
         assert "no-store" in response["Cache-Control"]
 
-    def test_get_without_cookie_sets_it_and_redirects_to_the_marked_url(self):
-        response = self.client.get(self.url)
+    def both_get_without_cookie_sets_it_and_redirects_to_the_marked_url_then_is_served(
+        self, call: Calls
+    ) -> None:
+        client = call.client(self)
+        response = call.get(client, self.url)
         self.assert_check_redirect(response, f"?{MARKER}")
+        client.cookies[NAME] = response.cookies[NAME].value
+        response = call.get(client, f"{self.url}?{MARKER}")
+        assert response["Location"] == "./"
+        response = call.get(client, self.url)
+        assert response.content.decode() == self.ran
 
     def test_redirect_keeps_the_original_query_string(self):
         response = self.client.get(self.url + "?b=2&a=1&a=3&q=caf%C3%A9")
@@ -289,8 +299,10 @@ class RequireCookiesTests(SimpleTestCase):
         response = self.client.get(f"{self.url}?b=2&{MARKER}&a=1")
         assert response["Location"] == "?b=2&a=1"
 
-    def test_return_hop_without_cookie_renders_the_page_and_does_not_redirect_again(self):
-        response = self.client.get(f"{self.url}?x=1&{MARKER}&y=2")
+    def both_return_hop_without_cookie_renders_the_page_and_does_not_redirect_again(
+        self, call: Calls
+    ) -> None:
+        response = call.get(call.client(self), f"{self.url}?x=1&{MARKER}&y=2")
         self.assert_cookies_required_page(response, "?x=1&amp;y=2")
         assert NAME not in response.cookies
 
@@ -311,8 +323,8 @@ class RequireCookiesTests(SimpleTestCase):
         response = self.client.get(self.url)
         self.assert_check_redirect(response, f"?{MARKER}")
 
-    def test_post_without_cookie_gets_the_page_not_a_redirect(self):
-        response = self.client.post(self.url + "?next=/x/", {"a": "1"})
+    def both_post_without_cookie_gets_the_page_not_a_redirect(self, call: Calls) -> None:
+        response = call.post(call.client(self), self.url + "?next=/x/", {"a": "1"})
         self.assert_cookies_required_page(response, "?next=%2Fx%2F")
         assert NAME not in response.cookies
 
@@ -381,23 +393,6 @@ class RequireCookiesTests(SimpleTestCase):
         assert sync_view.__name__ == "sync_view"
         assert async_view.__name__ == "async_view"
 
-    async def test_async_client_without_cookie_is_redirected_then_served(self):
-        response = await self.async_client.get(self.url)
-        self.assert_check_redirect(response, f"?{MARKER}")
-        self.async_client.cookies[NAME] = response.cookies[NAME].value
-        response = await self.async_client.get(f"{self.url}?{MARKER}")
-        assert response["Location"] == "./"
-        response = await self.async_client.get(self.url)
-        assert response.content.decode() == self.ran
-
-    async def test_async_client_return_hop_without_cookie_gets_the_page(self):
-        response = await self.async_client.get(f"{self.url}?a=1&{MARKER}")
-        self.assert_cookies_required_page(response, "?a=1")
-
-    async def test_async_client_post_without_cookie_gets_the_page(self):
-        response = await self.async_client.post(self.url, {"a": "1"})
-        self.assert_cookies_required_page(response, "?")
-
 
 class AsyncRequireCookiesTests(RequireCookiesTests):
     url = "/async/"
@@ -418,6 +413,7 @@ class AsyncMixinTests(RequireCookiesTests):
 
 
 @override_settings(ROOT_URLCONF=__name__)
+@with_twins
 class CsrfTests(SimpleTestCase):
     """
     A form behind ``require_cookies``, with the test settings' ``CsrfViewMiddleware``
@@ -439,13 +435,13 @@ class CsrfTests(SimpleTestCase):
         assert b"CSRF verification failed" in response.content
 
     @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
-    def test_with_the_failure_view_a_post_without_cookies_gets_the_cookies_required_page(self):
-        response = self.client.post("/form/?next=/x/", {"a": "1"})
+    def both_with_the_failure_view_a_post_without_cookies_gets_the_cookies_required_page(
+        self, call: Calls
+    ) -> None:
+        client = call.client(self)
+        response = call.post(client, "/form/?next=/x/", {"a": "1"})
         self.assert_cookies_required_page(response, "?next=%2Fx%2F")
-
-    @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
-    async def test_with_the_failure_view_an_async_post_without_cookies_gets_the_page(self):
-        response = await self.async_client.post("/form/", {"a": "1"})
+        response = call.post(client, "/form/", {"a": "1"})
         self.assert_cookies_required_page(response, "?")
 
     @override_settings(CSRF_FAILURE_VIEW=CSRF_FAILURE_VIEW)
@@ -464,57 +460,53 @@ class CsrfTests(SimpleTestCase):
         assert response.content == b"posted 1"
 
 
+@with_twins
 class StorageFreeCheckMixin:
     """A visitor who is only checked costs no session record, with or without cookies."""
 
-    def test_checked_visitor_with_cookies_stores_nothing(self):
+    def both_checked_visitor_with_cookies_stores_nothing(self, call: Calls) -> None:
+        client = call.client(self)
         for url in ("/sync/", "/async/", "/class/", "/async-class/"):
-            response = self.client.get(url + "?a=1", follow=True)
-            assert response.status_code == 200
-        assert self.stored_sessions() == 0
-        assert settings.SESSION_COOKIE_NAME not in self.client.cookies
-
-    def test_checked_visitor_without_cookies_stores_nothing(self):
-        for url in ("/sync/", "/async/", "/class/", "/async-class/"):
-            first = self.client.get(url)
-            self.client.cookies.clear()
-            assert self.client.get(url + first["Location"]).status_code == 403
-            assert self.client.post(url, {"a": "1"}).status_code == 403
-        assert self.stored_sessions() == 0
-        assert settings.SESSION_COOKIE_NAME not in self.client.cookies
-
-    async def test_async_client_checked_visitor_stores_nothing(self):
-        for url in ("/sync/", "/async/", "/class/", "/async-class/"):
-            self.async_client.cookies.clear()
-            first = await self.async_client.get(url)
+            client.cookies.clear()
+            first = call.get(client, url + "?a=1")
             assert first.status_code == 302
-            second = await self.async_client.get(url + first["Location"])
-            assert second["Location"] == "./"
-            assert (await self.async_client.get(url)).status_code == 200
-        assert await self.astored_sessions() == 0
+            second = call.get(client, url + first["Location"])
+            assert second["Location"] == "?a=1"
+            assert call.get(client, url + second["Location"]).status_code == 200
+        assert self.stored_sessions() == 0
+        assert settings.SESSION_COOKIE_NAME not in client.cookies
 
-    def test_djangos_session_test_cookie_methods_keep_working(self):
-        assert self.client.get("/django/worked/").content == b"False"
-        self.client.get("/django/set/")
-        assert self.client.get("/django/worked/").content == b"True"
-        self.client.get("/django/delete/")
-        assert self.client.get("/django/worked/").content == b"False"
+    def both_checked_visitor_without_cookies_stores_nothing(self, call: Calls) -> None:
+        client = call.client(self)
+        for url in ("/sync/", "/async/", "/class/", "/async-class/"):
+            first = call.get(client, url)
+            client.cookies.clear()
+            assert call.get(client, url + first["Location"]).status_code == 403
+            assert call.post(client, url, {"a": "1"}).status_code == 403
+        assert self.stored_sessions() == 0
+        assert settings.SESSION_COOKIE_NAME not in client.cookies
 
-    async def test_djangos_async_session_test_cookie_methods_keep_working(self):
-        assert (await self.async_client.get("/django/aworked/")).content == b"False"
-        await self.async_client.get("/django/aset/")
-        assert (await self.async_client.get("/django/aworked/")).content == b"True"
-        await self.async_client.get("/django/adelete/")
-        assert (await self.async_client.get("/django/aworked/")).content == b"False"
+    # Django's test-cookie methods, through views of each mode: request.session's
+    # set_test_cookie() and the rest, or their a* twins.
+    DJANGO_VIEWS = {
+        "sync": ("/django/set/", "/django/worked/", "/django/delete/"),
+        "async": ("/django/aset/", "/django/aworked/", "/django/adelete/"),
+    }
+
+    def both_djangos_session_test_cookie_methods_keep_working(self, call: Calls) -> None:
+        client = call.client(self)
+        set_cookie, worked, delete = self.DJANGO_VIEWS[call.mode]
+        assert call.get(client, worked).content == b"False"
+        call.get(client, set_cookie)
+        assert call.get(client, worked).content == b"True"
+        call.get(client, delete)
+        assert call.get(client, worked).content == b"False"
 
 
 @override_settings(ROOT_URLCONF=__name__, SESSION_ENGINE="sessionplus.backends.db")
 class DbStorageFreeCheckTests(StorageFreeCheckMixin, TestCase):
     def stored_sessions(self) -> int:
         return Session.objects.count()
-
-    async def astored_sessions(self) -> int:
-        return await Session.objects.acount()
 
     def test_checking_cookies_runs_no_query(self):
         with self.assertNumQueries(0):
@@ -531,6 +523,3 @@ class RedisStorageFreeCheckTests(StorageFreeCheckMixin, SimpleTestCase):
         from django_redis import get_redis_connection
 
         return get_redis_connection(settings.SESSIONPLUS_REDIS_ALIAS).dbsize()
-
-    async def astored_sessions(self) -> int:
-        return self.stored_sessions()

@@ -82,9 +82,18 @@ class Calls:
 
     def get(self, client: Any, path: str, **extra: Any) -> Any:
         """Send a GET through the request path of the mode (WSGI or ASGI)."""
+        return self.send(client, "get", path, **extra)
+
+    def post(self, client: Any, path: str, data: Any = None, **extra: Any) -> Any:
+        """Send a POST through the request path of the mode (WSGI or ASGI)."""
+        return self.send(client, "post", path, data, **extra)
+
+    def send(self, client: Any, method: str, *args: Any, **extra: Any) -> Any:
+        """Call the client's ``method`` (``get``, ``post`` …), awaited in async."""
+        request = getattr(client, method)
         if self.mode == "async":
-            return async_to_sync(client.get)(path, **extra)
-        return client.get(path, **extra)
+            return async_to_sync(request)(*args, **extra)
+        return request(*args, **extra)
 
     def in_one_loop(self, function: Any, *args: Any) -> Any:
         """

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -24,7 +23,7 @@ from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT, InvalidCacheBackendError
 from django.core.cache.backends.locmem import LocMemCache
 from django.http import HttpRequest, HttpResponse
-from django.test import AsyncClient, TestCase, TransactionTestCase, override_settings
+from django.test import TestCase, TransactionTestCase, override_settings
 from django.urls import path
 from django.utils import timezone
 from django_redis import get_redis_connection
@@ -40,7 +39,7 @@ from sessionplus.backends.cached_db import (
 from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
-from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
+from tests.backends.contract import SYNC, Calls, UserIndexedStoreContract, with_twins
 from tests.support.budgets import measure
 from tests.support.counting import count_storage
 from tests.support.cuttable_proxy import CuttableProxy
@@ -77,21 +76,22 @@ class CachedDbSessionStoreTests(UserIndexedStoreContract, TestCase):
         cache.cache.set(cache.entry_key(session_key), [generation, forged.to_text()], 60)
 
 
-def saved(**data: Any) -> SessionStore:
+def saved(call: Calls = SYNC, **data: Any) -> SessionStore:
     session = SessionStore()
-    session.update(data)
-    session.save()
+    call(session, "update", data)
+    call(session, "save")
     return session
 
 
-def loaded(session_key: str) -> SessionStore:
+def loaded(session_key: str, call: Calls = SYNC) -> SessionStore:
     session = SessionStore(session_key)
-    session.keys()
+    call(session, "keys")
     return session
 
 
 @pytest.mark.usefixtures("redis_db")
 @override_settings(SESSION_CACHE_ALIAS="redis")
+@with_twins
 class WriteThroughTests(TestCase):
     def setUp(self) -> None:
         # A process tags what it writes with the generation it last read: read once first.
@@ -223,16 +223,14 @@ class WriteThroughTests(TestCase):
         with self.assertNumQueries(0):
             assert list(loaded(ended.session_key).keys()) == []
 
-    async def test_async_end_marker_and_refill(self):
-        session = SessionStore()
-        await session.aset("a", 1)
-        await session.asave()
+    def both_end_marker_and_refill(self, call: Calls) -> None:
+        session = saved(call, a=1)
         cache = session_cache()
-        await cache.cache.adelete(cache.entry_key(session.session_key))
-        assert await SessionStore(session.session_key).aget("a") == 1
-        assert (await cache.aread(session.session_key))[0] is Found.CURRENT
-        await SessionStore().adelete(session.session_key)
-        assert (await cache.aread(session.session_key))[0] is Found.ENDED
+        call(cache.cache, "delete", cache.entry_key(session.session_key))
+        assert call(SessionStore(session.session_key), "get", "a") == 1
+        assert call(cache, "read", session.session_key)[0] is Found.CURRENT
+        call(SessionStore(), "delete", session.session_key)
+        assert call(cache, "read", session.session_key)[0] is Found.ENDED
 
 
 # Outages ---------------------------------------------------------------------------------
@@ -287,6 +285,7 @@ def cache_down() -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("redis_db")
+@with_twins
 class OutageTests(TestCase):
     """
     The "sessions" alias is the same Redis database as "redis", then unreachable, then back.
@@ -329,53 +328,53 @@ class OutageTests(TestCase):
         assert record.getMessage() == f"Error saving to cache ({session._cache})"
         assert record.exc_info is not None
 
-    def test_a_logout_the_cache_refuses_fails_and_deletes_nothing(self):
-        key = saved(_auth_user_id="1").session_key
+    def both_a_logout_the_cache_refuses_fails_and_deletes_nothing(self, call: Calls) -> None:
+        key = saved(call, _auth_user_id="1").session_key
         with cache_down(), self.assertLogs(LOGGER, "WARNING"):
-            session = loaded(key)
+            session = SessionStore(key)
+            assert call(session, "get", "_auth_user_id") == "1"
             with pytest.raises(SessionStoreUnavailable, match="could not mark sessions ended"):
-                session.flush()
+                call(session, "flush")
         assert Session.objects.filter(pk=key).exists()
         # Once the cache is back the logout goes through, everywhere.
-        loaded(key).flush()
+        session = SessionStore(key)
+        assert call(session, "get", "_auth_user_id") == "1"
+        call(session, "flush")
         assert not Session.objects.filter(pk=key).exists()
+        assert call(SessionStore(), "exists", key) is False
         with as_another_process():
-            assert list(loaded(key).keys()) == []
+            assert list(loaded(key, call).keys()) == []
+
+    # The views of each mode: the sync ones call login()/logout(), the async ones
+    # alogin()/alogout().
+    VIEWS = {
+        "sync": {"login": "/login/", "logout": "/logout/", "whoami": "/whoami/"},
+        "async": {"login": "/async/login/", "logout": "/async/logout/", "whoami": "/async/whoami/"},
+    }
 
     @override_settings(
         ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["cached_db"].module
     )
-    def test_a_logout_while_the_cache_is_paused_is_a_503_and_no_process_serves_it_after(self):
+    def both_a_logout_while_the_cache_is_paused_is_a_503_and_no_process_serves_it_after(
+        self, call: Calls
+    ) -> None:
+        views = self.VIEWS[call.mode]
         get_user_model().objects.create_user("ada")
-        self.client.get("/login/", {"username": "ada"})
-        key = self.client.cookies[settings.SESSION_COOKIE_NAME].value
+        client = call.client(self)
+        call.get(client, views["login"] + "?username=ada")
+        key = client.cookies[settings.SESSION_COOKIE_NAME].value
         with writes_paused(), self.assertLogs(LOGGER, "WARNING"):
-            response = self.client.get("/logout/")
+            response = call.get(client, views["logout"])
         assert response.status_code == 503
         assert settings.SESSION_COOKIE_NAME not in response.cookies
-        assert self.client.get("/whoami/").content == b"ada"
-        response = self.client.get("/logout/")
+        assert Session.objects.filter(pk=key).exists()
+        assert call.get(client, views["whoami"]).content == b"ada"
+        response = call.get(client, views["logout"])
         assert response.status_code == 200
         assert response.cookies[settings.SESSION_COOKIE_NAME]["max-age"] == 0
         with as_another_process():
-            assert list(loaded(key).keys()) == []
-            assert loaded(key).session_key is None
-
-    @override_settings(
-        ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["cached_db"].module
-    )
-    def test_an_async_logout_while_the_cache_is_paused_is_a_503(self):
-        get_user_model().objects.create_user("ada")
-        client = AsyncClient()
-        async_to_sync(client.get)("/async/login/", {"username": "ada"})
-        key = client.cookies[settings.SESSION_COOKIE_NAME].value
-        with writes_paused(), self.assertLogs(LOGGER, "WARNING"):
-            response = async_to_sync(client.get)("/async/logout/")
-        assert response.status_code == 503
-        assert Session.objects.filter(pk=key).exists()
-        assert async_to_sync(client.get)("/async/logout/").status_code == 200
-        with as_another_process():
-            assert list(loaded(key).keys()) == []
+            assert list(loaded(key, call).keys()) == []
+            assert loaded(key, call).session_key is None
 
     def test_a_save_during_the_outage_is_not_hidden_by_the_old_entry(self):
         key = saved(cart=["apple"]).session_key
@@ -402,41 +401,18 @@ class OutageTests(TestCase):
         assert not DjangoStore.get_model_class().objects.filter(pk=key).exists()
         assert DjangoStore(key)["_auth_user_id"] == "1"
 
-    async def test_async_logout_the_cache_refuses_fails_and_deletes_nothing(self):
-        session = SessionStore()
-        await session.aset("_auth_user_id", "1")
-        await session.asave()
-        key = session.session_key
-        with cache_down(), self.assertLogs(LOGGER, "WARNING"):
-            session = SessionStore(key)
-            assert await session.aget("_auth_user_id") == "1"
-            with pytest.raises(SessionStoreUnavailable):
-                await session.aflush()
-        assert await Session.objects.filter(pk=key).aexists()
-        session = SessionStore(key)
-        assert await session.aget("_auth_user_id") == "1"
-        await session.aflush()
-        assert not await SessionStore().aexists(key)
-
-    def test_a_row_left_by_a_database_failure_after_the_end_marker_goes_with_the_next_flush(
-        self,
-    ):
-        key = saved(_auth_user_id="1").session_key
+    def both_a_row_left_by_a_database_failure_after_the_end_marker_goes_with_the_next_flush(
+        self, call: Calls
+    ) -> None:
+        key = saved(call, _auth_user_id="1").session_key
         # The marker written, then the database failed before the DELETE: the state a
         # logout answered with a 503 leaves.
-        session_cache().end([key])
-        session = loaded(key)
-        assert list(session.keys()) == []
-        session.flush()
-        assert not Session.objects.filter(pk=key).exists()
-
-    async def test_async_a_row_left_behind_an_end_marker_goes_with_the_next_flush(self):
-        key = (await sync_to_async(saved)(_auth_user_id="1")).session_key
-        await session_cache().aend([key])
+        call(session_cache(), "end", [key])
         session = SessionStore(key)
-        assert await session.aget("_auth_user_id") is None
-        await session.aflush()
-        assert not await Session.objects.filter(pk=key).aexists()
+        assert call(session, "get", "_auth_user_id") is None
+        assert list(call(session, "keys")) == []
+        call(session, "flush")
+        assert not Session.objects.filter(pk=key).exists()
 
 
 class NativeAsyncLocMemCache(LocMemCache):
@@ -466,6 +442,7 @@ def sessions_cache(backend: type[Any]) -> Any:
     )
 
 
+@with_twins
 class CacheBackendTests(TestCase):
     @override_settings(SESSION_CACHE_ALIAS="sessions")
     def test_an_unknown_session_cache_alias_fails_when_a_store_is_built(self):
@@ -474,15 +451,13 @@ class CacheBackendTests(TestCase):
             SessionStore()
 
     @sessions_cache(NativeAsyncLocMemCache)
-    async def test_a_backends_own_async_method_is_used(self):
-        session = SessionStore()
-        await session.aset("a", 1)
-        await session.asave()
-        await SessionStore().aexists("0" * 32)
-        async with count_storage() as count:
-            assert await SessionStore(session.session_key).aget("a") == 1
-        assert count.cache[0] == "aget_many"
-        assert "aget" not in count.cache
+    def both_a_load_is_the_backends_own_get_many_of_the_mode(self, call: Calls) -> None:
+        session = saved(call, a=1)
+        call(SessionStore(), "exists", "0" * 32)
+        with count_storage() as count:
+            assert call(SessionStore(session.session_key), "get", "a") == 1
+        assert count.cache[0] == call.name("get_many")
+        assert call.name("get") not in count.cache
 
     @sessions_cache(LossyLocMemCache)
     def test_keys_a_backend_reports_not_stored_count_as_a_failed_write(self):
@@ -514,6 +489,7 @@ def evict(store_class: type[Any], session_key: str) -> None:
 
 @pytest.mark.usefixtures("redis_db")
 @override_settings(SESSION_CACHE_ALIAS="redis", SESSION_ENGINE=ENGINES["cached_db"].module)
+@with_twins
 class CachedDbBudgetTests(TransactionTestCase):
     """SQL statements in autocommit mode, plus cache calls, per operation."""
 
@@ -572,23 +548,23 @@ class CachedDbBudgetTests(TransactionTestCase):
         assert listing.calls == ["SELECT"]
         assert ending.calls == ["SELECT", "DELETE", "cache.set_many"]
 
-    def test_async_operations_keep_the_budgets(self):
-        # django-redis has no async methods of its own: the engine runs the sync ones
-        # in a thread (BaseCache's aget_many() would be one aget() per key).
+    def both_operations_keep_the_budgets(self, call: Calls) -> None:
+        # django-redis has no async methods of its own: in async the engine runs the sync
+        # ones in a thread (BaseCache's aget_many() would be one aget() per key).
         session = SessionStore()
         session["a"] = 1
         with count_storage() as create:
-            async_to_sync(session.asave)()
+            call(session, "save")
         reader = SessionStore(session.session_key)
         with count_storage() as load:
-            async_to_sync(reader.aget)("a")
+            call(reader, "get", "a")
         reader["b"] = 2
         with count_storage() as save:
-            async_to_sync(reader.asave)()
+            call(reader, "save")
         with count_storage() as touch:
-            async_to_sync(reader.atouch)()
+            call(reader, "touch")
         with count_storage() as delete:
-            async_to_sync(reader.adelete)()
+            call(reader, "delete")
         assert [create.calls, load.calls, save.calls, touch.calls, delete.calls] == [
             ["INSERT", "cache.set"],
             ["cache.get_many"],

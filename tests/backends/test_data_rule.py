@@ -11,6 +11,7 @@ import math
 import re
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.test import SimpleTestCase, TestCase, override_settings
@@ -37,6 +38,7 @@ def encode(session: SessionPlusBase) -> str:
     return session.encode(dict(session.items()))
 
 
+@with_twins
 class DataRuleTests(SimpleTestCase):
     """Keys' types are checked when they are set, everything else when the session is encoded."""
 
@@ -52,49 +54,46 @@ class DataRuleTests(SimpleTestCase):
             with pytest.raises(TypeError, match="'bad'"):
                 encode(session)
 
-    def test_setdefault_with_an_unserializable_default_is_refused_at_save(self):
+    def both_setdefault_with_an_unserializable_default_is_refused_at_save(
+        self, call: Calls
+    ) -> None:
         session = self.store()
-        session.setdefault("bad", object())
+        call(session, "setdefault", "bad", object())
         with pytest.raises(TypeError, match="'bad'"):
             encode(session)
 
-    def test_update_with_one_key_of_the_wrong_type_changes_nothing(self):
+    def both_update_with_one_key_of_the_wrong_type_changes_nothing(self, call: Calls) -> None:
         session = self.store(kept=1)
         session.modified = False
         with pytest.raises(TypeError, match="str"):
-            session.update({"good": 2, 3: "bad", "later": 3})
-        assert dict(session.items()) == {"kept": 1}
+            call(session, "update", {"good": 2, 3: "bad", "later": 3})
+        assert dict(call(session, "items")) == {"kept": 1}
         assert session.modified is False
 
-    def test_update_takes_key_value_pairs_as_django_does_and_checks_them(self):
+    def both_update_takes_key_value_pairs_as_django_does_and_checks_them(self, call: Calls) -> None:
         session = self.store()
-        session.update([("a", 1), ("b", 2)])
-        assert dict(session.items()) == {"a": 1, "b": 2}
+        call(session, "update", [("a", 1), ("b", 2)])
+        assert dict(call(session, "items")) == {"a": 1, "b": 2}
         with pytest.raises(TypeError, match="str"):
-            session.update([("c", 3), (4, "bad")])
-        assert dict(session.items()) == {"a": 1, "b": 2}
+            call(session, "update", [("c", 3), (4, "bad")])
+        assert dict(call(session, "items")) == {"a": 1, "b": 2}
 
-    async def test_aupdate_takes_key_value_pairs_as_django_does(self):
-        session = self.store()
-        await session.aupdate([("a", 1)])
-        assert dict(session.items()) == {"a": 1}
-
-    def test_refused_set_leaves_the_session_unmodified(self):
+    def both_refused_set_leaves_the_session_unmodified(self, call: Calls) -> None:
         session = self.store()
         session.modified = False
-        with pytest.raises(TypeError):
-            session[1] = "value"
+        with pytest.raises(TypeError, match="str"):
+            call(session, "set", 1, "value")
         assert session.modified is False
-        assert dict(session.items()) == {}
+        assert dict(call(session, "items")) == {}
 
-    def test_non_string_keys_are_refused_everywhere(self):
+    def both_non_string_keys_are_refused_everywhere(self, call: Calls) -> None:
         session = self.store()
         for key in (1, None, ("a",), b"a"):
             with pytest.raises(TypeError, match="str"):
-                session[key] = 1
+                call(session, "set", key, 1)
             with pytest.raises(TypeError, match="str"):
-                session.update({key: 1})
-        assert list(session.keys()) == []
+                call(session, "update", {key: 1})
+        assert list(call(session, "keys")) == []
 
     def test_keys_reserved_for_sessionplus_are_refused_at_save(self):
         for key in ("_sessionplus", "_sessionplus_anything"):
@@ -195,29 +194,16 @@ class DataRuleTests(SimpleTestCase):
         session = self.store()
         assert session.serialize_data({"a": [1, "b"]}) == b'{"a":[1,"b"]}'
 
-    async def test_async_setters_apply_the_same_rule(self):
-        session = self.store(kept=1)
-        with pytest.raises(TypeError, match="str"):
-            await session.aset(1, "value")
-        with pytest.raises(TypeError, match="str"):
-            await session.aupdate({"ok": 1, 2: "bad"})
-        with pytest.raises(ValueError, match="set_expiry"):
-            await session.aupdate({"_session_expiry": "garbage"})
-        assert dict(await session.aitems()) == {"kept": 1}
-        await session.asetdefault("bad", object())
-        with pytest.raises(TypeError, match="'bad'"):
-            encode(session)
-
-    def test_expiry_key_set_directly_must_be_a_valid_expiry(self):
+    def both_expiry_key_set_directly_must_be_a_valid_expiry(self, call: Calls) -> None:
         # Checked at once: the middleware reads it for the cookie before the save.
         session = self.store()
         for value in ("garbage", True, [], math.nan, 10**20):
             with pytest.raises(ValueError, match="set_expiry"):
-                session["_session_expiry"] = value
+                call(session, "set", "_session_expiry", value)
             with pytest.raises(ValueError, match="set_expiry"):
-                session.update({"_session_expiry": value})
-        session["_session_expiry"] = 60
-        assert session.get_expiry_age() == 60
+                call(session, "update", {"_session_expiry": value})
+        call(session, "set", "_session_expiry", 60)
+        assert call(session, "get_expiry_age") == 60
 
 
 # On every engine, through its store ------------------------------------------------------
@@ -237,30 +223,39 @@ TOO_DEEP_NESTING = 100_000
 class DataRuleChecks(EngineTestMixin):
     """A refused value raises before anything is written, with the same error everywhere."""
 
-    def test_a_bad_value_is_refused_at_save_and_the_stored_session_kept(self):
-        session = self.saved(a=1)
-        session = self.store(session.session_key)
-        session["a"] = 2
-        session["cart"] = object()
-        with pytest.raises(TypeError, match=UNSERIALIZABLE_CART):
-            session.save()
-        assert self.stored(session) == {"a": 1}
+    def saved_by(self, call: Calls, **data: Any) -> SessionPlusBase:
+        session = self.store()
+        call(session, "update", data)
+        call(session, "save")
+        return session
 
-    def test_keys_every_engine_could_not_store_alike_are_refused_at_save(self):
+    def stored_by(self, call: Calls, session: SessionPlusBase) -> dict[str, Any]:
+        return dict(call(self.store(session.session_key), "items"))
+
+    def both_a_bad_value_is_refused_at_save_and_the_stored_session_kept(self, call: Calls) -> None:
+        session = self.saved_by(call, a=1)
+        session = self.store(session.session_key)
+        call(session, "set", "a", 2)
+        call(session, "set", "cart", object())
+        with pytest.raises(TypeError, match=UNSERIALIZABLE_CART):
+            call(session, "save")
+        assert self.stored_by(call, session) == {"a": 1}
+
+    def both_keys_every_engine_could_not_store_alike_are_refused_at_save(self, call: Calls) -> None:
         # Found by hypothesis: signed cookies lost a "_sessionplus" key, Redis failed to
         # save a key with a lone surrogate. Now every engine refuses both before writing.
-        session = self.saved(a=1)
+        session = self.saved_by(call, a=1)
         for key, problem in (("_sessionplus", "reserved"), ("\udfff", "not valid Unicode text")):
             session = self.store(session.session_key)
-            session["a"] = 2
-            session[key] = None
+            call(session, "set", "a", 2)
+            call(session, "set", key, None)
             with pytest.raises(ValueError, match=problem):
-                session.save()
-            assert self.stored(session) == {"a": 1}
+                call(session, "save")
+            assert self.stored_by(call, session) == {"a": 1}
         session = self.store(session.session_key)
-        session["snow ☃"] = "\udfff"  # values are serialized, so any str is fine there
-        session.save()
-        assert self.stored(session) == {"a": 1, "snow ☃": "\udfff"}
+        call(session, "set", "snow ☃", "\udfff")  # values are serialized: any str is fine
+        call(session, "save")
+        assert self.stored_by(call, session) == {"a": 1, "snow ☃": "\udfff"}
 
     def both_a_bad_value_put_in_place_is_refused_at_save_and_nothing_is_written(
         self, call: Calls
@@ -276,49 +271,53 @@ class DataRuleChecks(EngineTestMixin):
             call(session, "save")
         assert dict(call(self.store(session.session_key), "items")) == {"a": 1, "cart": []}
 
-    def test_a_new_session_with_a_bad_value_creates_nothing(self):
+    def both_a_new_session_with_a_bad_value_creates_nothing(self, call: Calls) -> None:
         session = self.store()
-        session["cart"] = []
-        session["cart"].append(object())
+        call(session, "set", "cart", [])
+        call(session, "get", "cart").append(object())
         with pytest.raises(TypeError, match=UNSERIALIZABLE_CART):
-            session.save()
+            call(session, "save")
         if self.engine.server_side:
-            assert self.store().exists(session.session_key) is False
+            assert call(self.store(), "exists", session.session_key) is False
 
     @override_settings(SESSIONPLUS_MAX_SIZE=1000)
-    def test_a_session_grown_past_the_max_size_is_refused_and_the_stored_one_kept(self):
-        session = self.saved(a="x" * 500)
+    def both_a_session_grown_past_the_max_size_is_refused_and_the_stored_one_kept(
+        self, call: Calls
+    ) -> None:
+        session = self.saved_by(call, a="x" * 500)
         session = self.store(session.session_key)
-        session["b"] = "y" * 600
+        call(session, "set", "b", "y" * 600)
         with pytest.raises(SessionTooLarge, match=TOO_LARGE):
-            session.save()
-        assert self.stored(session) == {"a": "x" * 500}
+            call(session, "save")
+        assert self.stored_by(call, session) == {"a": "x" * 500}
 
-    def test_nesting_grown_in_place_past_the_limit_is_refused_and_the_stored_one_kept(self):
-        session = self.saved(tree=[])
+    def both_nesting_grown_in_place_past_the_limit_is_refused_and_the_stored_one_kept(
+        self, call: Calls
+    ) -> None:
+        session = self.saved_by(call, tree=[])
         session = self.store(session.session_key)
-        session["tree"].append(nested(TOO_DEEP_NESTING))
+        call(session, "get", "tree").append(nested(TOO_DEEP_NESTING))
         session.modified = True
         with pytest.raises(SessionTooLarge, match=TOO_DEEP):
-            session.save()
-        assert self.stored(session) == {"tree": []}
+            call(session, "save")
+        assert self.stored_by(call, session) == {"tree": []}
 
     # Bytes of its own an engine puts in the serialized payload, counted against the limit.
     own_payload_bytes = 0
 
-    def test_a_session_at_the_limits_is_stored_and_loads_back(self):
+    def both_a_session_at_the_limits_is_stored_and_loads_back(self, call: Calls) -> None:
         limit = 4096
         room = limit - self.own_payload_bytes
         with override_settings(SESSIONPLUS_MAX_SIZE=limit):
             probe = self.store()
             deepest = nested(100)
             filler = "x" * (room - len(probe.serialize_data({"a": "", "tree": deepest})))
-            session = self.saved(a=filler, tree=deepest)
-            assert len(session.serialize_data(dict(session.items()))) == room
-            assert self.stored(session) == {"a": filler, "tree": deepest}
-            session["a"] += "x" * (self.own_payload_bytes + 1)
+            session = self.saved_by(call, a=filler, tree=deepest)
+            assert len(session.serialize_data(dict(call(session, "items")))) == room
+            assert self.stored_by(call, session) == {"a": filler, "tree": deepest}
+            call(session, "set", "a", filler + "x" * (self.own_payload_bytes + 1))
             with pytest.raises(SessionTooLarge):
-                session.save()
+                call(session, "save")
 
 
 engine_matrix(globals(), "DataRuleTests", (DataRuleChecks, TestCase), SERVER_SIDE)

@@ -20,7 +20,7 @@ from freezegun import freeze_time
 
 from sessionplus.backends.signed_cookies import MAX_COOKIE_BYTES, SALT
 from sessionplus.exceptions import SessionTooLarge
-from tests.backends.contract import SessionStoreContract
+from tests.backends.contract import Calls, SessionStoreContract, with_twins
 from tests.support.engines import ENGINES
 
 SUSPICIOUS = "django.security.SuspiciousSession"
@@ -31,6 +31,7 @@ def signed(data: dict) -> str:
     return signing.dumps(data, salt=SALT, compress=True)
 
 
+@with_twins
 class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
     engine = ENGINES["signed_cookies"]
 
@@ -47,25 +48,20 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
         ours = self.cookie(cat="lion")
         assert DjangoCookieStore(ours)["cat"] == "lion"
 
-    def test_nothing_is_stored_on_the_server(self):
-        session = self.saved(a=1)
-        assert session.exists(session.session_key) is False
-        assert self.store_class.clear_expired() is None
-        session.delete()
+    def both_nothing_is_stored_on_the_server(self, call: Calls) -> None:
+        session = self.saved_by(call, a=1)
+        assert call(session, "exists", session.session_key) is False
+        assert call(self.store_class, "clear_expired") is None
+        call(session, "delete")
         assert session.session_key is None
         assert session.modified is True
-        assert list(session.keys()) == []
+        assert list(call(session, "keys")) == []
 
-    def test_create_only_marks_the_cookie_to_be_set(self):
+    def both_create_only_marks_the_cookie_to_be_set(self, call: Calls) -> None:
         session = self.store()
-        session.create()
+        call(session, "create")
         assert session.modified is True
         assert session.session_key is None
-
-    async def test_async_create_only_marks_the_cookie_to_be_set(self):
-        session = self.store()
-        await session.acreate()
-        assert session.modified is True
 
     def test_cycle_key_changes_the_cookie_within_the_same_second(self):
         with freeze_time(timezone.now()):
@@ -77,18 +73,18 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
 
     # Expiry (Django ticket #27775) -------------------------------------------------------
 
-    def test_expiry_in_seconds_is_honoured_unlike_djangos_engine(self):
+    def both_expiry_in_seconds_is_honoured_unlike_djangos_engine(self, call: Calls) -> None:
         start = timezone.now()
         with freeze_time(start):
             session = self.store()
-            session["a"] = 1
-            session.set_expiry(60)
-            session.save()
+            call(session, "set", "a", 1)
+            call(session, "set_expiry", 60)
+            call(session, "save")
         with freeze_time(start + timedelta(seconds=59)):
-            assert self.reloaded(session)["a"] == 1
+            assert call(self.reloaded(session), "get", "a") == 1
         with freeze_time(start + timedelta(seconds=61)):
             loaded = self.reloaded(session)
-            assert list(loaded.keys()) == []
+            assert list(call(loaded, "keys")) == []
             assert loaded.session_key is None
             assert DjangoCookieStore(session.session_key)["a"] == 1  # the bug fixed here
 
@@ -130,13 +126,18 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
 
     # Size --------------------------------------------------------------------------------
 
-    def test_session_too_large_for_a_cookie_is_refused_at_save_naming_the_size(self):
-        session = self.saved(a=1)
-        kept = session.session_key
-        session["blob"] = get_random_string(4000)  # random: compression cannot save it
-        with pytest.raises(SessionTooLarge, match=r"would be \d+ bytes, more than the 4093"):
-            session.save()
-        assert session.session_key == kept
+    def both_session_too_large_for_a_cookie_is_refused_at_save_naming_the_size(
+        self, call: Calls
+    ) -> None:
+        # Random data: compression cannot save it. A new session gets no cookie, a saved
+        # one keeps the cookie it had.
+        for session in (self.store(), self.saved_by(call, a=1)):
+            kept = session.session_key
+            call(session, "set", "blob", get_random_string(4000))
+            with pytest.raises(SessionTooLarge, match=r"would be \d+ bytes, more than the 4093"):
+                call(session, "save")
+            assert session.session_key == kept
+        assert kept is not None
         assert issubclass(SessionTooLarge, ValueError)
 
     def test_largest_cookie_saved_fits_and_the_next_is_refused(self):
@@ -296,36 +297,11 @@ class SignedCookieSessionStoreTests(SessionStoreContract, SimpleTestCase):
             again.cycle_key()
             assert again.session_key != session.session_key
 
-    # Async twins -----------------------------------------------------------------------------
-
-    async def test_async_load_honours_the_expiry(self):
-        start = timezone.now()
-        with freeze_time(start):
-            session = self.store()
-            await session.aset("a", 1)
-            await session.aset_expiry(30)
-            await session.asave()
-        with freeze_time(start + timedelta(seconds=31)):
-            assert list(await self.store(session.session_key).akeys()) == []
-
-    async def test_async_save_refuses_a_session_too_large_for_a_cookie(self):
-        session = self.store()
-        await session.aset("blob", get_random_string(5000))
-        with pytest.raises(SessionTooLarge):
-            await session.asave()
-        assert session.session_key is None
-
-    async def test_async_exists_delete_and_clear_expired(self):
-        session = await self.asaved(a=1)
-        assert await session.aexists(session.session_key) is False
-        await session.adelete()
-        assert session.session_key is None
-        assert await self.store_class.aclear_expired() is None
-
 
 @override_settings(
     ROOT_URLCONF="tests.urls_middleware", SESSION_ENGINE=ENGINES["signed_cookies"].module
 )
+@with_twins
 class SignedCookieRequestTests(TestCase):
     """Through the middleware, as an application's requests meet the engine."""
 
@@ -337,25 +313,23 @@ class SignedCookieRequestTests(TestCase):
     def cookie(client: Client | AsyncClient) -> str:
         return client.cookies[settings.SESSION_COOKIE_NAME].value
 
-    def test_logging_in_again_as_the_same_user_keeps_the_cookie_unless_the_password_changed(self):
+    # The login view of each mode: the sync one calls login(), the async one alogin().
+    LOGIN = {"sync": "/login/?username=alice", "async": "/async/login/?username=alice"}
+
+    def both_logging_in_again_as_the_same_user_keeps_the_cookie_unless_the_password_changed(
+        self, call: Calls
+    ) -> None:
         # Django's auth_tests LoginTest.test_session_key_flushed_on_login_after_password_change.
+        client, login = call.client(self), self.LOGIN[call.mode]
         with freeze_time(timezone.now()):  # within the signer's resolution: one second
-            self.client.get("/login/?username=alice")
-            first = self.cookie(self.client)
-            self.client.get("/login/?username=alice")
-            assert self.cookie(self.client) == first
+            call.get(client, login)
+            first = self.cookie(client)
+            call.get(client, login)
+            assert self.cookie(client) == first
             self.user.set_password("second")
             self.user.save()
-            self.client.get("/login/?username=alice")
-            assert self.cookie(self.client) != first
-
-    async def test_async_logging_in_again_as_the_same_user_keeps_the_cookie(self):
-        client = AsyncClient()
-        with freeze_time(timezone.now()):
-            await client.get("/async/login/?username=alice")
-            first = self.cookie(client)
-            await client.get("/async/login/?username=alice")
-            assert self.cookie(client) == first
+            call.get(client, login)
+            assert self.cookie(client) != first
 
     def send_djangos_cookie(self, signed_at: datetime) -> None:
         """Give the client a cookie Django's own engine signed at ``signed_at``."""

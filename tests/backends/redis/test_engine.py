@@ -8,9 +8,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.test import AsyncClient, Client, SimpleTestCase, override_settings
+from django.test import Client, SimpleTestCase, override_settings
 from django.utils import timezone
 from django_redis import get_redis_connection
 from freezegun import freeze_time
@@ -21,7 +22,7 @@ from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
 from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
-from tests.backends.contract import Calls, UserIndexedStoreContract, with_twins
+from tests.backends.contract import SYNC, Calls, UserIndexedStoreContract, with_twins
 from tests.support.engines import ENGINES
 from tests.support.middleware_support import AsyncRequests, SyncRequests
 from tests.support.redis_faults import HangingUpListener, SilentListener
@@ -72,18 +73,13 @@ def saved_by(call: Calls, **data) -> SessionStore:
     return session
 
 
-def log_in(user_id: str = "7", session: SessionStore | None = None) -> SessionStore:
+def log_in(
+    user_id: str = "7", session: SessionStore | None = None, call: Calls = SYNC
+) -> SessionStore:
     """Save a session carrying Django's auth keys, as the response after login() does."""
     session = session or SessionStore()
-    session.update({SESSION_KEY: user_id, "_auth_user_backend": "backend", "cart": []})
-    session.save()
-    return session
-
-
-async def alog_in(user_id: str = "7") -> SessionStore:
-    session = SessionStore()
-    await session.aupdate({SESSION_KEY: user_id, "_auth_user_backend": "backend"})
-    await session.asave()
+    call(session, "update", {SESSION_KEY: user_id, "_auth_user_backend": "backend", "cart": []})
+    call(session, "save")
     return session
 
 
@@ -95,6 +91,7 @@ def members(user_id: str = "7") -> set[str]:
     return {member.decode() for member in redis().smembers(index_key(user_id))}
 
 
+@with_twins
 @pytest.mark.usefixtures("redis_db")
 class RedisLayoutTests(SimpleTestCase):
     def test_a_session_is_one_hash_with_a_field_per_key_and_reserved_metadata_fields(self):
@@ -166,20 +163,20 @@ class RedisLayoutTests(SimpleTestCase):
         assert after["m:last_activity"] != before["m:last_activity"]
         assert "d:drop" not in after
 
-    def test_touch_refreshes_ttl_and_last_activity_and_leaves_data_alone(self):
-        session = saved(a=1)
+    def both_touch_refreshes_ttl_and_last_activity_and_leaves_data_alone(self, call: Calls) -> None:
+        session = saved_by(call, a=1)
         key = SessionStore.redis_key(session.session_key)
         redis().pexpire(key, 5_000)
         data_before = stored(session.session_key)["d:a"]
         session = SessionStore(session.session_key)
-        session["a"]
-        session.touch()
+        call(session, "get", "a")
+        call(session, "touch")
         assert redis().pttl(key) > 1_209_000_000
         assert stored(session.session_key)["d:a"] == data_before
 
-    def test_touch_of_a_session_that_is_gone_creates_nothing(self):
+    def both_touch_of_a_session_that_is_gone_creates_nothing(self, call: Calls) -> None:
         session = SessionStore("c" * 32)
-        session.touch()
+        call(session, "touch")
         assert session.session_key is None
         assert redis().keys("*") == []
 
@@ -199,27 +196,20 @@ class RedisLayoutTests(SimpleTestCase):
         session.save()
         assert redis().exists(SessionStore.redis_key(session.session_key)) == 0
 
-    async def test_async_save_and_touch_set_the_ttl(self):
-        session = await asaved(a=1)
-        key = SessionStore.redis_key(session.session_key)
-        redis().pexpire(key, 5_000)
-        session = SessionStore(session.session_key)
-        await session.aget("a")
-        await session.atouch()
-        assert redis().pttl(key) > 1_209_000_000
 
-
+@with_twins
 @pytest.mark.usefixtures("redis_db")
 class RedisDeltaTests(SimpleTestCase):
     """Two stores loaded from one session stand for two concurrent requests."""
 
-    def test_concurrent_saves_of_different_keys_both_survive(self):
-        key = saved(a=0).session_key
+    def both_concurrent_saves_of_different_keys_both_survive(self, call: Calls) -> None:
+        key = saved_by(call, a=0).session_key
         first, second = SessionStore(key), SessionStore(key)
-        first["a"], second["b"] = 1, 2
-        first.save()
-        second.save()
-        assert dict(SessionStore(key).items()) == {"a": 1, "b": 2}
+        call(first, "set", "a", 1)
+        call(second, "set", "b", 2)
+        call(first, "save")
+        call(second, "save")
+        assert dict(call(SessionStore(key), "items")) == {"a": 1, "b": 2}
 
     def test_a_deletion_does_not_undo_a_concurrent_write(self):
         key = saved(a=0, gone=1).session_key
@@ -270,42 +260,43 @@ class RedisDeltaTests(SimpleTestCase):
         session.save()
         assert len(SessionStore(key).keys()) == 5000
 
-    async def test_async_concurrent_saves_of_different_keys_both_survive(self):
-        key = (await asaved(a=0)).session_key
-        first, second = SessionStore(key), SessionStore(key)
-        await first.aset("a", 1)
-        await second.aset("b", 2)
-        await first.asave()
-        await second.asave()
-        assert dict(await SessionStore(key).aitems()) == {"a": 1, "b": 2}
-
 
 TOKENS = "headless_refresh_tokens"
 
 
-def rotate(session: SessionStore, old: str, new: str) -> None:
+def rotate(session: SessionStore, old: str, new: str, call: Calls = SYNC) -> None:
     """django-allauth's refresh-token rotation: setdefault, change in place, save()."""
-    tokens = session.setdefault(TOKENS, {})
+    tokens = call(session, "setdefault", TOKENS, {})
     tokens.pop(old, None)
     tokens[new] = "issued"
-    session.save()
+    call(session, "save")
 
 
-async def arotate(session: SessionStore, old: str, new: str) -> None:
-    tokens = await session.asetdefault(TOKENS, {})
-    tokens.pop(old, None)
-    tokens[new] = "issued"
-    await session.asave()
-
-
+@with_twins
 @pytest.mark.usefixtures("redis_db")
 class RedisInPlaceChangeTests(SimpleTestCase):
     """A save stores every change a whole-session save would: in-place ones too."""
 
-    def test_save_after_an_in_place_change_stores_it(self):
-        key = saved(**{TOKENS: {"t1": "issued"}}).session_key
-        rotate(SessionStore(key), "t1", "t2")
-        assert SessionStore(key)[TOKENS] == {"t2": "issued"}
+    # The views of each mode: the sync ones read request.session, the async ones its a* API.
+    ROTATE = {"sync": "/rotate/", "async": "/async/rotate/"}
+    APPEND = {"sync": "/append/", "async": "/async/append/"}
+
+    def both_save_after_an_in_place_change_stores_it(self, call: Calls) -> None:
+        key = saved_by(call, **{TOKENS: {"t1": "issued"}}).session_key
+        rotate(SessionStore(key), "t1", "t2", call)
+        assert call(SessionStore(key), "get", TOKENS) == {"t2": "issued"}
+
+    def both_in_place_changes_to_different_keys_both_survive(self, call: Calls) -> None:
+        key = saved_by(call, tokens={"t1": "issued"}, cart=[]).session_key
+        first, second = SessionStore(key), SessionStore(key)
+        call(first, "get", "tokens")["t2"] = "issued"
+        call(second, "get", "cart").append("pear")
+        call(first, "save")
+        call(second, "save")
+        assert dict(call(SessionStore(key), "items")) == {
+            "tokens": {"t1": "issued", "t2": "issued"},
+            "cart": ["pear"],
+        }
 
     def test_rotation_repeated_on_one_store_keeps_only_the_latest_token(self):
         session = saved(a=1)
@@ -357,63 +348,25 @@ class RedisInPlaceChangeTests(SimpleTestCase):
         assert dict(SessionStore(key).items()) == {"a": 1}
 
     @override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE)
-    def test_save_after_an_in_place_change_through_the_middleware(self):
-        client = Client()
-        assert client.get("/rotate/none/t1/").status_code == 200
-        assert client.get("/rotate/t1/t2/").status_code == 200
+    def both_save_after_an_in_place_change_through_the_middleware(self, call: Calls) -> None:
+        client, rotate_path = call.new_client(), self.ROTATE[call.mode]
+        assert call.get(client, rotate_path + "none/t1/").status_code == 200
+        assert call.get(client, rotate_path + "t1/t2/").status_code == 200
         key = client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert SessionStore(key)[TOKENS] == {"t2": "issued"}
+        assert call(SessionStore(key), "get", TOKENS) == {"t2": "issued"}
 
     @override_settings(
         ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE, SESSION_SAVE_EVERY_REQUEST=True
     )
-    def test_save_every_request_stores_an_in_place_change(self):
-        client = Client()
-        assert client.get("/write/cart/").status_code == 200
+    def both_save_every_request_stores_an_in_place_change(self, call: Calls) -> None:
+        client = call.new_client()
+        assert call.get(client, "/write/cart/").status_code == 200
         key = client.cookies[settings.SESSION_COOKIE_NAME].value
         session = SessionStore(key)
-        session["cart"] = []
-        session.save()
-        assert client.get("/append/apple/").status_code == 200
-        assert SessionStore(key)["cart"] == ["apple"]
-
-    @override_settings(
-        ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE, SESSION_SAVE_EVERY_REQUEST=True
-    )
-    async def test_async_save_every_request_stores_an_in_place_change(self):
-        client = AsyncClient()
-        assert (await client.get("/write/cart/")).status_code == 200
-        key = client.cookies[settings.SESSION_COOKIE_NAME].value
-        session = SessionStore(key)
-        await session.aset("cart", [])
-        await session.asave()
-        assert (await client.get("/async/append/apple/")).status_code == 200
-        assert await SessionStore(key).aget("cart") == ["apple"]
-
-    async def test_async_save_after_an_in_place_change_stores_it(self):
-        key = (await asaved(**{TOKENS: {"t1": "issued"}})).session_key
-        await arotate(SessionStore(key), "t1", "t2")
-        assert await SessionStore(key).aget(TOKENS) == {"t2": "issued"}
-
-    async def test_async_in_place_changes_to_different_keys_both_survive(self):
-        key = (await asaved(tokens={"t1": "issued"}, cart=[])).session_key
-        first, second = SessionStore(key), SessionStore(key)
-        (await first.aget("tokens"))["t2"] = "issued"
-        (await second.aget("cart")).append("pear")
-        await first.asave()
-        await second.asave()
-        assert dict(await SessionStore(key).aitems()) == {
-            "tokens": {"t1": "issued", "t2": "issued"},
-            "cart": ["pear"],
-        }
-
-    @override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE)
-    async def test_async_save_after_an_in_place_change_through_the_middleware(self):
-        client = AsyncClient()
-        assert (await client.get("/async/rotate/none/t1/")).status_code == 200
-        assert (await client.get("/async/rotate/t1/t2/")).status_code == 200
-        key = client.cookies[settings.SESSION_COOKIE_NAME].value
-        assert await SessionStore(key).aget(TOKENS) == {"t2": "issued"}
+        call(session, "set", "cart", [])
+        call(session, "save")
+        assert call.get(client, self.APPEND[call.mode] + "apple/").status_code == 200
+        assert call(SessionStore(key), "get", "cart") == ["apple"]
 
 
 class ScriptedKeys(SessionStore):
@@ -426,17 +379,18 @@ class ScriptedKeys(SessionStore):
         return self.keys.pop(0) if self.keys else super()._get_new_session_key()
 
 
+@with_twins
 @pytest.mark.usefixtures("redis_db")
 class RedisCreateAndCycleTests(SimpleTestCase):
-    def test_create_never_overwrites_an_existing_session(self):
-        existing = saved(owner="someone else").session_key
+    def both_create_never_overwrites_an_existing_session(self, call: Calls) -> None:
+        existing = saved_by(call, owner="someone else").session_key
         ScriptedKeys.keys = [existing]
         session = ScriptedKeys()
-        session["owner"] = "me"
-        session.save()
+        call(session, "set", "owner", "me")
+        call(session, "save")
         assert session.session_key != existing
-        assert SessionStore(existing)["owner"] == "someone else"
-        assert SessionStore(session.session_key)["owner"] == "me"
+        assert call(SessionStore(existing), "get", "owner") == "someone else"
+        assert call(SessionStore(session.session_key), "get", "owner") == "me"
 
     def test_cycle_key_moves_data_metadata_and_ttl_and_kills_the_old_key_at_once(self):
         session = saved(a=1)
@@ -451,73 +405,42 @@ class RedisCreateAndCycleTests(SimpleTestCase):
         assert SessionStore(session.session_key).metadata.created_at == created
         assert session.modified is True
 
-    def test_cycle_key_keeps_what_another_request_wrote_meanwhile(self):
-        key = saved(a=1).session_key
+    def both_cycle_key_keeps_what_another_request_wrote_meanwhile(self, call: Calls) -> None:
+        key = saved_by(call, a=1).session_key
         session = SessionStore(key)
-        session["mine"] = "pending"
+        call(session, "set", "mine", "pending")
         other = SessionStore(key)
-        other["theirs"] = "saved"
-        other.save()
-        session.cycle_key()
-        session.save()
-        assert dict(SessionStore(session.session_key).items()) == {
+        call(other, "set", "theirs", "saved")
+        call(other, "save")
+        call(session, "cycle_key")
+        call(session, "save")
+        assert redis().exists(SessionStore.redis_key(key)) == 0
+        assert dict(call(SessionStore(session.session_key), "items")) == {
             "a": 1,
             "mine": "pending",
             "theirs": "saved",
         }
 
-    def test_cycle_key_skips_a_new_key_that_is_taken(self):
-        taken = saved(owner="someone else").session_key
-        session = saved(owner="me")
+    def both_cycle_key_skips_a_new_key_that_is_taken(self, call: Calls) -> None:
+        taken = saved_by(call, owner="someone else").session_key
+        session = saved_by(call, owner="me")
         ScriptedKeys.keys = [taken]
         session = ScriptedKeys(session.session_key)
-        session["owner"]
-        session.cycle_key()
+        call(session, "get", "owner")
+        call(session, "cycle_key")
         assert session.session_key != taken
-        assert SessionStore(taken)["owner"] == "someone else"
-        assert SessionStore(session.session_key)["owner"] == "me"
+        assert call(SessionStore(taken), "get", "owner") == "someone else"
+        assert call(SessionStore(session.session_key), "get", "owner") == "me"
 
-    def test_cycle_key_of_a_session_deleted_meanwhile_starts_a_new_one(self):
-        session = SessionStore(saved(a=1).session_key)
-        session["a"]
-        SessionStore().delete(session.session_key)
+    def both_cycle_key_of_a_session_deleted_meanwhile_starts_a_new_one(self, call: Calls) -> None:
+        session = SessionStore(saved_by(call, a=1).session_key)
+        call(session, "get", "a")
+        call(SessionStore(), "delete", session.session_key)
         old_key = session.session_key
-        session.cycle_key()
+        call(session, "cycle_key")
         assert session.session_key not in (None, old_key)
-        assert SessionStore(session.session_key)["a"] == 1
+        assert call(SessionStore(session.session_key), "get", "a") == 1
         assert redis().exists(SessionStore.redis_key(old_key)) == 0
-
-    async def test_async_create_never_overwrites_an_existing_session(self):
-        existing = (await asaved(owner="someone else")).session_key
-        ScriptedKeys.keys = [existing]
-        session = ScriptedKeys()
-        await session.aset("owner", "me")
-        await session.asave()
-        assert session.session_key != existing
-        assert await SessionStore(existing).aget("owner") == "someone else"
-
-    async def test_async_cycle_key_keeps_what_another_request_wrote_meanwhile(self):
-        key = (await asaved(a=1)).session_key
-        session = SessionStore(key)
-        await session.aset("mine", "pending")
-        other = SessionStore(key)
-        await other.aset("theirs", "saved")
-        await other.asave()
-        await session.acycle_key()
-        await session.asave()
-        assert redis().exists(SessionStore.redis_key(key)) == 0
-        assert dict(await SessionStore(session.session_key).aitems()) == {
-            "a": 1,
-            "mine": "pending",
-            "theirs": "saved",
-        }
-
-    async def test_async_cycle_key_of_a_session_deleted_meanwhile_starts_a_new_one(self):
-        session = SessionStore((await asaved(a=1)).session_key)
-        await session.aget("a")
-        await SessionStore().adelete(session.session_key)
-        await session.acycle_key()
-        assert await SessionStore(session.session_key).aget("a") == 1
 
 
 def past_its_expiry() -> Any:
@@ -525,22 +448,25 @@ def past_its_expiry() -> Any:
     return timezone.now() + timedelta(seconds=settings.SESSION_COOKIE_AGE + CLOCK_SKEW + 1)
 
 
+@with_twins
 @pytest.mark.usefixtures("redis_db")
 class RedisIntegrityTests(SimpleTestCase):
-    def assert_no_session_and_logged(self, session_key: str, problem: str) -> None:
+    def assert_no_session_and_logged(
+        self, session_key: str, problem: str, call: Calls = SYNC
+    ) -> None:
         with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
             loaded = SessionStore(session_key)
-            assert list(loaded.keys()) == []
+            assert list(call(loaded, "keys")) == []
         assert loaded.session_key is None
         assert problem in logs.output[0]
         assert session_key not in "".join(logs.output)
 
-    def test_a_key_whose_ttl_was_removed_ends_with_its_own_signed_expiry(self):
-        key = saved(a=1).session_key
+    def both_a_key_whose_ttl_was_removed_ends_with_its_own_signed_expiry(self, call: Calls) -> None:
+        key = saved_by(call, a=1).session_key
         redis().persist(SessionStore.redis_key(key))
-        assert SessionStore(key)["a"] == 1
+        assert call(SessionStore(key), "get", "a") == 1
         with freeze_time(past_its_expiry()):
-            self.assert_no_session_and_logged(key, "outlived its expiry")
+            self.assert_no_session_and_logged(key, "outlived its expiry", call)
 
     def test_a_stretched_ttl_does_not_stretch_the_session(self):
         session = SessionStore()
@@ -632,14 +558,6 @@ class RedisIntegrityTests(SimpleTestCase):
         assert response.status_code == 200
         assert response.content == b""
 
-    async def test_async_a_key_whose_ttl_was_removed_ends_with_its_own_signed_expiry(self):
-        key = (await asaved(a=1)).session_key
-        redis().persist(SessionStore.redis_key(key))
-        with freeze_time(past_its_expiry()), self.assertLogs("django.security.SuspiciousSession"):
-            loaded = SessionStore(key)
-            assert list(await loaded.akeys()) == []
-        assert loaded.session_key is None
-
 
 SHORT_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3}
 
@@ -688,31 +606,27 @@ class RedisOutageTests(SimpleTestCase):
             self.assert_every_operation_unavailable(call, redis_exceptions.TimeoutError)
             assert listener.accepted  # the client did connect: it gave up waiting
 
-    def test_an_alias_without_timeouts_gets_the_default_and_a_silent_server_a_503(self):
-        client = Client()
+    # The Redis client each mode's store uses for an alias.
+    CLIENT = {"sync": redis_clients.sync_client, "async": async_to_sync(async_client)}
+
+    def both_an_alias_without_timeouts_gets_the_default_and_a_silent_server_a_503(
+        self, call: Calls
+    ) -> None:
+        client = call.new_client()
         client.cookies[settings.SESSION_COOKIE_NAME] = "a" * 32
         with (
             SilentListener() as listener,
             outage_settings(listener.url, options={}),
             override_settings(ROOT_URLCONF="tests.redis_urls", SESSION_ENGINE=ENGINE),
         ):
-            response = client.get("/write/a/")
-            connection_kwargs = redis_clients.sync_client(
-                "outage"
-            ).connection_pool.connection_kwargs
+            with pytest.raises(SessionStoreUnavailable):
+                call(SessionStore("a" * 32), "load")
+            response = call.get(client, "/write/a/")
+            connection_kwargs = self.CLIENT[call.mode]("outage").connection_pool.connection_kwargs
         assert response.status_code == 503
         assert listener.accepted  # it connected, then gave up waiting for an answer
         # redis-py's own default is 5 s (forever before redis-py 6).
         assert redis_clients.DEFAULT_SOCKET_TIMEOUT == 1.0
-        assert connection_kwargs["socket_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
-        assert connection_kwargs["socket_connect_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
-
-    async def test_async_an_alias_without_timeouts_gets_the_default(self):
-        with SilentListener() as listener, outage_settings(listener.url, options={}):
-            with pytest.raises(SessionStoreUnavailable):
-                await SessionStore("a" * 32).aload()
-            client = await async_client("outage")
-            connection_kwargs = client.connection_pool.connection_kwargs
         assert connection_kwargs["socket_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
         assert connection_kwargs["socket_connect_timeout"] == redis_clients.DEFAULT_SOCKET_TIMEOUT
 
@@ -868,51 +782,35 @@ class RedisLazyDataTests(SimpleTestCase):
         assert [SessionStore(key)["n"] for key in taken] == list(range(MAX_CREATE_ATTEMPTS))
 
 
+@with_twins
 @pytest.mark.usefixtures("redis_db")
 class RedisEdgeCaseTests(SimpleTestCase):
-    def test_cycle_key_of_a_new_session_creates_it(self):
+    def both_cycle_key_of_a_new_session_creates_it(self, call: Calls) -> None:
         session = SessionStore()
-        session["a"] = 1
-        session.cycle_key()
-        assert SessionStore(session.session_key)["a"] == 1
+        call(session, "set", "a", 1)
+        call(session, "cycle_key")
+        assert call(SessionStore(session.session_key), "get", "a") == 1
 
-    def test_cycle_key_gives_up_when_every_new_key_is_taken(self):
-        taken = [saved(n=number).session_key for number in range(MAX_CREATE_ATTEMPTS)]
-        session = ScriptedKeys(saved(a=1).session_key)
-        session["a"]
+    def both_delete_without_a_key_and_exists_of_a_malformed_one_do_nothing(
+        self, call: Calls
+    ) -> None:
+        call(SessionStore(), "delete")
+        assert call(SessionStore(), "exists", "not a key") is False
+        assert redis().keys("*") == []
+
+    def both_cycle_key_gives_up_when_every_new_key_is_taken(self, call: Calls) -> None:
+        taken = [saved_by(call, n=number).session_key for number in range(MAX_CREATE_ATTEMPTS)]
+        session = ScriptedKeys(saved_by(call, a=1).session_key)
+        call(session, "get", "a")
         ScriptedKeys.keys = list(taken)
         with pytest.raises(RuntimeError, match="new session key"):
-            session.cycle_key()
-        assert [SessionStore(key)["n"] for key in taken] == list(range(MAX_CREATE_ATTEMPTS))
+            call(session, "cycle_key")
+        assert [call(SessionStore(key), "get", "n") for key in taken] == list(
+            range(MAX_CREATE_ATTEMPTS)
+        )
 
     def test_delete_of_a_session_with_a_damaged_index_field_still_deletes(self):
         session = log_in("7")
         redis().hset(SessionStore.redis_key(session.session_key), "x:index", "garbage")
         SessionStore().delete(session.session_key)
         assert SessionStore().exists(session.session_key) is False
-
-    async def test_async_edge_cases(self):
-        await SessionStore().adelete()  # no key: nothing to do
-        assert await SessionStore().aexists("not a key") is False
-        gone = SessionStore("e" * 32)
-        await gone.atouch()
-        assert gone.session_key is None
-        session = SessionStore()
-        await session.aset("a", 1)
-        await session.acycle_key()
-        assert await SessionStore(session.session_key).aget("a") == 1
-        session = SessionStore((await alog_in("7")).session_key)
-        await session.aset(SESSION_KEY, "8")
-        await session.asave()
-        assert (members("7"), members("8")) == (set(), {session.session_key})
-
-    async def test_async_cycle_key_skips_taken_keys_and_gives_up_in_the_end(self):
-        taken = [(await asaved(n=number)).session_key for number in range(MAX_CREATE_ATTEMPTS)]
-        ScriptedKeys.keys = [taken[0]]
-        session = ScriptedKeys((await asaved(a=1)).session_key)
-        await session.aget("a")
-        await session.acycle_key()
-        assert session.session_key not in taken
-        ScriptedKeys.keys = list(taken)
-        with pytest.raises(RuntimeError, match="new session key"):
-            await session.acycle_key()

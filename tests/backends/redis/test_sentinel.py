@@ -6,12 +6,20 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends.redis import SessionStore
-from sessionplus.backends.redis.clients import async_client
+from sessionplus.backends.redis.clients import async_client, sync_client
+from tests.backends.contract import Calls, with_twins
 from tests.support.redis_sentinel import SERVICE, PrivateRedisSentinel
+
+# The client each mode's store goes through, and the pool it must have to follow Sentinel.
+CLIENTS = {
+    "sync": (sync_client, redis.sentinel.SentinelConnectionPool),
+    "async": (async_to_sync(async_client), redis.asyncio.sentinel.SentinelConnectionPool),
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +30,7 @@ def redis_sentinel() -> Iterator[PrivateRedisSentinel]:
     sentinel.stop()
 
 
+@with_twins
 class RedisSentinelTests(SimpleTestCase):
     @pytest.fixture(autouse=True)
     def behind_sentinel(self, redis_sentinel: PrivateRedisSentinel) -> Iterator[None]:
@@ -44,21 +53,15 @@ class RedisSentinelTests(SimpleTestCase):
         self.master.flushdb()
         self.master.close()
 
-    def test_sessions_are_written_to_the_master_sentinel_names(self):
+    def both_sessions_are_written_to_the_master_sentinel_names(self, call: Calls) -> None:
+        client, pool_class = CLIENTS[call.mode]
+        assert isinstance(client("sentinel").connection_pool, pool_class)
         session = SessionStore()
-        session["a"] = 1
-        session.save()
+        call(session, "set", "a", 1)
+        call(session, "save")
         assert self.master.exists(SessionStore.redis_key(session.session_key)) == 1
+        assert call(SessionStore(session.session_key), "get", "a") == 1
         session = SessionStore(session.session_key)
-        session["b"] = 2
-        session.save()
-        assert dict(SessionStore(session.session_key).items()) == {"a": 1, "b": 2}
-
-    async def test_async_sessions_go_through_sentinel_too(self):
-        client = await async_client("sentinel")
-        assert isinstance(client.connection_pool, redis.asyncio.sentinel.SentinelConnectionPool)
-        session = SessionStore()
-        await session.aset("a", 1)
-        await session.asave()
-        assert self.master.exists(SessionStore.redis_key(session.session_key)) == 1
-        assert await SessionStore(session.session_key).aget("a") == 1
+        call(session, "set", "b", 2)
+        call(session, "save")
+        assert dict(call(SessionStore(session.session_key), "items")) == {"a": 1, "b": 2}
