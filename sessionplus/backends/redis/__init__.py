@@ -38,12 +38,12 @@ from sessionplus.backends.data_rule import check_keys
 from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
 from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, scripts
-from sessionplus.backends.redis.codec import FieldCodec
+from sessionplus.backends.redis.codec import FieldCodec, codec_for
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
 from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
 from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
 from sessionplus.backends.redis.index import INDEX_FIELD, ms
-from sessionplus.backends.redis.signatures import BadSignature, signer
+from sessionplus.backends.redis.signatures import BadSignature
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.conf import conf
 
@@ -55,6 +55,8 @@ DATA = "d:"
 DATA_BYTES = DATA.encode()
 INDEX_FIELD_BYTES = INDEX_FIELD.encode()
 META = "m:"
+META_BYTES = META.encode()
+EXPIRY_FIELD_BYTES = (DATA + EXPIRY_KEY).encode()
 # Seconds a session may be read past its own expiry: the app servers' clocks and Redis's
 # need not agree to the second.
 CLOCK_SKEW = 60
@@ -128,7 +130,7 @@ class SessionStore(SessionPlusBase):
 
     def codec(self) -> FieldCodec:
         """Return the codec of one operation: it reads SECRET_KEY and its fallbacks once."""
-        return FieldCodec(self.serializer(), signer(self.key_salt), self.compressor)
+        return codec_for(self.serializer, self.key_salt, self.compressor)
 
     # Load ------------------------------------------------------------------------------
 
@@ -170,23 +172,26 @@ class SessionStore(SessionPlusBase):
         codec = self.codec()
         if type(next(iter(fields))) is str:  # a client made with decode_responses=True
             fields = {name.encode(): value.encode() for name, value in fields.items()}
-        # Comprehensions, not a loop of calls: a session has a field per key.
-        stored = StoredFields(
-            {name[2:].decode(): raw for name, raw in fields.items() if name[:2] == DATA_BYTES}
-        )
+        encoded: dict[str, bytes] = {}
         metadata: dict[str, Any] = {}
-        index = fields.get(INDEX_FIELD_BYTES)
+        index = None
+        decode = codec.decode_bytes
         try:
+            # One pass, no call per data field: a session has a field per key.
             for raw_name, raw in fields.items():
-                if raw_name[:2] == DATA_BYTES or raw_name == INDEX_FIELD_BYTES:
-                    continue
-                name = raw_name.decode()
-                value = codec.loads(name, raw)  # unknown fields too: none is forged
-                if name[2:] in METADATA_FIELDS:
-                    metadata[name[2:]] = value
-            raw_expiry = stored.encoded.pop(EXPIRY_KEY, None)
+                prefix = raw_name[:2]
+                if prefix == DATA_BYTES:
+                    encoded[raw_name[2:].decode()] = raw
+                elif raw_name == INDEX_FIELD_BYTES:
+                    index = raw
+                else:
+                    value = decode(raw_name, raw)[0]  # unknown fields too: none is forged
+                    if prefix == META_BYTES and (name := raw_name[2:].decode()) in METADATA_FIELDS:
+                        metadata[name] = value
+            stored = StoredFields(encoded)
+            raw_expiry = encoded.pop(EXPIRY_KEY, None)
             if raw_expiry is not None:
-                expiry, form = codec.decode(DATA + EXPIRY_KEY, raw_expiry)
+                expiry, form = decode(EXPIRY_FIELD_BYTES, raw_expiry)
                 stored.values[EXPIRY_KEY], stored.forms[EXPIRY_KEY] = expiry, form
         except Exception as exc:  # a bad signature, or anything a serializer raises
             self.log_suspicious(self._problem(exc))
@@ -236,10 +241,12 @@ class SessionStore(SessionPlusBase):
         return True
 
     def _decoder(self, codec: FieldCodec) -> Any:
-        def decode(key: str, stored: bytes) -> tuple[Any, bytes]:
-            return codec.decode(DATA + key, stored)
+        decode = codec.decode_bytes
 
-        return decode
+        def decode_data(key: str, stored: bytes) -> tuple[Any, bytes]:
+            return decode(DATA_BYTES + key.encode(), stored)
+
+        return decode_data
 
     def _data_failed(self, exc: Exception) -> None:
         # A value read later failed: the session ends as it would have at load.
@@ -249,9 +256,9 @@ class SessionStore(SessionPlusBase):
 
     # Save ------------------------------------------------------------------------------
 
-    def _serialized_value(self, serializer: Any, key: str, value: Any) -> bytes:
+    def _serialized_value(self, codec: FieldCodec, key: str, value: Any) -> bytes:
         try:
-            return serializer.dumps(value)  # type: ignore[no-any-return]
+            return codec.serialize(value)
         except Exception:  # a serializer may raise anything on a value it refuses
             self.serialize_data({key: value})  # raises the data rule's error, naming the key
             raise
@@ -286,7 +293,7 @@ class SessionStore(SessionPlusBase):
             if type(value) in _IMMUTABLE and key in values and values[key] is value:
                 after.forms[key] = forms[key]
                 continue  # the very object loaded, and it cannot have changed
-            form = self._serialized_value(codec.serializer, key, value)
+            form = self._serialized_value(codec, key, value)
             after.forms[key] = form
             if forms.get(key, _MISSING) != form and self._stored_form(codec, key, known) != form:
                 changed[key] = form

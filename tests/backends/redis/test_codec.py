@@ -2,17 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import os
 import zlib
+from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.sessions.serializers import JSONSerializer
-from django.test import SimpleTestCase
+from django.core.signing import b64_encode
+from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends.redis import SessionStore
-from sessionplus.backends.redis.codec import FieldCodec
+from sessionplus.backends.redis.codec import FieldCodec, codec_for
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
 from sessionplus.backends.redis.signatures import BadSignature, signer
+from tests.backends.redis.test_signatures import hmac_signed
+
+VALUES: list[Any] = [
+    0,
+    -1.5e300,
+    True,
+    None,
+    "",
+    "ünïcødé \u2028 \U0001f600 \x00",
+    ["a", {"b": [1, 2.0, None]}],
+    {"nested": {"k": "v" * 500}},
+    "the same words again " * 200,  # compressed
+]
 
 
 def codec(compressor: BaseCompressor | None = None) -> FieldCodec:
@@ -71,3 +88,83 @@ class FieldCodecTests(SimpleTestCase):
             BaseCompressor().compress(b"")
         with pytest.raises(NotImplementedError):
             BaseCompressor().decompress(b"")
+
+
+class TaggedSerializer(JSONSerializer):
+    """A serializer of its own: the codec calls it rather than json directly."""
+
+    def dumps(self, obj: Any) -> bytes:
+        return b"T" + super().dumps(obj)
+
+    def loads(self, data: bytes) -> Any:
+        assert data[:1] == b"T"
+        return super().loads(data[1:])
+
+
+class UnhashableCompressor(ZlibCompressor):
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UnhashableCompressor)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class StoredTextTests(SimpleTestCase):
+    def test_the_stored_text_is_json_then_zlib_then_hmac_signed_urlsafe_base64(self):
+        # What every release stored, computed here with json, zlib, base64 and hmac.new().
+        for value in VALUES:
+            serialized = json.dumps(value, separators=(",", ":")).encode("latin-1")
+            compressed = zlib.compress(serialized)
+            if len(serialized) > ZlibCompressor.min_length and len(compressed) < len(serialized):
+                expected = hmac_signed("d:v", "." + b64_encode(compressed).decode())
+            else:
+                expected = hmac_signed("d:v", b64_encode(serialized).decode())
+            assert codec().dumps("d:v", value) == expected
+            assert codec().serialize(value) == JSONSerializer().dumps(value)
+            assert codec().decode("d:v", expected.encode()) == (value, serialized)
+            assert codec().decode("d:v", expected) == (value, serialized)
+        assert any(codec().dumps("d:v", value).startswith(".") for value in VALUES)
+
+    def test_json_values_read_as_json_loads_reads_them(self):
+        for serialized in (b'{"a":1,"a":2}', b" [1] ", b'"\\ud800"', b"1e999", b"-Infinity"):
+            text = codec().encode("d:v", serialized)
+            assert codec().loads("d:v", text) == JSONSerializer().loads(serialized)
+        for garbage in (b"[1] [2]", b"\xef\xbb\xbf1", b" ", b"{"):
+            text = codec().encode("d:v", garbage)
+            with pytest.raises(json.JSONDecodeError):
+                JSONSerializer().loads(garbage)
+            with pytest.raises(json.JSONDecodeError):
+                codec().loads("d:v", text)
+
+    def test_a_value_json_refuses_is_refused_alike(self):
+        for value in ({1j}, object(), {(1, 2): 3}):
+            with pytest.raises(TypeError):
+                JSONSerializer().dumps(value)
+            with pytest.raises(TypeError):
+                codec().serialize(value)
+
+    def test_another_serializer_is_called_for_every_value(self):
+        tagged = FieldCodec(TaggedSerializer(), signer(SessionStore().key_salt), ZlibCompressor())
+        assert tagged.serialize(["a"]) == b'T["a"]'
+        assert tagged.decode("d:a", tagged.dumps("d:a", ["a"])) == (["a"], b'T["a"]')
+
+
+class StoreCodecTests(SimpleTestCase):
+    def test_a_store_codec_is_kept_until_the_secrets_change(self):
+        salt, compressor = SessionStore().key_salt, SessionStore.compressor
+        first = codec_for(JSONSerializer, salt, compressor)
+        assert codec_for(JSONSerializer, salt, compressor) is first
+        text = first.dumps("d:a", 1)
+        old_secret = settings.SECRET_KEY
+        with override_settings(SECRET_KEY="a-rotated-secret-key-for-this-test-only"):
+            rotated = codec_for(JSONSerializer, salt, compressor)
+            assert rotated.dumps("d:a", 1) != text
+            with pytest.raises(BadSignature):
+                rotated.loads("d:a", text)
+            with override_settings(SECRET_KEY_FALLBACKS=["unrelated", old_secret]):
+                assert codec_for(JSONSerializer, salt, compressor).loads("d:a", text) == 1
+        assert codec_for(JSONSerializer, salt, compressor).dumps("d:a", 1) == text
+
+    def test_an_unhashable_compressor_gets_a_codec_of_its_own(self):
+        salt = SessionStore().key_salt
+        unhashable = codec_for(JSONSerializer, salt, UnhashableCompressor())
+        assert unhashable.loads("d:a", codec().dumps("d:a", "x" * 3000)) == "x" * 3000

@@ -541,9 +541,10 @@ class RedisIntegrityTests(SimpleTestCase):
         assert SessionStore(key)["text"] == text
 
     def test_bytes_that_are_not_text_are_no_session(self):
+        # Checked as bytes, before any decoding: refused as not signed by us.
         key = saved(a=1).session_key
         redis().hset(SessionStore.redis_key(key), "d:a", b"\xff\xfe")
-        self.assert_no_session_and_logged(key, "could not be decoded")
+        self.assert_no_session_and_logged(key, "failed its signature check")
 
     def test_a_request_with_a_tampered_session_goes_on_anonymous(self):
         key = saved(a=1).session_key

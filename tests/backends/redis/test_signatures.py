@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from base64 import urlsafe_b64encode
 
 import pytest
@@ -12,7 +13,7 @@ from django.core.signing import b64_encode
 from django.test import SimpleTestCase
 
 from sessionplus.backends.redis import SessionStore
-from sessionplus.backends.redis.signatures import BadSignature, signer
+from sessionplus.backends.redis.signatures import BadSignature, FieldSigner, signer
 from tests.backends.redis.test_engine import redis, saved, stored
 
 SALT = SessionStore().key_salt
@@ -30,7 +31,43 @@ def legacy_signed(field: str, serialized: bytes) -> str:
     return f"{payload}:{urlsafe_b64encode(mac).rstrip(b'=').decode()}"
 
 
+def hmac_signed(field: str, payload: str, secret: str | bytes | None = None) -> str:
+    """Sign as hmac.new() does: what every release since the length prefix stored."""
+    secret = settings.SECRET_KEY if secret is None else secret
+    secret = secret if isinstance(secret, bytes) else secret.encode()
+    key = hashlib.sha256(SALT.encode() + b"redis-field-v2" + secret).digest()
+    message = b"%d:%b:%b" % (len(field.encode()), field.encode(), payload.encode())
+    mac = hmac.new(key, message, hashlib.sha256).digest()
+    return f"{payload}:{urlsafe_b64encode(mac).rstrip(b'=').decode()}"
+
+
 class FieldSignerTests(SimpleTestCase):
+    def test_signatures_are_hmac_sha256_as_hmac_new_computes_them(self):
+        # Any field name, payload length (one hash block, several) and kind of secret.
+        for secret in ("s", "a-longer-secret-key-" * 8, b"\xffbytes"):
+            field_signer = FieldSigner(SALT, secret)
+            for field in ("d:a", "m:created_at", "d:ключ", "d:" + "k" * 200):
+                for serialized in (b"1", b'"x"' * 30, os.urandom(3000)):
+                    expected = hmac_signed(field, payload(serialized), secret)
+                    assert field_signer.sign(field, payload(serialized)) == expected
+                    assert field_signer.unsign(field, expected) == payload(serialized)
+
+    def test_a_fallback_key_verifies_and_the_current_key_signs(self):
+        old = hmac_signed("d:a", payload(b"1"), "old-secret")
+        rotated = FieldSigner(SALT, "new-secret", ("older-secret", "old-secret"))
+        assert rotated.unsign("d:a", old) == payload(b"1")
+        assert rotated.sign("d:a", payload(b"1")) == hmac_signed("d:a", payload(b"1"), "new-secret")
+        with pytest.raises(BadSignature):
+            FieldSigner(SALT, "new-secret").unsign("d:a", old)
+
+    def test_bytes_and_text_verify_alike(self):
+        field_signer = signer(SALT)
+        text = field_signer.sign("d:a", payload(b"[1]"))
+        assert field_signer.verified(b"d:a", text.encode()) == payload(b"[1]").encode()
+        assert field_signer.signed(b"d:a", payload(b"[1]").encode()) == text.encode()
+        with pytest.raises(BadSignature, match="Malformed payload"):
+            field_signer.verified(b"d:a", b"\xff\xfe:" + text.encode().rpartition(b":")[2])
+
     def test_a_value_signed_for_a_field_with_a_colon_does_not_verify_under_its_prefix(self):
         # Unframed, "d:a:b" + ":" + P equals "d:a" + ":" + "b:P": the same signed message.
         field_signer = signer(SALT)
