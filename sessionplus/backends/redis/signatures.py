@@ -89,21 +89,13 @@ class FieldSigner:
         self._verifying = [_key(salt, secret, _FRAMED) for secret in secrets]
         self._legacy = [_key(salt, secret, _LEGACY) for secret in secrets]
 
-    def sign(self, field: str, payload: str) -> str:
-        """Return ``payload`` as the signed text stored in hash field ``field``."""
-        return self.signed(field.encode(), payload.encode()).decode()
-
     def signed(self, name: bytes, payload: bytes) -> bytes:
-        """Return ``sign()``'s text, with the field name and payload as bytes."""
+        """Return the signed text stored in hash field ``name`` for ``payload``."""
         message = b"%d:%b:%b" % (len(name), name, payload)
         return b"%b:%b" % (payload, _signature(self._signing, message))
 
-    def unsign(self, field: str, text: str) -> str:
-        """Return the payload ``sign()`` stored; raise BadSignature if it did not."""
-        return self.verified(field.encode(), text.encode()).decode()
-
     def verified(self, name: bytes, stored: bytes) -> bytes:
-        """Return ``unsign()``'s payload, with the field name and stored text as bytes."""
+        """Return the payload ``signed()`` stored; raise BadSignature if it did not."""
         payload, colon, given = stored.rpartition(b":")
         if not colon:
             raise BadSignature("No signature.")

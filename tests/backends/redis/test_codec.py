@@ -65,7 +65,7 @@ class FieldCodecTests(SimpleTestCase):
         serialized = os.urandom(2000)
         text = codec().encode("d:blob", serialized)
         assert not text.startswith(".")
-        assert codec().signer.unsign("d:blob", text)[0] != "."
+        assert codec().signer.verified(b"d:blob", text.encode())[:1] != b"."
 
     def test_a_small_value_is_never_compressed(self):
         assert ZlibCompressor().compress(b"a" * ZlibCompressor.min_length) is None
