@@ -10,7 +10,6 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping
 from datetime import datetime, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard, TypeVar
 
 from asgiref.sync import sync_to_async
@@ -20,7 +19,6 @@ from django.contrib.sessions.backends.base import (
     SessionBase,
     UpdateError,
 )
-from django.core import signing
 from django.http import HttpRequest
 from django.utils.crypto import get_random_string
 
@@ -30,6 +28,7 @@ from sessionplus.backends.data_rule import (
     check_assignments,
     check_keys,
 )
+from sessionplus.backends.django_signing import COMPRESS_MIN_LENGTH, BadSignature, signer
 from sessionplus.backends.expiry import EXPIRY_KEY, check_expiry, stored_expiry_is_valid
 from sessionplus.backends.metadata import MetadataMixin
 from sessionplus.backends.record import StoredSession
@@ -236,6 +235,9 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
     # Whether the engine stores who the client is (user id, IP, user agent): the middleware
     # works them out for a write only where they are kept.
     records_client = True
+    # Encoded data longer than this is compressed (see COMPRESS_MIN_LENGTH); 0 compresses
+    # whatever shrinks, as Django does.
+    compress_over = COMPRESS_MIN_LENGTH
 
     # Keys ----------------------------------------------------------------------
 
@@ -319,13 +321,10 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         serialization; ``own_fields`` (an engine's, under reserved keys) are encoded with it.
         """
         check_keys(session_dict)
-        return signing.dumps(
-            session_dict if own_fields is None else {**session_dict, **own_fields},
-            salt=self.key_salt,
-            # signing only calls serializer(); django-stubs asks for a Serializer class.
-            serializer=partial(CheckingSerializer, self.serializer, self._max_size()),  # type: ignore[arg-type]
-            compress=True,
+        serialized = CheckingSerializer(self.serializer, self._max_size()).dumps(
+            session_dict if own_fields is None else {**session_dict, **own_fields}
         )
+        return signer(self.key_salt).dumps(serialized, self.compress_over)
 
     def decode(self, session_data: str | bytes) -> dict[str, Any]:
         # Signed data is text: bytes, which SessionBase.decode admits, never decode (nor in Django).
@@ -334,9 +333,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
 
     def decode_or_none(self, session_data: str) -> dict[str, Any] | None:
         """Decode stored data; return None (and log) when it fails its signature or decoding."""
-        return self.loaded_or_none(
-            signing.loads, session_data, salt=self.key_salt, serializer=self.serializer
-        )
+        return self.loaded_or_none(signer(self.key_salt).loads, session_data, self.serializer)
 
     def loaded_or_none(
         self, load: Callable[..., object], *args: Any, **kwargs: Any
@@ -344,7 +341,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         """Return the session ``load(*args, **kwargs)`` decodes; None (logged) if it does not."""
         try:
             decoded = load(*args, **kwargs)
-        except signing.BadSignature:
+        except BadSignature:
             self.log_suspicious("failed its signature check")
             return None
         except Exception as exc:  # any serializer may raise anything on garbage

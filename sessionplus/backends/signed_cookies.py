@@ -31,6 +31,7 @@ from django.core import signing
 from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase
+from sessionplus.backends.django_signing import BadSignature, b64_decode, deserializer, signer
 from sessionplus.backends.expiry import stored_expiry_is_valid
 from sessionplus.backends.timestamps import as_utc_datetime
 from sessionplus.conf import conf
@@ -54,6 +55,8 @@ class SessionStore(SessionPlusBase):
     key_salt = SALT
     # The cookie keeps no user id, IP or user agent (they would grow every cookie).
     records_client = False
+    # The cookie's size is what counts here: compress whatever shrinks, as Django does.
+    compress_over = 0
 
     def __init__(self, session_key: str | None = None) -> None:
         self._nonce: str | None = None
@@ -96,11 +99,11 @@ class SessionStore(SessionPlusBase):
     def _unsign(self, value: str) -> tuple[dict[str, Any], int] | None:
         """Return the data and signing time of a live cookie value; None (logged) if not."""
         try:
-            payload, timestamp = signing.Signer(salt=SALT).unsign(value).rsplit(":", 1)
-        except signing.BadSignature:
+            payload, timestamp = signer(SALT).unsign(value)
+        except BadSignature:
             self.log_suspicious("failed its signature check")
             return None
-        signed_at = signing.b62_decode(timestamp)
+        signed_at = signing.b62_decode(timestamp.decode())
         # The signer's clock: signing stamped the cookie with time.time(), not timezone.now().
         now = time.time()
         if signed_at > now + CLOCK_SKEW_SECONDS:
@@ -118,11 +121,11 @@ class SessionStore(SessionPlusBase):
             return None
         return data, signed_at
 
-    def _deserialize(self, payload: str) -> dict[str, Any] | None:
+    def _deserialize(self, payload: bytes) -> dict[str, Any] | None:
         limit = conf.SESSIONPLUS_MAX_SIZE
         try:
-            serialized = signing.b64_decode(payload.removeprefix(".").encode())
-            if payload.startswith("."):
+            serialized = b64_decode(payload.removeprefix(b"."))
+            if payload.startswith(b"."):
                 # Inflate at most one byte past the limit: enough to know it is exceeded.
                 serialized = zlib.decompressobj().decompress(serialized, limit + 1)
         except Exception as exc:  # base64 and zlib raise errors of their own
@@ -131,7 +134,7 @@ class SessionStore(SessionPlusBase):
         if len(serialized) > limit:
             self.log_suspicious(f"expands past SESSIONPLUS_MAX_SIZE ({limit} bytes)")
             return None
-        return self.loaded_or_none(self.serializer().loads, serialized)
+        return self.loaded_or_none(deserializer(self.serializer), serialized)
 
     # Save ----------------------------------------------------------------------------
 

@@ -9,32 +9,19 @@ Each piece is pluggable in the manner of django-redis's ``serializers/`` and
 from __future__ import annotations
 
 import functools
-import json
-from binascii import a2b_base64, b2a_base64
 from typing import Any
 
 from django.core.signals import setting_changed
 from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 
+from sessionplus.backends.django_signing import b64_decode, b64_encode, json_dumps, json_loads
 from sessionplus.backends.redis.compressors import BaseCompressor
 from sessionplus.backends.redis.signatures import FieldSigner, signer
 
 
 def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-# binascii directly, without base64.py's wrappers, and on bytes (str.translate() looks up
-# each character in a dict): this runs for every value read or written.
-_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
-_FROM_URLSAFE = bytes.maketrans(b"-_", b"+/")
-
-# Django's JSONSerializer without its two Python calls per value, for exactly that class:
-# json.loads() of a str is this decoder's decode() (the text, from latin-1, holds no BOM),
-# json.dumps() with these separators this encoder's encode().
-_JSON_LOADS = json.JSONDecoder().decode
-_JSON_DUMPS = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class FieldCodec:
@@ -50,17 +37,16 @@ class FieldCodec:
     def serialize(self, value: Any) -> bytes:
         """Return ``serializer.dumps(value)``."""
         if self._json:
-            return _JSON_DUMPS(value).encode("latin-1")
+            return json_dumps(value).encode("latin-1")
         return self.serializer.dumps(value)  # type: ignore[no-any-return]
 
     def encode(self, field: str, serialized: bytes) -> str:
         """Return the stored text of a value ``serializer.dumps()`` made."""
         compressed = self.compressor.compress(serialized)
         if compressed is None:
-            payload = b2a_base64(serialized, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+            payload = b64_encode(serialized)
         else:
-            encoded = b2a_base64(compressed, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
-            payload = self._marker + encoded
+            payload = self._marker + b64_encode(compressed)
         return self.signer.signed(field.encode(), payload).decode()
 
     def dumps(self, field: str, value: Any) -> str:
@@ -85,11 +71,11 @@ class FieldCodec:
         if compressed:
             payload = payload[len(marker) :]
         # The signer let through only the URL-safe alphabet.
-        serialized = a2b_base64(payload.translate(_FROM_URLSAFE) + b"=" * (-len(payload) % 4))
+        serialized = b64_decode(payload)
         if compressed:
             serialized = self.compressor.decompress(serialized)
         if self._json:
-            return _JSON_LOADS(serialized.decode("latin-1")), serialized
+            return json_loads(serialized.decode("latin-1")), serialized
         return self.serializer.loads(serialized), serialized
 
     def loads(self, field: str, stored: bytes | str) -> Any:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import zlib
 
+from sessionplus.backends.django_signing import COMPRESS_MIN_LENGTH
+
 
 class BaseCompressor:
     """Compress values worth it; ``marker`` starts every payload it produced."""
@@ -29,7 +31,7 @@ class ZlibCompressor(BaseCompressor):
 
     marker = "."
     # Smaller values rarely compress, and zlib costs more than the bytes it saves.
-    min_length = 1024
+    min_length = COMPRESS_MIN_LENGTH
 
     def compress(self, value: bytes) -> bytes | None:
         if len(value) <= self.min_length:

@@ -18,9 +18,7 @@ too names exactly one field. Each is rewritten in the current form when its valu
 from __future__ import annotations
 
 import functools
-import hashlib
 import re
-from binascii import b2a_base64
 from hmac import compare_digest
 from typing import TYPE_CHECKING
 
@@ -28,11 +26,10 @@ from django.conf import settings
 from django.core.signing import BadSignature
 from django.utils.encoding import force_bytes
 
-if TYPE_CHECKING:
-    from hashlib import _Hash
+from sessionplus.backends.django_signing import hmac_key, signature
 
-    # The SHA-256 states after the HMAC key's inner and outer pads (RFC 2104).
-    Key = tuple[_Hash, _Hash]
+if TYPE_CHECKING:
+    from sessionplus.backends.django_signing import Key
 
 __all__ = ["BadSignature", "FieldSigner"]
 
@@ -41,31 +38,10 @@ _PAYLOAD_RE = re.compile(rb"\.?[A-Za-z0-9_-]+")
 _FRAMED = b"redis-field-v2"
 _LEGACY = b"redis-field"
 
-_BLOCK = hashlib.sha256().block_size
-_IPAD = bytes(byte ^ 0x36 for byte in range(256))
-_OPAD = bytes(byte ^ 0x5C for byte in range(256))
 
-
-@functools.lru_cache(maxsize=64)
 def _key(salt: str, secret: str | bytes, form: bytes) -> Key:
-    # Bounded by store classes x secrets x forms: the field name is in the message. The
-    # pads hashed once, as hmac.py does without OpenSSL: each value then costs two copies
-    # of a hash state, where hmac.HMAC.copy() and its methods cost Python calls too.
-    key = hashlib.sha256(force_bytes(salt) + form + force_bytes(secret)).digest()
-    key = key.ljust(_BLOCK, b"\0")
-    return hashlib.sha256(key.translate(_IPAD)), hashlib.sha256(key.translate(_OPAD))
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
-
-
-def _signature(key: Key, message: bytes) -> bytes:
-    inner, outer = key[0].copy(), key[1].copy()
-    inner.update(message)
-    outer.update(inner.digest())
-    # binascii without base64.py's wrappers: this runs for every value read. 32 bytes are
-    # 43 characters and one "=".
-    return b2a_base64(outer.digest(), newline=False)[:-1].translate(_URLSAFE)
+    # The field name is in the message: one key per salt, form and secret.
+    return hmac_key(force_bytes(salt) + form + force_bytes(secret))
 
 
 def signer(salt: str) -> FieldSigner:
@@ -92,7 +68,7 @@ class FieldSigner:
     def signed(self, name: bytes, payload: bytes) -> bytes:
         """Return the signed text stored in hash field ``name`` for ``payload``."""
         message = b"%d:%b:%b" % (len(name), name, payload)
-        return b"%b:%b" % (payload, _signature(self._signing, message))
+        return b"%b:%b" % (payload, signature(self._signing, message))
 
     def verified(self, name: bytes, stored: bytes) -> bytes:
         """Return the payload ``signed()`` stored; raise BadSignature if it did not."""
@@ -104,10 +80,10 @@ class FieldSigner:
         # Plain loops, current key first: this runs for every value read.
         message = b"%d:%b:%b" % (len(name), name, payload)
         for key in self._verifying:
-            if compare_digest(given, _signature(key, message)):
+            if compare_digest(given, signature(key, message)):
                 return payload
         message = b"%b:%b" % (name, payload)
         for key in self._legacy:
-            if compare_digest(given, _signature(key, message)):
+            if compare_digest(given, signature(key, message)):
                 return payload
         raise BadSignature("Signature does not match.")

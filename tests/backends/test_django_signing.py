@@ -1,0 +1,120 @@
+"""Django's signed format with keys derived once: byte for byte what django.core.signing does."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from django.core import signing
+from django.test import SimpleTestCase, override_settings
+from freezegun import freeze_time
+
+from sessionplus.backends.django_signing import (
+    COMPRESS_MIN_LENGTH,
+    BadSignature,
+    b64_decode,
+    b64_encode,
+    signer,
+)
+
+SALT = "tests.django_signing"
+# Compresses well, and is longer than the threshold.
+LARGE = {"text": "abc" * COMPRESS_MIN_LENGTH}
+SMALL = {"a": 1, "b": [1, 2, {"c": None}], "é": "ü"}
+
+
+def serialized(data: dict) -> bytes:
+    return signing.JSONSerializer().dumps(data)
+
+
+class ReverseSerializer:
+    """A SESSION_SERIALIZER that is not Django's JSON one: JSON, stored backwards."""
+
+    def dumps(self, obj: object) -> bytes:
+        return json.dumps(obj).encode()[::-1]
+
+    def loads(self, data: bytes) -> object:
+        return json.loads(data[::-1])
+
+
+@freeze_time("2026-12-06 01:02:03")
+class SignTests(SimpleTestCase):
+    def test_with_djangos_rule_the_text_is_djangos_byte_for_byte(self):
+        for data in (SMALL, LARGE):
+            assert signer(SALT).dumps(serialized(data), 0) == signing.dumps(
+                data, salt=SALT, compress=True
+            )
+
+    def test_data_under_the_threshold_is_stored_uncompressed_and_django_reads_it(self):
+        text = signer(SALT).dumps(serialized(SMALL))
+        assert not text.startswith(".")
+        assert text == signing.dumps(SMALL, salt=SALT, compress=False)
+        assert signing.loads(text, salt=SALT) == SMALL
+
+    def test_larger_data_is_compressed_as_django_compresses_it(self):
+        text = signer(SALT).dumps(serialized(LARGE))
+        assert text.startswith(".")
+        assert text == signing.dumps(LARGE, salt=SALT, compress=True)
+
+    def test_data_that_does_not_shrink_stays_uncompressed(self):
+        random_bytes = os.urandom(2 * COMPRESS_MIN_LENGTH)
+        text = signer(SALT).dumps(random_bytes)
+        assert not text.startswith(".")
+        assert b64_decode(signer(SALT).unsign(text)[0]) == random_bytes
+
+
+class LoadTests(SimpleTestCase):
+    def test_reads_what_django_signed_compressed_or_not(self):
+        for data in (SMALL, LARGE):
+            for compress in (True, False):
+                text = signing.dumps(data, salt=SALT, compress=compress)
+                assert signer(SALT).loads(text, signing.JSONSerializer) == data
+
+    def test_another_serializer_is_called_for_the_data(self):
+        text = signer(SALT).dumps(ReverseSerializer().dumps(SMALL))
+        assert signer(SALT).loads(text, ReverseSerializer) == SMALL
+
+    def test_another_salt_or_a_changed_byte_fails_the_signature(self):
+        text = signing.dumps(SMALL, salt=SALT)
+        with pytest.raises(BadSignature, match="does not match"):
+            signer("another salt").loads(text, signing.JSONSerializer)
+        payload, rest = text.split(":", 1)
+        with pytest.raises(BadSignature):
+            signer(SALT).loads(payload[:-1] + "A" + ":" + rest, signing.JSONSerializer)
+
+    def test_text_without_a_separator_or_a_timestamp_is_refused(self):
+        with pytest.raises(BadSignature, match="No"):
+            signer(SALT).unsign("no separator at all")
+        # Signed, but by a Signer without a timestamp.
+        untimed = signing.Signer(salt=SALT).sign("payload")
+        with pytest.raises(BadSignature, match="No timestamp"):
+            signer(SALT).unsign(untimed)
+
+    def test_unsign_returns_the_payload_and_djangos_timestamp(self):
+        with freeze_time("2026-12-06 01:02:03"):
+            text = signing.dumps(SMALL, salt=SALT, compress=False)
+            payload, timestamp = signer(SALT).unsign(text)
+        assert json.loads(b64_decode(payload)) == SMALL
+        assert signing.b62_decode(timestamp.decode()) == 1796518923
+
+
+class SecretsTests(SimpleTestCase):
+    def test_a_fallback_key_still_verifies_and_a_removed_one_does_not(self):
+        with override_settings(SECRET_KEY="old-secret-" * 5):
+            text = signer(SALT).dumps(serialized(SMALL))
+        with override_settings(
+            SECRET_KEY="new-secret-" * 5, SECRET_KEY_FALLBACKS=["old-secret-" * 5]
+        ):
+            assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
+            assert signing.loads(signer(SALT).dumps(serialized(SMALL)), salt=SALT) == SMALL
+        with override_settings(SECRET_KEY="new-secret-" * 5), pytest.raises(BadSignature):
+            signer(SALT).loads(text, signing.JSONSerializer)
+
+
+class Base64Tests(SimpleTestCase):
+    def test_matches_djangos_urlsafe_unpadded_base64(self):
+        for length in range(0, 70):
+            data = bytes(range(256))[:length] * 3
+            assert b64_encode(data) == signing.b64_encode(data)
+            assert b64_decode(b64_encode(data)) == data
