@@ -12,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 
+from sessionplus.backends.django_signing import dumps_of
 from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
@@ -84,7 +85,7 @@ class CheckingSerializer:
 
     def dumps(self, obj: dict[str, Any]) -> bytes:
         try:
-            serialized: bytes = self.serializer().dumps(obj)
+            serialized = dumps_of(self.serializer)(obj)
         except Exception as exc:  # a serializer may raise anything on a value it refuses
             raise self._error(obj, exc) from exc
         limit = conf.SESSIONPLUS_MAX_SIZE if self.max_size is None else self.max_size

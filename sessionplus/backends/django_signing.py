@@ -143,14 +143,25 @@ class TimestampSigner:
             serialized = zlib.decompress(b64_decode(payload[1:]))
         else:
             serialized = b64_decode(payload)
-        return deserializer(serializer)(serialized)
+        return loads_of(serializer)(serialized)
 
 
-def deserializer(serializer: Any) -> Callable[[bytes], Any]:
+def dumps_of(serializer: Any) -> Callable[[Any], bytes]:
+    """Return the ``dumps`` of a ``SESSION_SERIALIZER`` class (Django's JSON one without calls)."""
+    if serializer is JSONSerializer:
+        return _json_dumps_bytes
+    return serializer().dumps  # type: ignore[no-any-return]
+
+
+def loads_of(serializer: Any) -> Callable[[bytes], Any]:
     """Return the ``loads`` of a ``SESSION_SERIALIZER`` class (Django's JSON one without calls)."""
     if serializer is JSONSerializer:
         return _json_loads_bytes
     return serializer().loads  # type: ignore[no-any-return]
+
+
+def _json_dumps_bytes(value: Any) -> bytes:
+    return json_dumps(value).encode("latin-1")
 
 
 def _json_loads_bytes(serialized: bytes) -> Any:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sessionplus.backends.django_signing import json_dumps
 from sessionplus.backends.metadata import METADATA_FIELDS, is_metadata_value, is_timestamp
 
 
@@ -29,7 +30,7 @@ class StoredSession:
         the signed data.
         """
         header = {"expires_at": self.expires_at, **self.metadata}
-        return json.dumps(header, separators=(",", ":")) + "\n" + self.data
+        return json_dumps(header) + "\n" + self.data
 
     @classmethod
     def from_text(cls, text: str) -> StoredSession:

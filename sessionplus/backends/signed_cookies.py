@@ -31,7 +31,7 @@ from django.core import signing
 from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase
-from sessionplus.backends.django_signing import BadSignature, b64_decode, deserializer, signer
+from sessionplus.backends.django_signing import BadSignature, b64_decode, loads_of, signer
 from sessionplus.backends.expiry import stored_expiry_is_valid
 from sessionplus.backends.timestamps import as_utc_datetime
 from sessionplus.conf import conf
@@ -134,7 +134,7 @@ class SessionStore(SessionPlusBase):
         if len(serialized) > limit:
             self.log_suspicious(f"expands past SESSIONPLUS_MAX_SIZE ({limit} bytes)")
             return None
-        return self.loaded_or_none(deserializer(self.serializer), serialized)
+        return self.loaded_or_none(loads_of(self.serializer), serialized)
 
     # Save ----------------------------------------------------------------------------
 

@@ -12,10 +12,9 @@ import functools
 from typing import Any
 
 from django.core.signals import setting_changed
-from django.core.signing import JSONSerializer
 from django.dispatch import receiver
 
-from sessionplus.backends.django_signing import b64_decode, b64_encode, json_dumps, json_loads
+from sessionplus.backends.django_signing import b64_decode, b64_encode, dumps_of, loads_of
 from sessionplus.backends.redis.compressors import BaseCompressor
 from sessionplus.backends.redis.signatures import FieldSigner, signer
 
@@ -32,13 +31,12 @@ class FieldCodec:
         self.signer = signer
         self.compressor = compressor
         self._marker = compressor.marker.encode()
-        self._json = type(serializer) is JSONSerializer
+        self._dumps = dumps_of(type(serializer))
+        self._loads = loads_of(type(serializer))
 
     def serialize(self, value: Any) -> bytes:
         """Return ``serializer.dumps(value)``."""
-        if self._json:
-            return json_dumps(value).encode("latin-1")
-        return self.serializer.dumps(value)  # type: ignore[no-any-return]
+        return self._dumps(value)
 
     def encode(self, field: str, serialized: bytes) -> str:
         """Return the stored text of a value ``serializer.dumps()`` made."""
@@ -74,9 +72,7 @@ class FieldCodec:
         serialized = b64_decode(payload)
         if compressed:
             serialized = self.compressor.decompress(serialized)
-        if self._json:
-            return json_loads(serialized.decode("latin-1")), serialized
-        return self.serializer.loads(serialized), serialized
+        return self._loads(serialized), serialized
 
     def loads(self, field: str, stored: bytes | str) -> Any:
         return self.decode(field, stored)[0]
