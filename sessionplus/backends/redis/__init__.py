@@ -13,13 +13,14 @@ Layout under ``SESSIONPLUS_REDIS_KEY_PREFIX`` (default ``sessionplus:``):
 
 Each session operation is one atomic round trip to the primary: one HGETALL for a read, a
 Lua script for a write (``scripts``), each written once as a plan that ``executor`` runs
-on the sync or the asyncio client. A load verifies the metadata; each data value is
-verified and decoded when first read (``data``).
+on the sync or the asyncio client. A load verifies what it needs (last activity and the
+expiry, and what the lifecycle reads as the session loads); each other value, data or
+metadata, is verified and decoded when first read (``data``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from functools import partial
@@ -164,7 +165,7 @@ class SessionStore(SessionPlusBase):
 
     def _accept_hash(self, fields: dict[Any, Any]) -> LazyData | None:
         """
-        Take a stored hash: its metadata (and expiry) verified now, its data when read.
+        Take a stored hash: what the load needs verified now, the rest when read.
 
         Return None (logged) when it is not ours or has outlived its own expiry. ``fields``
         is HGETALL's reply: bytes, or str from a client made with decode_responses=True.
@@ -173,7 +174,8 @@ class SessionStore(SessionPlusBase):
         if type(next(iter(fields))) is str:  # a client made with decode_responses=True
             fields = {name.encode(): value.encode() for name, value in fields.items()}
         encoded: dict[str, bytes] = {}
-        metadata: dict[str, Any] = {}
+        metadata = StoredFields()
+        verified_now = self._metadata_needed_at_load()
         index = None
         decode = codec.decode_bytes
         try:
@@ -184,10 +186,13 @@ class SessionStore(SessionPlusBase):
                     encoded[raw_name[2:].decode()] = raw
                 elif raw_name == INDEX_FIELD_BYTES:
                     index = raw
+                elif prefix == META_BYTES and (name := raw_name[2:].decode()) in METADATA_FIELDS:
+                    if name not in verified_now:
+                        metadata.encoded[name] = raw
+                    elif (value := decode(raw_name, raw)[0]) is not None:
+                        metadata.values[name] = value
                 else:
-                    value = decode(raw_name, raw)[0]  # unknown fields too: none is forged
-                    if prefix == META_BYTES and (name := raw_name[2:].decode()) in METADATA_FIELDS:
-                        metadata[name] = value
+                    decode(raw_name, raw)  # unknown fields too: none is forged
             stored = StoredFields(encoded)
             raw_expiry = encoded.pop(EXPIRY_KEY, None)
             if raw_expiry is not None:
@@ -196,11 +201,31 @@ class SessionStore(SessionPlusBase):
         except Exception as exc:  # a bad signature, or anything a serializer raises
             self.log_suspicious(self._problem(exc))
             return None
-        if self._outlived(metadata.get("last_activity"), stored.values.get(EXPIRY_KEY)):
+        if self._outlived(metadata.values.get("last_activity"), stored.values.get(EXPIRY_KEY)):
             return None
-        self._accept_metadata(metadata)
         self._stored, self._index = stored, index
-        return LazyData(stored, self._decoder(codec), self._data_failed)
+        data = LazyData(
+            stored, self._decoder(codec, DATA_BYTES), self._data_failed, self._verify_metadata
+        )
+        self._metadata = LazyData(
+            metadata, self._decoder(codec, META_BYTES), partial(self._metadata_failed, data)
+        )
+        # Metadata staged before the session was loaded wins over what was stored.
+        self._metadata.update(self._metadata_changes)
+        return data
+
+    @staticmethod
+    def _metadata_needed_at_load() -> Collection[str]:
+        """
+        Return the metadata a load verifies: what the load and ``lifecycle.end_reason()``
+        read as the session loads, so that a value failing there ends the session as a
+        load does (``session_created``, ``SESSIONPLUS_PREVIOUS_ENGINE`` alike).
+        """
+        if conf.SESSIONPLUS_BIND:
+            return METADATA_FIELDS
+        if conf.SESSIONPLUS_ABSOLUTE_TIMEOUT:
+            return ("last_activity", "created_at")
+        return ("last_activity",)
 
     def _known_index(self) -> tuple[str, float] | None:
         """Return (user id, kept until) of the session's user index, verified on first use."""
@@ -240,19 +265,38 @@ class SessionStore(SessionPlusBase):
         self.log_suspicious("outlived its expiry")
         return True
 
-    def _decoder(self, codec: FieldCodec) -> Any:
+    @staticmethod
+    def _decoder(codec: FieldCodec, prefix: bytes) -> Callable[[str, bytes], tuple[Any, bytes]]:
+        """Return the decoder of the fields named ``prefix`` + a key (``LazyData``'s)."""
         decode = codec.decode_bytes
 
-        def decode_data(key: str, stored: bytes) -> tuple[Any, bytes]:
-            return decode(DATA_BYTES + key.encode(), stored)
+        def decode_field(key: str, stored: bytes) -> tuple[Any, bytes]:
+            return decode(prefix + key.encode(), stored)
 
-        return decode_data
+        return decode_field
 
     def _data_failed(self, exc: Exception) -> None:
         # A value read later failed: the session ends as it would have at load.
         self.log_suspicious(self._problem(exc))
         self._forget()
         self._metadata = dict(self._metadata_changes)
+
+    def _metadata_failed(self, data: LazyData, exc: Exception) -> None:
+        data.clear()  # the data loaded with it goes too, as with a data value
+        self._data_failed(exc)
+
+    def _verify_metadata(self) -> None:
+        # Whatever sees the whole session sees it verified whole, as a load once did.
+        metadata = self._metadata
+        if isinstance(metadata, LazyData):
+            metadata.decode_all()
+
+    @property
+    def metadata(self) -> SessionMetadata:
+        """Return what is recorded about this session besides its data, verified whole."""
+        self._get_session()
+        self._verify_metadata()
+        return SessionMetadata.from_stored(self._metadata)
 
     # Save ------------------------------------------------------------------------------
 
@@ -335,18 +379,13 @@ class SessionStore(SessionPlusBase):
         now = now_timestamp()
         expires_at = self.expiry_timestamp(now)
         ttl = ms(expires_at - now)
-        metadata = self.metadata_for_write(now)
+        pairs = self._metadata_pairs(codec, must_create, now)
         known = None if must_create else self._stored
         # Never loaded (clear() or flush() first): every data field stored goes.
         drop_all = not must_create and known is None
         changed, deleted, after = self._changes(codec, session, known)
         self._check_size(session, after)
-        if must_create:
-            meta = {name: value for name, value in metadata.items() if value is not None}
-        else:
-            meta = {"last_activity": metadata["last_activity"], **self._metadata_changes}
 
-        pairs: list[str | bytes] = []
         for key, form in changed.items():
             pairs += [DATA + key, codec.encode(DATA + key, form)]
         if known is None:
@@ -354,8 +393,6 @@ class SessionStore(SessionPlusBase):
             # they verify under any session key.
             for key, stored in after.encoded.items():
                 pairs += [DATA + key, stored]
-        for name, value in meta.items():
-            pairs += [META + name, codec.dumps(META + name, value)]
         deleted_fields = [DATA + key for key in deleted]
         auth_written = must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
         before, after_calls, new_index = index.upkeep(
@@ -374,6 +411,33 @@ class SessionStore(SessionPlusBase):
             args = [ttl, int(drop_all), len(deleted_fields), *deleted_fields, *pairs]
             main = scripts.SAVE([key], args)
         return _Write(main, before, after_calls, after, new_index)
+
+    def _metadata_pairs(
+        self, codec: FieldCodec, must_create: bool, now: float
+    ) -> list[str | bytes]:
+        """
+        Return the metadata fields a write sets and their stored text, as HSET arguments.
+
+        A save sets last activity and what was staged here; a create all there is, where
+        a field never read is written back as stored, to be verified when read (as data is).
+        """
+        metadata = self._metadata
+        # What metadata_for_write() records, without reading (so verifying) stored fields.
+        if "created_at" not in metadata:
+            metadata["created_at"] = now
+        metadata["last_activity"] = now
+        pairs: list[str | bytes] = []
+        if must_create:
+            unread = metadata.unread() if isinstance(metadata, LazyData) else {}
+            for name, stored in unread.items():
+                pairs += [META + name, stored]
+            values = {name: dict.get(metadata, name) for name in METADATA_FIELDS}
+        else:
+            values = {"last_activity": now, **self._metadata_changes}
+        for name, value in values.items():
+            if value is not None and value is not ENCODED:
+                pairs += [META + name, codec.dumps(META + name, value)]
+        return pairs
 
     def _save_plan(self, must_create: bool) -> Plan[None]:
         write = self._plan_write(must_create)

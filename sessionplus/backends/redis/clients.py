@@ -1,9 +1,10 @@
 """
 Redis clients for the redis engine, all taken from a django-redis ``CACHES`` alias.
 
-The sync client is django-redis's own primary connection. The asyncio client is built from
-that connection's settings (host, port, db, credentials, timeouts, TLS, Sentinel service or
-Cluster nodes), once per event loop, and closed when its loop shuts down.
+The sync client is django-redis's own primary connection, kept per alias until the
+``CACHES`` setting changes. The asyncio client is built from that connection's settings
+(host, port, db, credentials, timeouts, TLS, Sentinel service or Cluster nodes), once per
+event loop, and closed when its loop shuts down.
 
 A connection the alias gives no socket timeouts waits on a silent server for redis-py's
 default (5 s in redis-py 6+, forever before): the session engine gives up after
@@ -28,6 +29,8 @@ import redis.cluster
 import redis.connection
 import redis.retry
 import redis.sentinel
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django_redis import get_redis_connection
 from django_redis.pool import ConnectionFactory
 
@@ -52,8 +55,29 @@ _ASYNC_CONNECTION_CLASSES = {
 }
 
 
+# alias → its sync client. django-redis finds it through Django's per-thread cache handler
+# on every call (tens of thousands of CPU instructions); the client it returns is
+# thread-safe and wraps a process-wide pool, so one per alias serves every thread.
+_sync_clients: dict[str, Any] = {}
+# What decides which client an alias gets: a change drops the clients (override_settings).
+CLIENT_SETTINGS = frozenset({"CACHES", "DJANGO_REDIS_CONNECTION_FACTORY"})
+
+
 def sync_client(alias: str) -> Any:
     """Return the alias's client for the primary (a ``Redis`` or a ``RedisCluster``)."""
+    client = _sync_clients.get(alias)
+    if client is None:
+        client = _sync_clients[alias] = _primary_client(alias)
+    return client
+
+
+@receiver(setting_changed)
+def _client_settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in CLIENT_SETTINGS:
+        _sync_clients.clear()
+
+
+def _primary_client(alias: str) -> Any:
     client = get_redis_connection(alias, write=True)
     pool = getattr(client, "connection_pool", None)  # a cluster's were set up in its factory
     if pool is not None:

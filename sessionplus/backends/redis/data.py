@@ -1,12 +1,13 @@
 """
-A session's data as read from its hash: each value verified and decoded when first read.
+A session's data (and metadata) as read from its hash: each value verified and decoded when
+first read.
 
 A request reads a few keys of a session (the auth middleware three); verifying and
 decoding every field at load cost far more than Django's single ``signing.loads()``. Here a
 value is checked when it is read, and anything that walks the whole session (``items()``,
-``keys()``, ``==``, ``dict(session)``) checks every value first. A value that fails its
-signature or cannot be decoded is never returned: the store is told, and ends the session
-as it would have at load.
+``keys()``, ``==``, ``dict(session)``) checks every value first, metadata included. A value
+that fails its signature or cannot be decoded is never returned: the store is told, and
+ends the session as it would have at load.
 """
 
 from __future__ import annotations
@@ -46,19 +47,24 @@ class StoredFields:
 
 
 class LazyData(dict[str, Any]):
-    """The data of a loaded session; values decoded on first read (see the module)."""
+    """
+    The data (or metadata) of a loaded session; values decoded on first read (see the
+    module). ``before_walk`` verifies what else a walk of the whole session must.
+    """
 
     def __init__(
         self,
         stored: StoredFields,
         decode: Callable[[str, bytes], tuple[Any, bytes]],
         failed: Callable[[Exception], None],
+        before_walk: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(dict.fromkeys(stored.encoded, ENCODED))
         dict.update(self, stored.values)
         self._stored = stored
         self._decode = decode
         self._failed = failed
+        self._before_walk = before_walk
 
     def _value(self, key: str, value: Any) -> Any:
         if value is not ENCODED:
@@ -77,6 +83,8 @@ class LazyData(dict[str, Any]):
 
     def decode_all(self) -> None:
         """Verify and decode every value still encoded; on a failure the data is gone."""
+        if self._before_walk is not None:
+            self._before_walk()  # a failure there empties this too
         for key, value in list(dict.items(self)):
             if value is ENCODED:
                 try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import warnings
 from typing import Any
 
@@ -17,9 +18,57 @@ from redis.retry import Retry
 
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis import clients as redis_clients
-from sessionplus.backends.redis.clients import async_client, build_async_client
+from sessionplus.backends.redis.clients import async_client, build_async_client, sync_client
 from tests.backends.redis.test_engine import ENGINE, asaved, redis
 from tests.support.services import redis_url
+
+
+def in_another_thread(function: Any) -> Any:
+    """Return what ``function()`` returns when called in a thread of its own."""
+    results = []
+    thread = threading.Thread(target=lambda: results.append(function()))
+    thread.start()
+    thread.join()
+    return results[0]
+
+
+@pytest.mark.usefixtures("redis_db")
+class RedisSyncClientTests(SimpleTestCase):
+    def test_one_sync_client_per_alias_serves_every_thread(self):
+        client = sync_client("redis")
+        # django-redis hands each thread a client of its own (sharing one pool) ...
+        assert in_another_thread(lambda: get_redis_connection("redis")) is not client
+        # ... the engine keeps the first, which works from any thread.
+        assert in_another_thread(lambda: sync_client("redis")) is client
+        assert in_another_thread(lambda: SessionStore(saved_key()).load()) == {"a": 1}
+
+    def test_changing_caches_points_the_alias_at_its_new_server(self):
+        before = sync_client("redis")
+        database = before.connection_pool.connection_kwargs["db"]
+        # A database no other test uses: django-redis shares one pool per URL.
+        url = redis_url().rsplit("/", 1)[0] + "/8"
+        moved = {**settings.CACHES["redis"], "LOCATION": url}
+        with override_settings(CACHES={**settings.CACHES, "redis": moved}):
+            during = sync_client("redis")
+            key = saved_key()
+            database8 = get_redis_connection("redis")
+            try:
+                assert database8.exists(SessionStore.redis_key(key)) == 1
+            finally:
+                database8.flushdb()
+        after = sync_client("redis")
+        assert database != 8
+        assert during.connection_pool.connection_kwargs["db"] == 8
+        assert after.connection_pool.connection_kwargs["db"] == database
+        assert redis().exists(SessionStore.redis_key(key)) == 0
+
+
+def saved_key() -> str:
+    session = SessionStore()
+    session["a"] = 1
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
 
 
 @pytest.mark.usefixtures("redis_db")

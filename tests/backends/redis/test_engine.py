@@ -18,6 +18,7 @@ from freezegun import freeze_time
 from redis import exceptions as redis_exceptions
 
 from sessionplus.backends.base import MAX_CREATE_ATTEMPTS, UpdateError
+from sessionplus.backends.metadata import SessionMetadata
 from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
 from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import async_client
@@ -57,6 +58,15 @@ def saved(**data) -> SessionStore:
     session.update(data)
     session.save()
     return session
+
+
+def saved_with_client(**data) -> str:
+    """Return the key of a session saved with ``data`` and a client's IP and user agent."""
+    session = saved(**data)
+    session.update_metadata(ip="192.0.2.1", user_agent="Browser/1.0")
+    session.save()
+    assert session.session_key is not None
+    return session.session_key
 
 
 async def asaved(**data) -> SessionStore:
@@ -512,6 +522,70 @@ class RedisIntegrityTests(SimpleTestCase):
         key = saved(a=1).session_key
         redis().hset(SessionStore.redis_key(key), "m:user_id", "1")
         self.assert_no_session_and_logged(key, "signature")
+
+    def test_metadata_a_load_does_not_need_is_verified_when_first_read(self):
+        key = saved_with_client(a=1)
+        redis().hset(SessionStore.redis_key(key), "m:user_agent", stored(key)["m:ip"])
+        loaded = SessionStore(key)
+        loaded.update_metadata(user_id="7")
+        assert loaded["a"] == 1  # loaded: the user agent is not read yet
+        assert loaded.seconds_since("last_activity") is not None
+        assert loaded.session_key == key
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            metadata = loaded.metadata
+        assert "signature" in logs.output[0]
+        assert key not in "".join(logs.output)
+        assert loaded.session_key is None
+        assert dict(loaded.items()) == {}
+        # Verified whole: nothing stored shows, only what was staged here.
+        assert metadata == SessionMetadata(user_id="7")
+
+    def test_a_metadata_field_read_alone_ends_the_session_when_it_fails(self):
+        key = saved_with_client(a=1)
+        redis().hset(SessionStore.redis_key(key), "m:ip", "192.0.2.66")
+        loaded = SessionStore(key)
+        assert loaded["a"] == 1
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            loaded.update_metadata(ip="192.0.2.1")  # compares with the stored one
+        assert "signature" in logs.output[0]
+        assert loaded.session_key is None
+        assert loaded.get("a") is None
+        assert loaded.metadata == SessionMetadata(ip="192.0.2.1")  # staged here
+
+    def test_a_save_leaves_metadata_it_does_not_write_unread(self):
+        key = saved_with_client(a=1)
+        redis().hset(SessionStore.redis_key(key), "m:user_agent", stored(key)["m:ip"])
+        session = SessionStore(key)
+        with self.assertNoLogs("django.security.SuspiciousSession"):
+            session["a"] = 2
+            session.save()  # the user agent is neither read nor written
+        assert stored(key)["m:user_agent"] == stored(key)["m:ip"]
+        self.assert_no_session_and_logged(key, "signature")
+
+    def test_a_new_key_keeps_metadata_never_read(self):
+        key = saved_with_client(a=1)
+        session = SessionStore(key)
+        assert session["a"] == 1
+        redis().delete(SessionStore.redis_key(key))  # cycle_key then creates afresh
+        session.cycle_key()
+        assert session.session_key not in (None, key)
+        metadata = SessionStore(session.session_key).metadata
+        assert (metadata.ip, metadata.user_agent) == ("192.0.2.1", "Browser/1.0")
+
+    def test_metadata_the_lifecycle_reads_at_load_is_verified_with_the_load(self):
+        for name, setting in [
+            ("created_at", {"SESSIONPLUS_ABSOLUTE_TIMEOUT": 3600}),
+            ("ip", {"SESSIONPLUS_BIND": ("ip_network",)}),
+            ("user_agent", {"SESSIONPLUS_BIND": ("user_agent",)}),
+        ]:
+            with self.subTest(name), override_settings(**setting):
+                key = saved_with_client(a=1)
+                redis().hset(SessionStore.redis_key(key), f"m:{name}", stored(key)["d:a"])
+                with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+                    loaded = SessionStore(key)
+                    assert loaded.get("a") is None
+                assert loaded.session_key is None
+                assert "signature" in logs.output[0]
 
     def test_a_hash_written_by_someone_else_is_no_session(self):
         key = "d" * 32
