@@ -121,9 +121,15 @@ class MetadataMixin(SessionBase):
     def metadata_for_write(self, now: float | None = None) -> dict[str, Any]:
         """Return the full metadata to store with a write made now."""
         now = now_timestamp() if now is None else now
-        self._metadata.setdefault("created_at", now)
-        self._metadata["last_activity"] = now
+        self.stamp_write(now)
         return {name: self._metadata.get(name) for name in METADATA_FIELDS}
+
+    def stamp_write(self, now: float) -> None:
+        """Record a write made now: created now unless it was before, and active now."""
+        # Membership, not setdefault(): a lazily verified mapping decodes nothing for it.
+        if "created_at" not in self._metadata:
+            self._metadata["created_at"] = now
+        self._metadata["last_activity"] = now
 
     def metadata_for_touch(self, now: float | None = None) -> dict[str, Any]:
         """

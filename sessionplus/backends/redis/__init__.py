@@ -421,11 +421,9 @@ class SessionStore(SessionPlusBase):
         A save sets last activity and what was staged here; a create all there is, where
         a field never read is written back as stored, to be verified when read (as data is).
         """
-        metadata = self._metadata
         # What metadata_for_write() records, without reading (so verifying) stored fields.
-        if "created_at" not in metadata:
-            metadata["created_at"] = now
-        metadata["last_activity"] = now
+        self.stamp_write(now)
+        metadata = self._metadata
         pairs: list[str | bytes] = []
         if must_create:
             unread = metadata.unread() if isinstance(metadata, LazyData) else {}
