@@ -22,9 +22,9 @@ import redis
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core import signing
-from django.utils.crypto import get_random_string
 
 from benchmarks.workload import READ_KEY, USER_AGENT, session_payload
+from sessionplus.randomness import random_string
 
 FLOOR_TABLE = "bench_floor_session"
 SESSION_TABLE = "sessionplus_session"
@@ -36,7 +36,7 @@ Operation = Callable[[], object]
 
 
 def new_key() -> str:
-    return get_random_string(32, KEY_CHARS)
+    return random_string(32, KEY_CHARS)
 
 
 def new_keys(count: int) -> list[str]:

@@ -20,7 +20,6 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.http import HttpRequest
-from django.utils.crypto import get_random_string
 
 from sessionplus.backends.data_rule import (
     CheckingSerializer,
@@ -37,6 +36,7 @@ from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.identifiers import log_id
 from sessionplus.outage import as_unavailable, is_store_outage
 from sessionplus.plans import Plan, Step, adrive, drive
+from sessionplus.randomness import random_string
 
 if TYPE_CHECKING:
     from _typeshed import SupportsKeysAndGetItem
@@ -249,7 +249,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
     def _get_new_session_key(self) -> str:
         # No exists() probe: create() inserts with "must not exist" semantics and
         # retries on CreateError, which is both cheaper and race-free.
-        return get_random_string(SESSION_KEY_LENGTH, VALID_KEY_CHARS)
+        return random_string(SESSION_KEY_LENGTH, VALID_KEY_CHARS)
 
     async def _aget_new_session_key(self) -> str:
         return self._get_new_session_key()

@@ -42,7 +42,6 @@ from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
 from django.db.models import QuerySet
-from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
 from sessionplus.backends.cache_alias import CacheAliasStore
@@ -52,6 +51,7 @@ from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
 from sessionplus.exceptions import SessionStoreUnavailable
+from sessionplus.randomness import random_string
 
 KEY_PREFIX = "sessionplus.cached_db:"
 ENDED = "ended"
@@ -147,12 +147,12 @@ class SessionCache:
         return _FAILED
 
     def _renew_generation(self) -> None:
-        token = get_random_string(16)
+        token = random_string(16)
         self.cache.set(self.generation_key, token, None)
         self._renewed(token)
 
     async def _arenew_generation(self) -> None:
-        token = get_random_string(16)
+        token = random_string(16)
         await self._async("set")(self.generation_key, token, None)
         self._renewed(token)
 
@@ -171,7 +171,7 @@ class SessionCache:
         if found is _FAILED:
             return Found.UNREACHABLE, None
         if self.generation_key not in found:
-            token = get_random_string(16)
+            token = random_string(16)
             if self._call("add", self.generation_key, token, None) is True:
                 found = {**found, self.generation_key: token}
         return self._interpret(session_key, found)
@@ -181,7 +181,7 @@ class SessionCache:
         if found is _FAILED:
             return Found.UNREACHABLE, None
         if self.generation_key not in found:
-            token = get_random_string(16)
+            token = random_string(16)
             if await self._acall("add", self.generation_key, token, None) is True:
                 found = {**found, self.generation_key: token}
         return self._interpret(session_key, found)

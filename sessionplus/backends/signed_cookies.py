@@ -28,7 +28,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core import signing
-from django.utils.crypto import get_random_string
 
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.backends.django_signing import BadSignature, b64_decode, loads_of, signer
@@ -36,6 +35,7 @@ from sessionplus.backends.expiry import stored_expiry_is_valid
 from sessionplus.backends.timestamps import as_utc_datetime
 from sessionplus.conf import conf
 from sessionplus.exceptions import SessionTooLarge
+from sessionplus.randomness import random_string
 
 SALT = "django.contrib.sessions.backends.signed_cookies"
 # Name, "=" and value together: the most browsers keep for one cookie.
@@ -174,7 +174,7 @@ class SessionStore(SessionPlusBase):
 
     def cycle_key(self) -> None:
         # A fresh nonce makes the new value differ even when signed in the same second.
-        self._nonce = get_random_string(8)
+        self._nonce = random_string(8)
         self.save()
 
     async def acycle_key(self) -> None:
