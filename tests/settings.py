@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import dj_database_url
@@ -89,6 +91,7 @@ CACHES = {
 
 SESSION_ENGINE = "sessionplus.backends.db"
 SESSION_FILE_PATH = tempfile.mkdtemp(prefix="sessionplus-tests-sessions-")
+atexit.register(shutil.rmtree, SESSION_FILE_PATH, ignore_errors=True)
 SESSIONPLUS_REDIS_ALIAS = "redis"
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

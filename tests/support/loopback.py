@@ -83,10 +83,14 @@ class RedisServer(LoopbackProcess):
     def __init__(self, port: int) -> None:
         super().__init__(port)
         self.url = f"redis://127.0.0.1:{port}/0"
-        self.directory = tempfile.mkdtemp(prefix="sessionplus-redis-")
+        # Made when the server starts: every process that imports the test settings builds
+        # one of these, and most never start it (nor stop it, which removes the directory).
+        self.directory: str | None = None
 
     def command(self, binary: str) -> list[str]:
         """Return the command line that runs ``binary`` (a redis-server) as this server."""
+        if self.directory is None:
+            self.directory = tempfile.mkdtemp(prefix="sessionplus-redis-")
         return [
             *(binary, "--bind", "127.0.0.1", "--port", str(self.port)),
             *("--save", "", "--appendonly", "no", "--dir", self.directory),
@@ -94,7 +98,9 @@ class RedisServer(LoopbackProcess):
 
     def stop(self) -> None:
         super().stop()
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.directory is not None:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            self.directory = None
 
 
 class LoopbackServer:
