@@ -38,7 +38,13 @@ __all__ = [
     "COMPRESS_MIN_LENGTH",
     "BadSignature",
     "TimestampSigner",
+    "b64_decode",
+    "b64_encode",
+    "dumps_of",
     "hmac_key",
+    "json_dumps",
+    "json_loads",
+    "loads_of",
     "signature",
     "signer",
 ]
