@@ -19,7 +19,7 @@ import time
 import zlib
 from binascii import a2b_base64, b2a_base64
 from hmac import compare_digest
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -30,6 +30,8 @@ from django.utils.encoding import force_bytes
 if TYPE_CHECKING:
     from collections.abc import Callable
     from hashlib import _Hash
+
+    F = TypeVar("F", bound=Callable[..., Any])
 
     # The SHA-256 states after the HMAC key's inner and outer pads.
     Key = tuple[_Hash, _Hash]
@@ -44,6 +46,7 @@ __all__ = [
     "hmac_key",
     "json_dumps",
     "json_loads",
+    "kept_until_secrets_change",
     "loads_of",
     "signature",
     "signer",
@@ -69,7 +72,34 @@ json_loads = json.JSONDecoder().decode
 json_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-@functools.lru_cache(maxsize=128)
+# What was derived from the secrets (keys, and signers holding them): every entry is
+# dropped when SECRET_KEY or SECRET_KEY_FALLBACKS change (override_settings in tests).
+_derived_from_secrets: list[Any] = []
+
+
+def kept_until_secrets_change(maxsize: int) -> Callable[[F], F]:
+    """
+    Cache a function of hashable arguments that reads the secret settings (or derives from
+    them) until ``SECRET_KEY`` or ``SECRET_KEY_FALLBACKS`` change: one home for "computed
+    once per secret", which reading both settings on every value would cost.
+    """
+
+    def decorate(function: F) -> F:
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+        _derived_from_secrets.append(cached)
+        return cached  # type: ignore[return-value]
+
+    return decorate
+
+
+@receiver(setting_changed)
+def _secrets_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
+        for cached in _derived_from_secrets:
+            cached.cache_clear()
+
+
+@kept_until_secrets_change(maxsize=128)
 def hmac_key(material: bytes) -> Key:
     """
     Return the HMAC-SHA256 states of the key ``sha256(material)``: ``salted_hmac()``'s key
@@ -174,16 +204,7 @@ def _json_loads_bytes(serialized: bytes) -> Any:
     return json_loads(serialized.decode("latin-1"))
 
 
-@functools.lru_cache(maxsize=64)
+@kept_until_secrets_change(maxsize=64)
 def signer(salt: str) -> TimestampSigner:
     """Return the signer of ``salt`` under the current ``SECRET_KEY`` and fallbacks."""
-    # Kept until the secrets change (below): reading both settings cost a tenth of a load.
     return TimestampSigner(salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
-
-
-@receiver(setting_changed)
-def _secrets_changed(*, setting: str, **kwargs: Any) -> None:
-    # The signers hold the keys of the secrets configured when they were made.
-    if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
-        signer.cache_clear()
-        hmac_key.cache_clear()

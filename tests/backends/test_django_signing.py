@@ -15,6 +15,7 @@ from sessionplus.backends.django_signing import (
     BadSignature,
     b64_decode,
     b64_encode,
+    kept_until_secrets_change,
     signer,
 )
 
@@ -110,6 +111,37 @@ class SecretsTests(SimpleTestCase):
             assert signing.loads(signer(SALT).dumps(serialized(SMALL)), salt=SALT) == SMALL
         with override_settings(SECRET_KEY="new-secret-" * 5), pytest.raises(BadSignature):
             signer(SALT).loads(text, signing.JSONSerializer)
+
+
+class KeptUntilSecretsChangeTests(SimpleTestCase):
+    def test_a_result_is_computed_once_until_a_secret_setting_changes(self):
+        computed = []
+
+        @kept_until_secrets_change(maxsize=8)
+        def derived(salt: str) -> tuple[str, int]:
+            computed.append(salt)
+            return salt, len(computed)
+
+        assert derived("a") is derived("a")
+        assert computed == ["a"]
+        with override_settings(SECRET_KEY="another-secret-" * 4):
+            assert derived("a") == ("a", 2)
+        with override_settings(SECRET_KEY_FALLBACKS=["an-old-secret-" * 4]):
+            assert derived("a") == ("a", 3)
+        # The end of an override changes the setting back: computed anew.
+        restored = derived("a")
+        assert restored == ("a", 4)
+        with override_settings(DEBUG=True):
+            assert derived("a") is restored  # another setting's change leaves it be
+        assert computed == ["a"] * 4
+
+    def test_the_signer_and_its_keys_follow_the_secret(self):
+        before = signer(SALT)
+        assert signer(SALT) is before
+        with override_settings(SECRET_KEY="rotated-secret-" * 4):
+            rotated = signer(SALT)
+            assert rotated is not before
+            assert signing.loads(rotated.dumps(serialized(SMALL)), salt=SALT) == SMALL
 
 
 class Base64Tests(SimpleTestCase):

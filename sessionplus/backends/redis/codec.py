@@ -8,13 +8,15 @@ Each piece is pluggable in the manner of django-redis's ``serializers/`` and
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from django.core.signals import setting_changed
-from django.dispatch import receiver
-
-from sessionplus.backends.django_signing import b64_decode, b64_encode, dumps_of, loads_of
+from sessionplus.backends.django_signing import (
+    b64_decode,
+    b64_encode,
+    dumps_of,
+    kept_until_secrets_change,
+    loads_of,
+)
 from sessionplus.backends.redis.compressors import BaseCompressor
 from sessionplus.backends.redis.signatures import FieldSigner, signer
 
@@ -86,15 +88,8 @@ def codec_for(serializer: Any, salt: str, compressor: BaseCompressor) -> FieldCo
         return FieldCodec(serializer(), signer(salt), compressor)
 
 
-@functools.lru_cache(maxsize=64)
+@kept_until_secrets_change(maxsize=64)
 def _codec(serializer: Any, salt: str, compressor: BaseCompressor) -> FieldCodec:
     # Bounded by store classes x serializers. The codec holds no state of an operation;
-    # reading the secrets costs more than the rest of a load's overhead, so they are read
-    # once and dropped on setting_changed, as conf's settings are.
+    # it holds the signer of the secrets it was made under.
     return FieldCodec(serializer(), signer(salt), compressor)
-
-
-@receiver(setting_changed)
-def _secrets_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in {"SECRET_KEY", "SECRET_KEY_FALLBACKS"}:
-        _codec.cache_clear()

@@ -17,7 +17,6 @@ too names exactly one field. Each is rewritten in the current form when its valu
 
 from __future__ import annotations
 
-import functools
 import re
 from hmac import compare_digest
 from typing import TYPE_CHECKING
@@ -26,7 +25,7 @@ from django.conf import settings
 from django.core.signing import BadSignature
 from django.utils.encoding import force_bytes
 
-from sessionplus.backends.django_signing import hmac_key, signature
+from sessionplus.backends.django_signing import hmac_key, kept_until_secrets_change, signature
 
 if TYPE_CHECKING:
     from sessionplus.backends.django_signing import Key
@@ -44,14 +43,10 @@ def _key(salt: str, secret: str | bytes, form: bytes) -> Key:
     return hmac_key(force_bytes(salt) + form + force_bytes(secret))
 
 
+@kept_until_secrets_change(maxsize=64)
 def signer(salt: str) -> FieldSigner:
     """Return the signer of a salt under the current ``SECRET_KEY`` and fallbacks."""
-    return _signer(salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
-
-
-@functools.lru_cache(maxsize=64)
-def _signer(salt: str, secret: str | bytes, fallbacks: tuple[str | bytes, ...]) -> FieldSigner:
-    return FieldSigner(salt, secret, fallbacks)
+    return FieldSigner(salt, settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
 
 
 class FieldSigner:

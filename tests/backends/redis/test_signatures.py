@@ -10,7 +10,7 @@ from base64 import urlsafe_b64encode
 import pytest
 from django.conf import settings
 from django.core.signing import b64_encode
-from django.test import SimpleTestCase
+from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis.signatures import BadSignature, FieldSigner, signer
@@ -68,6 +68,17 @@ class FieldSignerTests(SimpleTestCase):
         assert signed == hmac_signed("d:a", payload(b"1"), "new-secret")
         with pytest.raises(BadSignature):
             unsign(FieldSigner(SALT, "new-secret"), "d:a", old)
+
+    def test_the_signer_is_made_once_per_secret(self):
+        current = signer(SALT)
+        assert signer(SALT) is current
+        text = sign(current, "d:a", payload(b"1"))
+        with override_settings(SECRET_KEY="rotated-secret-" * 4):
+            rotated = signer(SALT)
+            assert rotated is not current
+            with pytest.raises(BadSignature):
+                unsign(rotated, "d:a", text)
+        assert unsign(signer(SALT), "d:a", text) == payload(b"1")
 
     def test_bytes_and_text_verify_alike(self):
         field_signer = signer(SALT)
