@@ -9,7 +9,7 @@ from unittest import mock
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import AnonymousUser, User
+from django.contrib.auth.models import AnonymousUser
 from django.test import TestCase, override_settings
 from django_redis import get_redis_connection
 
@@ -17,18 +17,22 @@ from sessionplus import sessions
 from sessionplus.backends.redis import SessionStore as RedisStore
 from sessionplus.exceptions import SessionsNotEnumerable
 from sessionplus.identifiers import public_id
+from tests.backends.contract import Calls, with_twins
 from tests.support.counting import count_storage
 from tests.support.engines import ENGINES, engine_matrix
 from tests.support.redis_cluster import PrivateRedisCluster, engine_on
 from tests.support.signed_in import FIREFOX, IPHONE, SignedInMixin
 
 
+@with_twins
 class UserSessionsContract(SignedInMixin):
-    def test_lists_each_signed_in_device_of_the_user_with_what_was_recorded(self):
+    """Each behaviour through the sync functions and their async twins (``call``)."""
+
+    def both_lists_each_signed_in_device_of_the_user_with_what_was_recorded(self, call: Calls):
         laptop = self.signed_in(self.alice, FIREFOX)
         phone = self.signed_in(self.alice, IPHONE, REMOTE_ADDR="10.1.2.3")
         self.signed_in(self.bob)
-        listed = sessions.user_sessions(self.alice, self.request_of(phone, self.alice))
+        listed = call(sessions, "user_sessions", self.alice, self.request_of(phone, self.alice))
         assert [record.id for record in listed] == [
             public_id(self.key_of(phone)),
             public_id(self.key_of(laptop)),
@@ -45,46 +49,49 @@ class UserSessionsContract(SignedInMixin):
         # The key appears nowhere in what the listing returns.
         assert self.key_of(phone) not in repr(listed)
 
-    def test_without_a_request_no_session_is_current_and_the_most_recent_comes_first(self):
+    def both_without_a_request_no_session_is_current_and_the_most_recent_comes_first(
+        self, call: Calls
+    ):
         first = self.signed_in(self.alice)
         second = self.signed_in(self.alice)
-        listed = sessions.user_sessions(self.alice)
+        listed = call(sessions, "user_sessions", self.alice)
         assert [record.id for record in listed] == [
             public_id(self.key_of(second)),
             public_id(self.key_of(first)),
         ]
         assert not any(record.is_current for record in listed)
 
-    def test_an_anonymous_user_has_no_sessions_and_nothing_to_end(self):
+    def both_an_anonymous_user_has_no_sessions_and_nothing_to_end(self, call: Calls):
         self.signed_in(self.alice)
-        assert sessions.user_sessions(AnonymousUser()) == []
-        assert sessions.end_all_sessions(AnonymousUser()) == 0
-        assert async_to_sync(sessions.auser_sessions)(AnonymousUser()) == []
+        assert call(sessions, "user_sessions", AnonymousUser()) == []
+        assert call(sessions, "end_all_sessions", AnonymousUser()) == 0
+        assert self.ended == []
 
-    def test_end_session_signs_that_device_out_and_sends_revoked(self):
+    def both_end_session_signs_that_device_out_and_sends_revoked(self, call: Calls):
         laptop, phone = self.signed_in(self.alice), self.signed_in(self.alice, IPHONE)
         identifier = public_id(self.key_of(phone))
-        assert sessions.end_session(self.alice, identifier) is True
+        assert call(sessions, "end_session", self.alice, identifier) is True
         assert self.who(phone) == "anonymous"
         assert self.who(laptop) == "alice"
         assert [(e["session_key"], e["reason"]) for e in self.ended] == [
             (self.key_of(phone), "revoked")
         ]
-        assert sessions.end_session(self.alice, identifier) is False
+        assert call(sessions, "end_session", self.alice, identifier) is False
 
-    def test_end_session_refuses_another_users_identifier(self):
+    def both_end_session_refuses_another_users_identifier(self, call: Calls):
         alices = self.signed_in(self.alice)
         bobs = self.signed_in(self.bob)
-        assert sessions.end_session(self.alice, public_id(self.key_of(bobs))) is False
-        assert sessions.end_session(self.alice, self.key_of(alices)) is False  # a key is no id
+        assert call(sessions, "end_session", self.alice, public_id(self.key_of(bobs))) is False
+        # A session key is no identifier.
+        assert call(sessions, "end_session", self.alice, self.key_of(alices)) is False
         assert (self.who(alices), self.who(bobs)) == ("alice", "bob")
         assert self.ended == []
 
-    def test_end_other_sessions_keeps_only_the_requests_own(self):
+    def both_end_other_sessions_keeps_only_the_requests_own(self, call: Calls):
         here, there, elsewhere = (self.signed_in(self.alice) for _ in range(3))
         bobs = self.signed_in(self.bob)
         request = self.request_of(here, self.alice)
-        assert sessions.end_other_sessions(request) == 2
+        assert call(sessions, "end_other_sessions", request) == 2
         assert [self.who(c) for c in (here, there, elsewhere, bobs)] == [
             "alice",
             "anonymous",
@@ -94,31 +101,13 @@ class UserSessionsContract(SignedInMixin):
         assert {e["reason"] for e in self.ended} == {"revoked"}
         assert all(e["request"] is request for e in self.ended)
 
-    def test_end_all_sessions_signs_the_user_out_everywhere(self):
+    def both_end_all_sessions_signs_the_user_out_everywhere(self, call: Calls):
         clients = [self.signed_in(self.alice) for _ in range(2)]
         bobs = self.signed_in(self.bob)
-        assert sessions.end_all_sessions(self.alice) == 2
+        assert call(sessions, "end_all_sessions", self.alice) == 2
         assert [self.who(c) for c in clients] == ["anonymous", "anonymous"]
         assert self.who(bobs) == "bob"
-        assert sessions.user_sessions(self.alice) == []
-
-    def test_async_twins_do_the_same(self):
-        here, there, third = (self.signed_in(self.alice) for _ in range(3))
-        request = self.request_of(here, self.alice)
-        request.auser = self.alice_async  # what AuthenticationMiddleware attaches
-        listed = async_to_sync(sessions.auser_sessions)(self.alice, request)
-        assert [record.is_current for record in listed] == [True, False, False]
-        identifier = public_id(self.key_of(third))
-        assert async_to_sync(sessions.aend_session)(self.alice, identifier) is True
-        assert async_to_sync(sessions.aend_session)(self.alice, identifier) is False
-        assert async_to_sync(sessions.aend_other_sessions)(request) == 1
-        assert [self.who(c) for c in (here, there, third)] == ["alice", "anonymous", "anonymous"]
-        assert async_to_sync(sessions.aend_all_sessions)(self.alice) == 1
-        assert self.who(here) == "anonymous"
-        assert [e["reason"] for e in self.ended] == ["revoked"] * 3
-
-    async def alice_async(self) -> User:
-        return self.alice
+        assert call(sessions, "user_sessions", self.alice) == []
 
     def test_listing_costs_one_read_for_the_index_and_at_most_one_per_session(self):
         for _ in range(3):

@@ -57,6 +57,11 @@ class SignedInMixin:
         request = HttpRequest()
         request.session = self.engine.store_class(self.key_of(client))
         request.user = user
+
+        async def auser() -> User:  # what AuthenticationMiddleware attaches
+            return user
+
+        request.auser = auser
         return request
 
 
