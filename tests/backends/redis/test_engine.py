@@ -14,6 +14,7 @@ from django.contrib.auth import SESSION_KEY
 from django.test import Client, SimpleTestCase, override_settings
 from django.utils import timezone
 from django_redis import get_redis_connection
+from django_redis.pool import ConnectionFactory
 from freezegun import freeze_time
 from redis import exceptions as redis_exceptions
 
@@ -637,12 +638,18 @@ class RedisIntegrityTests(SimpleTestCase):
 SHORT_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3}
 
 
-def outage_settings(url: str, options: dict[str, Any] = SHORT_TIMEOUTS) -> override_settings:
+@contextmanager
+def outage_settings(url: str, options: dict[str, Any] = SHORT_TIMEOUTS) -> Iterator[None]:
     """Point the engine at ``url`` through its own django-redis alias, with short timeouts."""
+    # django-redis keeps one pool per URL for the whole process, made with the options of
+    # the first alias that used it: a port an earlier test's listener had (the OS hands
+    # ports out again) would bring that test's timeouts along (seen once in CI).
+    ConnectionFactory._pools.pop(url, None)
     alias = {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "OPTIONS": options}
-    return override_settings(
+    with override_settings(
         CACHES={**settings.CACHES, "outage": alias}, SESSIONPLUS_REDIS_ALIAS="outage"
-    )
+    ):
+        yield
 
 
 @with_twins
