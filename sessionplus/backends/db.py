@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping
+import operator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -14,10 +15,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import IntegrityError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, QuerySet
+from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.asyncio import async_unsafe
 from django.utils.functional import cached_property
 
 from sessionplus.backends.base import (
@@ -36,6 +41,7 @@ from sessionplus.identifiers import public_id
 from sessionplus.plans import Plan, Step
 
 _TIMESTAMP_FIELDS = ("created_at", "last_activity")
+_Result = TypeVar("_Result")
 
 
 def as_datetime(timestamp: float) -> datetime:
@@ -98,6 +104,66 @@ def _has_public_id_column(model: type[AbstractBaseSession]) -> bool:
     return any(field.name == "public_id" for field in model._meta.concrete_fields)
 
 
+# The per-request statements' cursor of each connection object (each thread has its own),
+# with the DB-API connection it was made on: psycopg 3 sets up adapters and loaders for
+# every new cursor, about 25 µs a statement on the benchmark machine.
+_kept_cursors: WeakKeyDictionary[BaseDatabaseWrapper, tuple[Any, CursorWrapper]] = (
+    WeakKeyDictionary()
+)
+_fetch_one = operator.methodcaller("fetchone")
+# A cursor keeps the loaders its connection had when it was made; Django registers others
+# when the time zone settings change (override_settings in tests).
+_CURSOR_SETTINGS = frozenset({"USE_TZ", "TIME_ZONE"})
+
+
+@receiver(setting_changed)
+def _time_zone_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in _CURSOR_SETTINGS:
+        _kept_cursors.clear()
+
+
+_row_count = operator.attrgetter("rowcount")
+
+
+@async_unsafe
+def kept_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper | None:
+    """
+    Return the cursor kept for ``connection``'s session statements, or None where Django's
+    ``cursor()`` does more than hand one out: no connection open yet, queries logged
+    (``DEBUG``, ``CaptureQueriesContext``) or a health check due (``CONN_HEALTH_CHECKS``).
+    A cursor made before Django reconnected is never used again.
+    """
+    raw = connection.connection
+    # Django's attributes for CONN_HEALTH_CHECKS, which django-stubs leaves out.
+    health_check_due = connection.health_check_enabled and not connection.health_check_done  # type: ignore[attr-defined]
+    if raw is None or connection.queries_logged or health_check_due:
+        return None
+    connection.validate_thread_sharing()
+    kept = _kept_cursors.get(connection)
+    if kept is not None and kept[0] is raw:
+        return kept[1]
+    cursor = connection.cursor()
+    _kept_cursors[connection] = (raw, cursor)
+    return cursor
+
+
+def execute(
+    connection: BaseDatabaseWrapper,
+    sql: str,
+    params: Sequence[Any],
+    result: Callable[[CursorWrapper], _Result] | None = None,
+) -> Any:
+    """Run one statement on the kept cursor, else on one of its own; return ``result(cursor)``."""
+    kept = kept_cursor(connection)
+    cursor = connection.cursor() if kept is None else kept
+    try:
+        cursor.execute(sql, params)
+        return None if result is None else result(cursor)
+    finally:
+        if kept is None:
+            cursor.close()
+
+
 class _LoadStatement:
     """
     The load's SELECT for one session model on one connection, built once.
@@ -133,9 +199,7 @@ class _LoadStatement:
 
     def fetch(self, connection: BaseDatabaseWrapper, session_key: str) -> dict[str, Any] | None:
         """Return the row of ``session_key`` by field name, expired or not, or None."""
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, (self.prepare_key(session_key),))
-            row = cursor.fetchone()
+        row = execute(connection, self.sql, (self.prepare_key(session_key),), _fetch_one)
         if row is None:
             return None
         values = list(row)
@@ -169,8 +233,7 @@ class _InsertStatement:
         params = [
             field.get_db_prep_save(field.pre_save(row, True), connection) for field in self.fields
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
+        execute(connection, self.sql, params)
 
 
 class _UpdateStatement:
@@ -204,9 +267,7 @@ class _UpdateStatement:
             field.get_db_prep_value(value, connection)
             for field, value in zip(self.conditions, where, strict=True)
         ]
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            rowcount: int = cursor.rowcount
+        rowcount: int = execute(connection, self.sql, params, _row_count)
         return rowcount
 
 
@@ -223,8 +284,7 @@ class _DeleteStatement:
     def run(self, connection: BaseDatabaseWrapper, session_key: str) -> None:
         """Delete the row of ``session_key``, if there is one."""
         params = (self.key_field.get_db_prep_value(session_key, connection),)
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
+        execute(connection, self.sql, params)
 
 
 # Per connection object (each thread has its own), so the converters bound to a
@@ -255,9 +315,6 @@ def _statement(
     except KeyError:
         statement = by_key[key] = kind(model, connection, *options)
     return statement
-
-
-_Result = TypeVar("_Result")
 
 
 def _claiming_key(

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.sessions.backends.base import UpdateError
 from django.contrib.sessions.backends.db import SessionStore as DjangoStore
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import connection, connections, reset_queries
 from django.http import HttpRequest, HttpResponse
 from django.test import TestCase, TransactionTestCase, override_settings
 from django.test.testcases import DatabaseOperationForbidden
@@ -19,6 +19,7 @@ from django.urls import path
 from django.utils import timezone
 from freezegun import freeze_time
 
+from sessionplus.backends import db
 from sessionplus.backends.db import SessionStore
 from sessionplus.models import Session
 from tests.backends.contract import (
@@ -480,3 +481,70 @@ class DbBudgetTests(TransactionTestCase):
         with count_storage() as read:
             assert call.get(client, "/reads/").content == b"1"
         assert (untouched.calls, read.calls) == ([], ["SELECT"])
+
+
+class KeptCursorTests(TransactionTestCase):
+    """The per-request statements share one cursor per connection, where Django allows it."""
+
+    @property
+    def connection(self) -> Any:
+        # The engine's connection object itself (django.db.connection is a proxy to it).
+        return connections["default"]
+
+    def saved(self) -> SessionStore:
+        session = SessionStore()
+        session["cart"] = [1, 2]
+        session.save()
+        return session
+
+    def test_loads_and_saves_reuse_one_cursor(self):
+        session = self.saved()
+        kept = db.kept_cursor(self.connection)
+        assert kept is not None
+        assert SessionStore(session.session_key)["cart"] == [1, 2]
+        session["cart"] = [3]
+        session.save()
+        assert SessionStore(session.session_key)["cart"] == [3]
+        assert db.kept_cursor(self.connection) is kept
+
+    def test_after_a_reconnect_a_new_cursor_serves_and_the_session_loads(self):
+        session = self.saved()
+        before = db.kept_cursor(self.connection)
+        self.connection.close()
+        # Django never closes SQLite's in-memory test database: there the cursor stays good.
+        reconnects = self.connection.connection is None
+        if reconnects:
+            assert db.kept_cursor(self.connection) is None  # Django's cursor() connects
+        assert SessionStore(session.session_key)["cart"] == [1, 2]
+        after = db.kept_cursor(self.connection)
+        assert after is not None
+        assert (after is not before) is reconnects
+
+    def test_queries_are_logged_under_debug(self):
+        session = self.saved()
+        with override_settings(DEBUG=True):
+            reset_queries()
+            assert SessionStore(session.session_key)["cart"] == [1, 2]
+            logged = [query["sql"] for query in self.connection.queries]
+        assert any("sessionplus_session" in sql for sql in logged), logged
+
+    def test_a_due_health_check_runs_before_the_statement(self):
+        session = self.saved()
+        enabled, done = self.connection.health_check_enabled, self.connection.health_check_done
+        # As at the start of a request under CONN_HEALTH_CHECKS (set on the real self.connection).
+        self.connection.health_check_enabled, self.connection.health_check_done = True, False
+        try:
+            assert db.kept_cursor(self.connection) is None
+            assert SessionStore(session.session_key)["cart"] == [1, 2]
+            assert self.connection.health_check_done  # Django's cursor() checked the connection
+            assert db.kept_cursor(self.connection) is not None
+        finally:
+            self.connection.health_check_enabled, self.connection.health_check_done = enabled, done
+
+    def test_a_time_zone_change_makes_a_new_cursor(self):
+        self.saved()
+        before = db.kept_cursor(self.connection)
+        with override_settings(TIME_ZONE="Asia/Tokyo"):
+            during = db.kept_cursor(self.connection)
+        assert during is not before
+        assert db.kept_cursor(self.connection) is not during
