@@ -111,17 +111,6 @@ _kept_cursors: WeakKeyDictionary[BaseDatabaseWrapper, tuple[Any, CursorWrapper]]
     WeakKeyDictionary()
 )
 _fetch_one = operator.methodcaller("fetchone")
-# A cursor keeps the loaders its connection had when it was made; Django registers others
-# when the time zone settings change (override_settings in tests).
-_CURSOR_SETTINGS = frozenset({"USE_TZ", "TIME_ZONE"})
-
-
-@receiver(setting_changed)
-def _time_zone_changed(*, setting: str, **kwargs: Any) -> None:
-    if setting in _CURSOR_SETTINGS:
-        _kept_cursors.clear()
-
-
 _row_count = operator.attrgetter("rowcount")
 
 
@@ -293,6 +282,20 @@ _statements: WeakKeyDictionary[BaseDatabaseWrapper, dict[tuple[Any, ...], Any]] 
     WeakKeyDictionary()
 )
 
+# What a backend converts or prepares may depend on the time zone settings (MySQL's
+# converters make datetimes aware only under USE_TZ), and a cursor keeps the loaders its
+# connection had when it was made (Django registers others when they change): statements
+# and cursors built before a change (override_settings in tests) are built again.
+_TIME_ZONE_SETTINGS = frozenset({"USE_TZ", "TIME_ZONE"})
+
+
+@receiver(setting_changed)
+def _time_zone_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in _TIME_ZONE_SETTINGS:
+        _statements.clear()
+        _kept_cursors.clear()
+
+
 _Statement = TypeVar(
     "_Statement", _LoadStatement, _InsertStatement, _UpdateStatement, _DeleteStatement
 )
@@ -306,10 +309,7 @@ def _statement(
 ) -> _Statement:
     """Return the ``kind`` statement for ``model`` on ``connection``, built on first use."""
     by_key = _statements.setdefault(connection, {})
-    # What a backend converts or prepares may depend on USE_TZ (MySQL's converters make
-    # datetimes aware only under it), which tests and settings.configure() may change
-    # after a first use.
-    key = (kind, model, settings.USE_TZ, *options)
+    key = (kind, model, *options)
     try:
         statement: _Statement = by_key[key]  # built by ``kind``, the key's first item
     except KeyError:
