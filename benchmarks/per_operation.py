@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import django
 
 import sessionplus
+from benchmarks import instructions
 
 if TYPE_CHECKING:
     from tests.support.counting import StorageCount, count_storage
@@ -275,7 +276,7 @@ class EngineBenchmark:
 
     # Everything --------------------------------------------------------------------
 
-    def run(self, profile_top: int = 0) -> dict[str, Any]:
+    def run(self, profile_top: int = 0, instruction_requests: int = 0) -> dict[str, Any]:
         from benchmarks.engines import SCENARIOS, TOUCH_INTERVAL, middleware_landed
         from benchmarks.floor import FLOOR_DESCRIPTIONS
 
@@ -301,6 +302,11 @@ class EngineBenchmark:
             if profile_top and "sessionplus" in self.variants
             else None
         )
+        counted = (
+            instructions.count(self.engine.name, instruction_requests)
+            if instruction_requests
+            else None
+        )
         self.close()
         return {
             "engine": self.engine.name,
@@ -315,6 +321,7 @@ class EngineBenchmark:
             "scenarios": scenarios,
             "rolling": {"touch_interval": TOUCH_INTERVAL, "patterns": rolling},
             **({"profile": profiles} if profiles else {}),
+            **({"instructions": counted} if counted else {}),
         }
 
     def close(self) -> None:
@@ -375,11 +382,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="keep sessionplus's top N functions"
     )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="count CPU instructions over N requests per scenario (callgrind)",
+    )
     args = parser.parse_args(argv)
     setup_django()
     prepare_database()
     benchmark = EngineBenchmark(args.engine, args.requests, args.rounds, args.warmup, args.file_dir)
-    result = benchmark.run(args.profile)
+    result = benchmark.run(args.profile, args.instructions)
     with open(args.output, "w") as file:
         json.dump(result, file, indent=1)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from benchmarks.engines import SCENARIOS
+
 # DESIGN.md's budgets in storage operations per request: S1 none, S2 one load, S3 a load and
 # a save, S4 one create, S6 one load (no touch inside the interval). It sets none for a login.
 OPERATIONS = {"S1": 0, "S2": 1, "S3": 2, "S4": 1, "S6": 1}
@@ -149,6 +151,10 @@ def geometric_mean_line(engines: list[dict[str, Any]]) -> str:
     ]
     if not ratios:
         return "No cell measured on both sides."
+    return ratio_summary(ratios)
+
+
+def ratio_summary(ratios: list[float]) -> str:
     mean = math.exp(sum(map(math.log, ratios)) / len(ratios))
     return f"Geometric mean of B/A over {len(ratios)} cells: {mean:.2f}; worst: {max(ratios):.2f}."
 
@@ -177,6 +183,42 @@ def profile_tables(engines: list[dict[str, Any]]) -> list[str]:
         "### Profile: sessionplus's own functions per request (cProfile, top by cumulative time)",
         *lines,
     ]
+
+
+def instruction_table(engines: list[dict[str, Any]]) -> list[str]:
+    """Instructions per request, both sides and their ratio, from ``--instructions``."""
+    counted = [(engine, engine.get("instructions")) for engine in engines]
+    counted = [(engine, entry) for engine, entry in counted if entry]
+    if not counted:
+        return []
+    lines = [
+        "",
+        "### CPU instructions per request (callgrind, garbage collector off)",
+        "",
+        "Django's / sessionplus's instructions in thousands (B/A). Counted in the Python "
+        "process only: not the kernel, the servers or the wait; hashing is overstated "
+        "(valgrind has no SHA instructions).",
+        "",
+        "| engine | " + " | ".join(scenario.name for scenario in SCENARIOS) + " |",
+        "|---|" + "--:|" * len(SCENARIOS),
+    ]
+    ratios = []
+    for engine, entry in counted:
+        if entry.get("not_measured"):
+            lines.append(f"| {engine['label']} | not measured: {entry['not_measured']} |")
+            continue
+        cells = []
+        for scenario in SCENARIOS:
+            both = entry["scenarios"][scenario.name]
+            ratio = both["sessionplus"] / both["stock"]
+            ratios.append(ratio)
+            cells.append(
+                f"{both['stock'] / 1000:.0f}k / {both['sessionplus'] / 1000:.0f}k ({ratio:.2f})"
+            )
+        lines.append(f"| {engine['label']} | " + " | ".join(cells) + " |")
+    if ratios:
+        lines += ["", ratio_summary(ratios)]
+    return lines
 
 
 def rolling_table(engines: list[dict[str, Any]]) -> list[str]:
@@ -254,6 +296,7 @@ def markdown(result: dict[str, Any]) -> str:
         "### Under load",
         "",
         *load_table(result["load"]),
+        *instruction_table(result["per_operation"]),
         *profile_tables(result["per_operation"]),
     ]
     return "\n".join(lines) + "\n"

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SERVERS = {"postgres": "PostgreSQL", "mariadb": "MariaDB"}
 RESULTS = Path(__file__).with_name("results")
 PROFILE_TOP = 12
+INSTRUCTION_REQUESTS = 40
 
 
 def machine() -> dict[str, Any]:
@@ -129,6 +130,7 @@ def run_engine(
     command += ["--warmup", str(args.warmup), "--output", output]
     command += ["--file-dir", os.path.join(workdir, f"{name}-files")]
     command += ["--profile", str(args.profile)]
+    command += ["--instructions", str(args.instructions)]
     returncode, log = run_logged(command, env=environment)
     if returncode != 0:
         return {**base, "not_measured": "failed", "error": log}
@@ -179,6 +181,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         metavar="N",
         help=f"print sessionplus's top N functions per scenario (cProfile; N={PROFILE_TOP})",
+    )
+    parser.add_argument(
+        "--instructions",
+        type=int,
+        nargs="?",
+        const=INSTRUCTION_REQUESTS,
+        default=0,
+        metavar="N",
+        help="also count CPU instructions per request under callgrind, over N requests per "
+        f"scenario and side (valgrind, Python 3.11+; N={INSTRUCTION_REQUESTS})",
     )
     parser.add_argument("--load-seconds", type=int, default=12)
     parser.add_argument("--load-warmup", type=int, default=3)

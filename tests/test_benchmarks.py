@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import unittest
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 from django.test import SimpleTestCase
 
+from benchmarks import instructions
 from tests.support.services import redis_url, repo_root
 
 SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6"]
@@ -154,3 +156,53 @@ class BenchmarkSmokeTests(SimpleTestCase):
                 assert all(row["calls"] > 0 and row["own_us"] >= 0 for row in rows)
         middleware = [row["function"] for row in self.engine("db_sqlite")["profile"]["S1"]]
         assert any(name.startswith("middleware.py:") for name in middleware), middleware
+
+
+INSTRUCTION_REQUESTS = 3
+
+
+@pytest.mark.timeout(900)
+class InstructionCountTests(SimpleTestCase):
+    """``--instructions``: the engine without services, under a real callgrind."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        reason = instructions.unavailable()
+        if reason is not None and not os.environ.get("CI"):
+            raise unittest.SkipTest(reason)  # CI installs valgrind (.ci/run), runs Python 3.11+
+        if os.environ.get("DATABASE_URL"):
+            raise unittest.SkipTest("counted in the SQLite pass only: it needs no database server")
+
+    def test_counts_both_sides_of_every_scenario_and_prints_their_ratios(self):
+        with tempfile.TemporaryDirectory(prefix="sessionplus-bench-instructions-") as output:
+            command = [sys.executable, "-m", "benchmarks", "--engines", "signed_cookies"]
+            command += ["--requests", "2", "--rounds", "1", "--no-load", "--output-dir", output]
+            command += ["--instructions", str(INSTRUCTION_REQUESTS)]
+            finished = subprocess.run(
+                command, cwd=repo_root(), capture_output=True, text=True, timeout=900, check=False
+            )
+            assert finished.returncode == 0, finished.stderr[-3000:]
+            result = json.loads((Path(output) / "latest.json").read_text())
+        counted = result["per_operation"][0]["instructions"]
+        assert counted["requests"] == INSTRUCTION_REQUESTS
+        assert list(counted["scenarios"]) == SCENARIOS
+        for scenario, sides in counted["scenarios"].items():
+            # A request through Django's whole stack is hundreds of thousands of instructions.
+            assert 50_000 < sides["stock"] < 50_000_000, (scenario, sides)
+            assert 50_000 < sides["sessionplus"] < 50_000_000, (scenario, sides)
+        # Django signs a new cookie on every rolling request, sessionplus once per interval.
+        rolling = counted["scenarios"]["S6"]
+        assert rolling["sessionplus"] < rolling["stock"]
+        assert "### CPU instructions per request (callgrind" in finished.stdout
+        assert "| signed_cookies | " in finished.stdout.split("### CPU instructions")[1]
+
+
+class CallgrindDumpTests(SimpleTestCase):
+    def test_the_total_is_read_from_the_summary_or_totals_line(self):
+        assert instructions.dump_total("version: 1\nevents: Ir\nsummary: 1234\n") == 1234
+        assert instructions.dump_total("events: Ir\ntotals: 99 \n") == 99
+
+    def test_text_without_a_total_is_refused(self):
+        with pytest.raises(ValueError, match="not a callgrind dump"):
+            instructions.dump_total("events: Ir\nfn=(1) main\n")

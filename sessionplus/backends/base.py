@@ -5,6 +5,7 @@ signing (the data rule applied to its one serialization), and the load/save fram
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import re
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
     CreateError,
@@ -20,6 +22,7 @@ from django.contrib.sessions.backends.base import (
     UpdateError,
 )
 from django.http import HttpRequest
+from django.utils.module_loading import import_string
 
 from sessionplus.backends.data_rule import (
     CheckingSerializer,
@@ -62,6 +65,10 @@ suspicious_logger = logging.getLogger("django.security.SuspiciousSession")
 
 # What a plan yields: a Step here, a Redis operation in the redis engine.
 OpT = TypeVar("OpT")
+
+
+# The same setting names the same class: imported once per value, not once per store.
+imported = functools.cache(import_string)
 
 
 def is_valid_session_key(key: object) -> TypeGuard[str]:
@@ -238,6 +245,17 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
     # Encoded data longer than this is compressed (see COMPRESS_MIN_LENGTH); 0 compresses
     # whatever shrinks, as Django does.
     compress_over = COMPRESS_MIN_LENGTH
+
+    def __init__(self, session_key: str | None = None) -> None:
+        # SessionBase.__init__'s four attributes (test_base checks that they stay all of
+        # them) and the metadata's two, without the import lookup of SESSION_SERIALIZER it
+        # makes: a store is built on every request, even one that never reads its session.
+        self._metadata = {}
+        self._metadata_changes = {}
+        self._session_key = session_key
+        self.accessed = False
+        self.modified = False
+        self.serializer = imported(settings.SESSION_SERIALIZER)
 
     # Keys ----------------------------------------------------------------------
 

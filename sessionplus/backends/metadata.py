@@ -66,10 +66,9 @@ class MetadataMixin(SessionBase):
     here for the next write (``_metadata_changes``).
     """
 
-    def __init__(self, session_key: str | None = None) -> None:
-        self._metadata: dict[str, Any] = {}
-        self._metadata_changes: dict[str, Any] = {}
-        super().__init__(session_key)
+    # Set by the store's __init__ (SessionPlusBase's).
+    _metadata: dict[str, Any]
+    _metadata_changes: dict[str, Any]
 
     if TYPE_CHECKING:  # SessionBase's, which django-stubs leaves out
 

@@ -58,9 +58,8 @@ class SessionStore(SessionPlusBase):
     # The cookie's size is what counts here: compress whatever shrinks, as Django does.
     compress_over = 0
 
-    def __init__(self, session_key: str | None = None) -> None:
-        self._nonce: str | None = None
-        super().__init__(session_key)
+    # The loaded cookie's nonce (see load()).
+    _nonce: str | None = None
 
     def _validate_session_key(self, key: object) -> bool:
         # The "key" is the cookie value, the signed data itself: bounded, with the three

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.test import SimpleTestCase, TestCase
+from django.core.signing import JSONSerializer
+from django.test import SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
 from hypothesis import given, reject
@@ -55,6 +56,35 @@ class SessionKeyTests(SimpleTestCase):
         keys = {session._get_new_session_key() for _ in range(10)}
         assert len(keys) == 10
         assert all(is_valid_session_key(key) for key in keys)
+
+
+class StoreConstructionTests(SimpleTestCase):
+    def test_a_new_store_has_every_attribute_djangos_init_sets(self):
+        # SessionPlusBase.__init__ does SessionBase.__init__'s work itself: a Django release
+        # that sets another attribute there fails here instead of in production.
+        assert set(vars(SessionBase("a1" * 16))) <= set(vars(SessionPlusBase("a1" * 16)))
+
+    def test_a_new_store_starts_unread_unmodified_and_with_the_configured_serializer(self):
+        session = SessionPlusBase("a1" * 16)
+        assert (session.session_key, session.accessed, session.modified) == (
+            "a1" * 16,
+            False,
+            False,
+        )
+        assert session.serializer is SessionBase().serializer
+        assert session._metadata == {}
+        assert session._metadata_changes == {}
+
+    def test_a_malformed_key_is_no_key_as_in_django(self):
+        assert SessionPlusBase("not a key").session_key is None
+
+    @override_settings(SESSION_SERIALIZER="tests.backends.test_base.TaggingSerializer")
+    def test_the_serializer_follows_the_setting(self):
+        assert SessionPlusBase().serializer is TaggingSerializer
+
+
+class TaggingSerializer(JSONSerializer):
+    """A serializer of its own, to tell that a store took the setting's."""
 
 
 class EncodingTests(SimpleTestCase):

@@ -88,14 +88,12 @@ class SessionStore(SessionPlusBase):
     # What shrinks large values before they are signed (see ``compressors``).
     compressor: BaseCompressor = ZlibCompressor()
 
-    def __init__(self, session_key: str | None = None) -> None:
-        super().__init__(session_key)
-        # The data as loaded or last saved (None: not loaded, so unknown). A save compares
-        # each value read with it, so changes made in place are saved too.
-        self._stored: StoredFields | None = None
-        # (user id, until when the user's index set is kept alive) for a logged-in session;
-        # as stored (bytes) until a write needs it: a read never does.
-        self._index: tuple[str, float] | bytes | None = None
+    # The data as loaded or last saved (None: not loaded, so unknown). A save compares
+    # each value read with it, so changes made in place are saved too.
+    _stored: StoredFields | None = None
+    # (user id, until when the user's index set is kept alive) for a logged-in session;
+    # as stored (bytes) until a write needs it: a read never does.
+    _index: tuple[str, float] | bytes | None = None
 
     # Keys, clients, codec ----------------------------------------------------------
 
