@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sessionplus.backends.django_signing import json_dumps
+from sessionplus.backends.django_signing import json_dumps, json_loads
 from sessionplus.backends.metadata import METADATA_FIELDS, is_metadata_value, is_timestamp
 
 
@@ -44,7 +44,7 @@ class StoredSession:
 def parse_record_header(line: str | bytes) -> tuple[float, dict[str, Any]]:
     """Return expiry and metadata from a record's header line; raise ValueError if damaged."""
     try:
-        header = json.loads(line)
+        header = json_loads(line) if isinstance(line, str) else json.loads(line)
     except RecursionError as exc:
         raise ValueError("A stored session header nests too deeply.") from exc
     if not isinstance(header, dict):

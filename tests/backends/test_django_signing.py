@@ -15,6 +15,7 @@ from sessionplus.backends.django_signing import (
     BadSignature,
     b64_decode,
     b64_encode,
+    json_loads,
     kept_until_secrets_change,
     signer,
 )
@@ -150,3 +151,17 @@ class Base64Tests(SimpleTestCase):
             data = bytes(range(256))[:length] * 3
             assert b64_encode(data) == signing.b64_encode(data)
             assert b64_decode(b64_encode(data)) == data
+
+
+class JsonLoadsTests(SimpleTestCase):
+    def test_reads_what_json_loads_reads_compact_or_not(self):
+        for text in ('{"a":[1,2.5,null,true,"\\u00e9"]}', ' {"a": 1}\n', '"x"', "0", "null"):
+            assert json_loads(text) == json.loads(text), text
+
+    def test_refuses_what_json_loads_refuses_with_the_same_message(self):
+        for text in ("", "{", '{"a":}', '{"a":1}x', "nul", "[1,]"):
+            with pytest.raises(json.JSONDecodeError) as refused:
+                json_loads(text)
+            with pytest.raises(json.JSONDecodeError) as expected:
+                json.loads(text)
+            assert str(refused.value) == str(expected.value), text
