@@ -187,8 +187,7 @@ def profile_tables(engines: list[dict[str, Any]]) -> list[str]:
 
 def instruction_table(engines: list[dict[str, Any]]) -> list[str]:
     """Instructions per request, both sides and their ratio, from ``--instructions``."""
-    counted = [(engine, engine.get("instructions")) for engine in engines]
-    counted = [(engine, entry) for engine, entry in counted if entry]
+    counted = [engine for engine in engines if engine.get("instructions")]
     if not counted:
         return []
     lines = [
@@ -203,7 +202,8 @@ def instruction_table(engines: list[dict[str, Any]]) -> list[str]:
         "|---|" + "--:|" * len(SCENARIOS),
     ]
     ratios = []
-    for engine, entry in counted:
+    for engine in counted:
+        entry = engine["instructions"]
         if entry.get("not_measured"):
             lines.append(f"| {engine['label']} | not measured: {entry['not_measured']} |")
             continue
