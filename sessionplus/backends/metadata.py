@@ -113,9 +113,13 @@ class MetadataMixin(SessionBase):
             value = str(value)
             if name == "user_agent":
                 value = clean_user_agent(value)
-            if self._metadata.get(name) != value:
+            if self._metadata_differs(name, value):
                 self._metadata_changes[name] = value
             self._metadata[name] = value
+
+    def _metadata_differs(self, name: str, value: str) -> bool:
+        """Return whether staging ``value`` as metadata ``name`` changes what is stored."""
+        return bool(self._metadata.get(name) != value)
 
     def metadata_for_write(self, now: float | None = None) -> dict[str, Any]:
         """Return the full metadata to store with a write made now."""

@@ -289,6 +289,16 @@ class SessionStore(SessionPlusBase):
         if isinstance(metadata, LazyData):
             metadata.decode_all()
 
+    def _metadata_differs(self, name: str, value: str) -> bool:
+        # A field never read is compared as stored text, unverified: a differing one is
+        # written afresh, and a forged one that matches stays to fail when read. Verifying
+        # the IP and user agent only to compare them was most of a save's CPU.
+        metadata = self._metadata
+        stored = metadata.unread_text(name) if isinstance(metadata, LazyData) else None
+        if stored is None:
+            return super()._metadata_differs(name, value)
+        return not self.codec().stores(stored, value)
+
     @property
     def metadata(self) -> SessionMetadata:
         """Return what is recorded about this session besides its data, verified whole."""

@@ -40,14 +40,23 @@ class FieldCodec:
         """Return ``serializer.dumps(value)``."""
         return self._dumps(value)
 
-    def encode(self, field: str, serialized: bytes) -> str:
-        """Return the stored text of a value ``serializer.dumps()`` made."""
+    def payload(self, serialized: bytes) -> bytes:
+        """Return the signed part of the stored text of a value ``serializer.dumps()`` made."""
         compressed = self.compressor.compress(serialized)
         if compressed is None:
-            payload = b64_encode(serialized)
-        else:
-            payload = self._marker + b64_encode(compressed)
-        return self.signer.signed(field.encode(), payload).decode()
+            return b64_encode(serialized)
+        return self._marker + b64_encode(compressed)
+
+    def encode(self, field: str, serialized: bytes) -> str:
+        """Return the stored text of a value ``serializer.dumps()`` made."""
+        return self.signer.signed(field.encode(), self.payload(serialized)).decode()
+
+    def stores(self, stored: bytes, value: Any) -> bool:
+        """
+        Return whether ``stored`` holds ``value``, as text only: its signature is not
+        checked, so this says nothing about where the text came from.
+        """
+        return stored.rpartition(b":")[0] == self.payload(self.serialize(value))
 
     def dumps(self, field: str, value: Any) -> str:
         return self.encode(field, self.serialize(value))

@@ -96,6 +96,12 @@ class LazyData(dict[str, Any]):
         """Yield (key, value) without decoding: a value never read comes as ``ENCODED``."""
         return iter(dict.items(self))
 
+    def unread_text(self, key: str) -> bytes | None:
+        """Return the stored text of ``key`` if it is in the data and was never read."""
+        if dict.get(self, key) is not ENCODED:
+            return None
+        return self._stored.encoded[key]
+
     def unread(self) -> dict[str, bytes]:
         """Return the stored text of each value still in the data and never read."""
         is_encoded = dict.get

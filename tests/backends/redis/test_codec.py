@@ -83,6 +83,15 @@ class FieldCodecTests(SimpleTestCase):
         with pytest.raises(BadSignature):
             codec().loads("d:rol", text)
 
+    def test_stored_text_holds_a_value_when_its_payload_is_that_values(self):
+        for value in VALUES:
+            text = codec().dumps("d:v", value).encode()
+            assert codec().stores(text, value)
+            # The signature is not what is compared: any, or none valid, will do.
+            assert codec().stores(text.rpartition(b":")[0] + b":forged", value)
+            assert not codec().stores(text, ["something", "else"])
+        assert not codec().stores(b"no signature at all", "no signature at all")
+
     def test_the_base_compressor_is_abstract(self):
         with pytest.raises(NotImplementedError):
             BaseCompressor().compress(b"")

@@ -112,6 +112,16 @@ class LazyDataTests(SimpleTestCase):
         assert data["a"] == 5
         assert decoder.decoded == []
 
+    def test_the_stored_text_of_a_value_is_told_only_while_never_read(self):
+        decoder = Decoder()
+        data = decoder.data(a=b"1", b=b"bad", c=b"3")
+        assert data.unread_text("b") == b"bad"  # told, not verified: no failure
+        assert decoder.failures == []
+        assert data["a"] == 1
+        data["c"] = 4
+        assert [data.unread_text(key) for key in ("a", "c", "z")] == [None, None, None]
+        assert decoder.decoded == ["a"]
+
     def test_a_value_that_fails_is_never_returned_and_empties_the_data(self):
         for read in (
             lambda data: data.get("x"),

@@ -541,17 +541,34 @@ class RedisIntegrityTests(SimpleTestCase):
         # Verified whole: nothing stored shows, only what was staged here.
         assert metadata == SessionMetadata(user_id="7")
 
-    def test_a_metadata_field_read_alone_ends_the_session_when_it_fails(self):
+    def test_staging_metadata_over_a_forged_field_writes_it_afresh(self):
         key = saved_with_client(a=1)
         redis().hset(SessionStore.redis_key(key), "m:ip", "192.0.2.66")
-        loaded = SessionStore(key)
-        assert loaded["a"] == 1
-        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
-            loaded.update_metadata(ip="192.0.2.1")  # compares with the stored one
-        assert "signature" in logs.output[0]
-        assert loaded.session_key is None
-        assert loaded.get("a") is None
-        assert loaded.metadata == SessionMetadata(ip="192.0.2.1")  # staged here
+        session = SessionStore(key)
+        assert session["a"] == 1
+        with self.assertNoLogs("django.security.SuspiciousSession"):
+            # Compared as stored text, never verified: nothing stored is handed out.
+            session.update_metadata(ip="192.0.2.1")
+            session.save()
+        assert session.session_key == key
+        with self.assertNoLogs("django.security.SuspiciousSession"):
+            metadata = SessionStore(key).metadata
+        assert (metadata.ip, metadata.user_agent) == ("192.0.2.1", "Browser/1.0")
+
+    def test_staging_the_stored_value_neither_verifies_nor_rewrites_it(self):
+        key = saved_with_client(a=1)
+        payload = stored(key)["m:ip"].rpartition(b":")[0]
+        forged = payload + b":" + b"A" * 43  # the stored IP, under a signature not ours
+        redis().hset(SessionStore.redis_key(key), "m:ip", forged)
+        session = SessionStore(key)
+        with self.assertNoLogs("django.security.SuspiciousSession"):
+            assert session["a"] == 1
+            session.update_metadata(ip="192.0.2.1")
+            session["a"] = 2
+            session.save()
+        assert stored(key)["m:ip"] == forged
+        # Read, it fails as any forged field does.
+        self.assert_no_session_and_logged(key, "signature")
 
     def test_a_save_leaves_metadata_it_does_not_write_unread(self):
         key = saved_with_client(a=1)
