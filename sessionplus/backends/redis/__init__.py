@@ -297,7 +297,8 @@ class SessionStore(SessionPlusBase):
         stored = metadata.unread_text(name) if isinstance(metadata, LazyData) else None
         if stored is None:
             return super()._metadata_differs(name, value)
-        return not self.codec().stores(stored, value)
+        codec = self.codec()
+        return not codec.stores(stored, codec.serialize(value))
 
     @property
     def metadata(self) -> SessionMetadata:
@@ -347,7 +348,7 @@ class SessionStore(SessionPlusBase):
                 continue  # the very object loaded, and it cannot have changed
             form = self._serialized_value(codec, key, value)
             after.forms[key] = form
-            if forms.get(key, _MISSING) != form and self._stored_form(codec, key, known) != form:
+            if forms.get(key, _MISSING) != form and not self._stores(codec, key, known, form):
                 changed[key] = form
         # The data rule on what is written; what is stored passed it when written.
         check_keys(changed)
@@ -355,14 +356,12 @@ class SessionStore(SessionPlusBase):
         return changed, gone, after
 
     @staticmethod
-    def _stored_form(codec: FieldCodec, key: str, known: StoredFields | None) -> bytes | None:
-        # A value assigned without being read: the stored one is decoded only now.
-        if known is None or key not in known.encoded:
-            return None
-        try:
-            return codec.decode(DATA + key, known.encoded[key])[1]
-        except Exception:  # not ours: overwritten either way
-            return None
+    def _stores(codec: FieldCodec, key: str, known: StoredFields | None, form: bytes) -> bool:
+        # A value assigned without being read is compared with the stored text, unverified
+        # (as staged metadata is): a differing one is written, signed afresh, and a forged
+        # one that matches stays to fail when read.
+        stored = None if known is None else known.encoded.get(key)
+        return stored is not None and codec.stores(stored, form)
 
     def _check_size(self, session: dict[str, Any], after: StoredFields) -> None:
         """Refuse a session larger than SESSIONPLUS_MAX_SIZE before anything is written."""

@@ -51,12 +51,13 @@ class FieldCodec:
         """Return the stored text of a value ``serializer.dumps()`` made."""
         return self.signer.signed(field.encode(), self.payload(serialized)).decode()
 
-    def stores(self, stored: bytes, value: Any) -> bool:
+    def stores(self, stored: bytes, serialized: bytes) -> bool:
         """
-        Return whether ``stored`` holds ``value``, as text only: its signature is not
-        checked, so this says nothing about where the text came from.
+        Return whether ``stored`` holds the value ``serializer.dumps()`` made
+        ``serialized`` of, as text only: its signature is not checked, so this says
+        nothing about where the text came from.
         """
-        return stored.rpartition(b":")[0] == self.payload(self.serialize(value))
+        return stored.rpartition(b":")[0] == self.payload(serialized)
 
     def dumps(self, field: str, value: Any) -> str:
         return self.encode(field, self.serialize(value))

@@ -845,6 +845,20 @@ class RedisLazyDataTests(SimpleTestCase):
             session.save()
         assert stored(key)["d:cart"] == before["d:cart"]
 
+    def test_a_value_assigned_unread_is_compared_with_the_stored_text_unverified(self):
+        key = saved(a=1, b=2).session_key
+        forged = stored(key)["d:b"].rpartition(b":")[0] + b":" + b"A" * 43
+        redis().hset(SessionStore.redis_key(key), "d:b", forged)
+        session = SessionStore(key)
+        with self.assertNoLogs("django.security.SuspiciousSession"):
+            session["b"] = 2  # what the forged text holds: nothing to write
+            session["a"] = 5
+            session.save()
+        assert stored(key)["d:b"] == forged
+        with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
+            assert SessionStore(key).get("b") is None  # read, it fails as forged fields do
+        assert "signature" in logs.output[0]
+
     @override_settings(SESSIONPLUS_MAX_SIZE=3000)
     def test_a_compressed_value_never_read_counts_at_its_full_size(self):
         key = saved(text="the same words again " * 100, small="x").session_key
