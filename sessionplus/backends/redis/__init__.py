@@ -138,7 +138,7 @@ class SessionStore(SessionPlusBase):
         if session_key is None:  # as Django's load(): no (or a malformed) key is no session
             self._forget()
             return {}
-        fields = yield Command("hgetall", (self.redis_key(session_key),))
+        fields = yield Command("hgetall", (self.redis_key(session_key).encode(),))
         # Redis has no empty hashes: no fields means no session (expired, deleted, never was).
         data = self._accept_hash(fields) if fields else None
         if data is None:
@@ -394,34 +394,36 @@ class SessionStore(SessionPlusBase):
         self._check_size(session, after)
 
         for key, form in changed.items():
-            pairs += [DATA + key, codec.encode(DATA + key, form)]
+            name = DATA_BYTES + key.encode()
+            pairs += [name, codec.encode(name, form)]
         if known is None:
             # Values never read are written back as stored: signed for their field name,
             # they verify under any session key.
             for key, stored in after.encoded.items():
-                pairs += [DATA + key, stored]
-        deleted_fields = [DATA + key for key in deleted]
+                pairs += [DATA_BYTES + key.encode(), stored]
+        deleted_fields = [DATA_BYTES + key.encode() for key in deleted]
         auth_written = must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
         before, after_calls, new_index = index.upkeep(
             self, must_create, auth_written, expires_at, now
         )
         if new_index != self._known_index():
             if new_index is None:
-                deleted_fields.append(INDEX_FIELD)
+                deleted_fields.append(INDEX_FIELD_BYTES)
             else:
-                pairs += [INDEX_FIELD, codec.dumps(INDEX_FIELD, list(new_index))]
+                pairs += [INDEX_FIELD_BYTES, codec.dumps(INDEX_FIELD, list(new_index))]
 
-        key = self.redis_key(self._live_key())
+        # Every argument as bytes, as the pairs are (see FieldCodec.encode()).
+        session_hash = self.redis_key(self._live_key()).encode()
+        ttl_ms = b"%d" % ttl
         if must_create:
-            main = scripts.CREATE([key], [ttl, *pairs])
+            main = scripts.CREATE([session_hash], [ttl_ms, *pairs])
         else:
-            args = [ttl, int(drop_all), len(deleted_fields), *deleted_fields, *pairs]
-            main = scripts.SAVE([key], args)
+            deleting = b"%d" % len(deleted_fields)
+            args = [ttl_ms, b"1" if drop_all else b"0", deleting, *deleted_fields, *pairs]
+            main = scripts.SAVE([session_hash], args)
         return _Write(main, before, after_calls, after, new_index)
 
-    def _metadata_pairs(
-        self, codec: FieldCodec, must_create: bool, now: float
-    ) -> list[str | bytes]:
+    def _metadata_pairs(self, codec: FieldCodec, must_create: bool, now: float) -> list[bytes]:
         """
         Return the metadata fields a write sets and their stored text, as HSET arguments.
 
@@ -431,17 +433,18 @@ class SessionStore(SessionPlusBase):
         # What metadata_for_write() records, without reading (so verifying) stored fields.
         self.stamp_write(now)
         metadata = self._metadata
-        pairs: list[str | bytes] = []
+        pairs: list[bytes] = []
         if must_create:
             unread = metadata.unread() if isinstance(metadata, LazyData) else {}
             for name, stored in unread.items():
-                pairs += [META + name, stored]
+                pairs += [META_BYTES + name.encode(), stored]
             values = {name: dict.get(metadata, name) for name in METADATA_FIELDS}
         else:
             values = {"last_activity": now, **self._metadata_changes}
         for name, value in values.items():
             if value is not None and value is not ENCODED:
-                pairs += [META + name, codec.dumps(META + name, value)]
+                field = META_BYTES + name.encode()
+                pairs += [field, codec.encode(field, codec.serialize(value))]
         return pairs
 
     def _save_plan(self, must_create: bool) -> Plan[None]:

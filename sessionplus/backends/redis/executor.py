@@ -66,7 +66,7 @@ class ScriptCall(Op):
 
     text: str
     sha: str
-    keys: Sequence[str]
+    keys: Sequence[str | bytes]
     args: Sequence[Any]
 
     def send(self, client: Any) -> Any:

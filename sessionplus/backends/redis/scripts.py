@@ -32,7 +32,7 @@ class Script:
         self.text = _CHUNKED + text
         self.sha = hashlib.sha1(self.text.encode()).hexdigest()
 
-    def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> ScriptCall:
+    def __call__(self, keys: Sequence[str | bytes], args: Sequence[Any]) -> ScriptCall:
         return ScriptCall(self.text, self.sha, keys, args)
 
 
