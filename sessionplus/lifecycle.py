@@ -92,11 +92,14 @@ def end_reason(session: SessionPlusBase, request: HttpRequest) -> str | None:
     # Each setting read once, and timestamps compared as numbers: this runs on every
     # request that reads a stored session.
     absolute, idle = conf.SESSIONPLUS_ABSOLUTE_TIMEOUT, conf.SESSIONPLUS_IDLE_TIMEOUT
+    bind = conf.SESSIONPLUS_BIND
+    if not (absolute or idle or bind):  # the defaults: nothing can end it here
+        return None
     if _past(session, "created_at", absolute):
         return "absolute"
     if _past(session, "last_activity", idle):
         return "idle"
-    changes = binding_changes(session, request, conf.SESSIONPLUS_BIND)
+    changes = binding_changes(session, request, bind)
     if changes:
         security_logger.warning(
             "Session %s ended: its %s changed.",

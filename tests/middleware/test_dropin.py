@@ -5,6 +5,8 @@ engines and on Django's own, through the sync and the async request path.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.conf import settings
@@ -13,6 +15,8 @@ from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheSt
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory, SimpleTestCase, TestCase, override_settings
+from django.utils.http import http_date
+from freezegun import freeze_time
 
 from sessionplus.middleware import SessionMiddleware
 from sessionplus.signals import session_created, session_ended
@@ -71,6 +75,12 @@ class DropInContract(MiddlewareTestMixin):
         assert cookie["secure"] == ""
         assert cookie["samesite"] == "Lax"
         assert vary(response) == ["Cookie"]
+
+    def test_the_cookie_expires_a_cookie_age_after_each_response(self):
+        for moment in ("2026-03-01 12:00:00", "2026-03-01 12:00:01", "2026-07-09 08:30:59"):
+            with freeze_time(moment):
+                cookie = self.get("/write/").cookies[COOKIE]
+                assert cookie["expires"] == http_date(time.time() + settings.SESSION_COOKIE_AGE)
 
     @override_settings(
         SESSION_COOKIE_NAME="sid",
@@ -193,6 +203,14 @@ class DropInContract(MiddlewareTestMixin):
         assert "private" in cache_control(response)
         assert "public" not in cache_control(response)
         assert vary(response) == ["Cookie"]
+
+    def test_the_views_own_vary_and_cache_control_are_kept(self):
+        response = self.get("/localized-write/")
+        assert COOKIE in response.cookies
+        assert vary(response) == ["Accept-Language", "Cookie"]
+        assert cache_control(response) == {"max-age=60", "private"}
+        self.set_cookie(response.cookies[COOKIE].value)
+        assert vary(self.get("/read/")) == ["Cookie"]
 
     @override_settings(SESSIONPLUS_COOKIE_PARTITIONED=True, SESSION_COOKIE_SECURE=True)
     def test_partitioned_cookies_carry_the_chips_attribute_when_set_and_deleted(self):
