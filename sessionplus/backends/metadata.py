@@ -27,6 +27,8 @@ def clean_user_agent(value: str) -> str:
     Control characters go (a NUL is text PostgreSQL refuses to store) and the rest is cut
     to the length the metadata column holds.
     """
+    if value.isascii() and value.isprintable():  # the usual header: nothing to remove
+        return value[:USER_AGENT_MAX_LENGTH]
     return _CONTROL_CHARACTERS_RE.sub("", value)[:USER_AGENT_MAX_LENGTH]
 
 

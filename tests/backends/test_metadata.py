@@ -54,6 +54,12 @@ class MetadataTests(SimpleTestCase):
     def test_a_user_agent_loses_control_characters_and_is_cut_to_the_column(self):
         assert clean_user_agent("Browser\x00/1.0\x1b\x9f") == "Browser/1.0"
         assert len(clean_user_agent("x" * 1000)) == USER_AGENT_MAX_LENGTH
+        # Every character of the first 256 alone and inside a header, and characters
+        # that are not printable without being controls, which are kept.
+        for char in [*map(chr, range(256)), "\u2028", "\u200b", "é"]:
+            expected = "" if char < " " or "\x7f" <= char <= "\x9f" else char
+            assert clean_user_agent(char) == expected, repr(char)
+            assert clean_user_agent(f"Browser/{char}1.0") == f"Browser/{expected}1.0"
 
     def test_staged_metadata_is_forgotten_once_saved_and_unchanged_values_are_not_staged(self):
         session = SessionPlusBase()
