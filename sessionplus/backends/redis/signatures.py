@@ -3,12 +3,12 @@ The redis engine's per-field signatures: one HMAC-SHA256 per hash value, keys de
 
 A stored value is ``<payload>:<signature>``, the payload being what the codec made of the
 value (URL-safe base64, with the compressor's marker in front when compressed); anything
-else is refused before any signature is computed. The signature is the URL-safe base64
-HMAC-SHA256 of ``<length of the field name>:<field name>:<payload>``: the length prefix
-frames the field name whatever characters it holds, so a value signed for one field never
-verifies under another. Its key is derived from the store's salt and ``SECRET_KEY`` once
-per process, not once per value as ``django.core.signing`` does; ``SECRET_KEY_FALLBACKS``
-still verify.
+else never verifies, and is refused before the earlier form is tried. The signature is the
+URL-safe base64 HMAC-SHA256 of ``<length of the field name>:<field name>:<payload>``: the
+length prefix frames the field name whatever characters it holds, so a value signed for
+one field never verifies under another. Its key is derived from the store's salt and
+``SECRET_KEY`` once per process, not once per value as ``django.core.signing`` does;
+``SECRET_KEY_FALLBACKS`` still verify.
 
 Values written before the length prefix (signed over ``<field name>:<payload>`` under a
 key of their own) still verify: with the payload checked to hold no ``:``, that message
@@ -70,13 +70,16 @@ class FieldSigner:
         payload, colon, given = stored.rpartition(b":")
         if not colon:
             raise BadSignature("No signature.")
-        if _PAYLOAD_RE.fullmatch(payload) is None:
-            raise BadSignature("Malformed payload.")
-        # Plain loops, current key first: this runs for every value read.
+        # Plain loops, current key first: this runs for every value read. The framed
+        # message names one field whatever the payload holds; what verifies was signed()
+        # here, from the codec's alphabet.
         message = b"%d:%b:%b" % (len(name), name, payload)
         for key in self._verifying:
             if compare_digest(given, signature(key, message)):
                 return payload
+        # The unframed message names one field only for a payload without ":".
+        if _PAYLOAD_RE.fullmatch(payload) is None:
+            raise BadSignature("Malformed payload.")
         message = b"%b:%b" % (name, payload)
         for key in self._legacy:
             if compare_digest(given, signature(key, message)):
