@@ -62,6 +62,42 @@ class RedisSyncClientTests(SimpleTestCase):
         assert after.connection_pool.connection_kwargs["db"] == database
         assert redis().exists(SessionStore.redis_key(key)) == 0
 
+    def test_the_engine_reads_over_resp2_and_the_aliases_cache_keeps_resp3(self):
+        # HGETALL's RESP3 map costs the client a dict.popitem() per field (clients.py).
+        resp3 = with_pool_kwargs(10, {"protocol": 3})
+        with override_settings(CACHES={**settings.CACHES, "resp3": resp3}):
+            engine, cache = sync_client("resp3"), get_redis_connection("resp3")
+            assert engine.client_info()["resp"] == "2"
+            assert cache.client_info()["resp"] == "3"
+            engine_kwargs = engine.connection_pool.connection_kwargs
+            cache_kwargs = cache.connection_pool.connection_kwargs
+            assert engine_kwargs["db"] == cache_kwargs["db"]
+            assert engine_kwargs["socket_timeout"] == cache_kwargs["socket_timeout"] == 0.5
+            with override_settings(SESSIONPLUS_REDIS_ALIAS="resp3"):
+                session = SessionStore(saved_key())
+                assert session.load() == {"a": 1}
+                session.delete()
+
+    def test_an_alias_speaking_resp2_shares_its_pool_with_the_engine(self):
+        resp2 = with_pool_kwargs(11, {"protocol": 2})
+        with override_settings(CACHES={**settings.CACHES, "resp2": resp2}):
+            cache = get_redis_connection("resp2", write=True)
+            assert sync_client("resp2").connection_pool is cache.connection_pool
+
+
+def with_pool_kwargs(database: int, pool_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """
+    Return the test alias's settings on another database (django-redis keeps one pool per
+    URL, made with the first alias's arguments) with these connection pool arguments.
+    """
+    alias = settings.CACHES["redis"]
+    options = {**alias.get("OPTIONS", {}), "SOCKET_TIMEOUT": 0.5}
+    return {
+        **alias,
+        "LOCATION": redis_url().rsplit("/", 1)[0] + f"/{database}",
+        "OPTIONS": {**options, "CONNECTION_POOL_KWARGS": pool_kwargs},
+    }
+
 
 def saved_key() -> str:
     session = SessionStore()
