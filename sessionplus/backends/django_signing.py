@@ -7,7 +7,8 @@ pads the result into HMAC's two SHA-256 states (``salted_hmac()``). For a sessio
 most of a load's CPU after the round trip. Here those states are computed once per salt
 and secret (RFC 2104, as ``hmac.py`` does without OpenSSL) and dropped when
 ``SECRET_KEY`` or ``SECRET_KEY_FALLBACKS`` change. The text is Django's, byte for byte:
-``signing.loads()`` reads what this signs, and the other way round.
+``signing.loads()`` reads what this signs, and the other way round; except what ``dumps()``
+signs ``plain``, for sessionplus's own records.
 """
 
 from __future__ import annotations
@@ -181,21 +182,36 @@ class TimestampSigner:
                 return payload, timestamp
         raise BadSignature("Signature does not match")
 
-    def dumps(self, serialized: bytes, compress_over: int = COMPRESS_MIN_LENGTH) -> str:
+    def dumps(
+        self, serialized: bytes, compress_over: int = COMPRESS_MIN_LENGTH, plain: bool = False
+    ) -> str:
         """
         Return what ``signing.dumps(..., compress=True)`` makes of serialized data, except
         that data of at most ``compress_over`` bytes is not compressed (0: Django's rule).
+
+        ``plain``: uncompressed data that is an object in ASCII JSON (Django's JSON
+        serializer makes nothing else of a session) is signed as it is, not base64-encoded:
+        for text that only ``loads()`` reads, never ``signing.loads()``. Base64 text never
+        starts with ``{``, so the payload's first byte tells the forms apart.
         """
         if len(serialized) > compress_over:
             compressed = zlib.compress(serialized)
             if len(compressed) < len(serialized) - 1:
                 return self.sign(b"." + b64_encode(compressed))
+        if plain and serialized[:1] == b"{" and serialized.isascii():
+            return self.sign(serialized)
         return self.sign(b64_encode(serialized))
 
     def loads(self, signed: str, serializer: Any) -> Any:
-        """Return what ``signing.loads(signed, salt=..., serializer=serializer)`` does."""
+        """
+        Return what ``signing.loads(signed, salt=..., serializer=serializer)`` does, for
+        what ``dumps()`` signed in either form.
+        """
         payload = self.unsign(signed)[0]
-        if payload[:1] == b".":
+        first = payload[:1]
+        if first == b"{":
+            serialized = payload
+        elif first == b".":
             serialized = zlib.decompress(b64_decode(payload[1:]))
         else:
             serialized = b64_decode(payload)

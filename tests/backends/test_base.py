@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
-from django.core.signing import JSONSerializer
+from django.core.signing import BadSignature, JSONSerializer
 from django.test import SimpleTestCase, TestCase, override_settings
 from django.utils import timezone
 from freezegun import freeze_time
@@ -27,6 +27,7 @@ from hypothesis.extra import django as hypothesis_django
 import sessionplus.backends
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
 from sessionplus.backends.data_rule import RESERVED_KEY_PREFIX
+from sessionplus.backends.django_signing import signer
 from sessionplus.backends.expiry import EXPIRY_KEY
 from sessionplus.exceptions import SessionTooLarge
 from sessionplus.identifiers import log_id
@@ -162,6 +163,39 @@ class TamperingChecks(EngineTestMixin):
 engine_matrix(
     globals(), "TamperingTests", (TamperingChecks, TestCase), ["db", "cached_db", "cache", "file"]
 )
+
+
+# The data in a text record (cache, file), on both engines that store one ---------------
+
+
+class RecordDataChecks(EngineTestMixin):
+    """A record holds the data's JSON signed as it is; earlier releases' base64 still loads."""
+
+    def test_the_data_is_its_json_signed_as_it_is(self):
+        session = self.saved(cat="lion", n=[1, 2])
+        payload = read_payload(self.engine, session.session_key)
+        assert payload.rsplit(":", 2)[0] == '{"cat":"lion","n":[1,2]}'
+        assert signer(session.key_salt).loads(payload, JSONSerializer) == {
+            "cat": "lion",
+            "n": [1, 2],
+        }
+        with pytest.raises(BadSignature):
+            signer(session.key_salt + ".other").loads(payload, JSONSerializer)
+
+    def test_data_stored_in_base64_as_earlier_releases_did_loads_and_is_rewritten_plain(self):
+        session = self.saved(cat="lion")
+        earlier = session.encode({"cat": "lion"})  # Django's form: base64 payload
+        assert earlier[0] != "{"
+        tamper(self.engine, session.session_key, lambda payload: earlier)
+        loaded = self.store(session.session_key)
+        assert dict(loaded.items()) == {"cat": "lion"}
+        loaded["dog"] = "wolf"
+        loaded.save()
+        assert read_payload(self.engine, session.session_key).startswith('{"cat":"lion",')
+        assert self.stored(loaded) == {"cat": "lion", "dog": "wolf"}
+
+
+engine_matrix(globals(), "RecordDataTests", (RecordDataChecks, TestCase), ["cache", "file"])
 
 
 @pytest.mark.usefixtures("redis_db")

@@ -65,8 +65,27 @@ class SignTests(SimpleTestCase):
         assert not text.startswith(".")
         assert b64_decode(signer(SALT).unsign(text)[0]) == random_bytes
 
+    def test_plain_signs_a_json_object_as_it_is(self):
+        data = serialized(SMALL)
+        text = signer(SALT).dumps(data, plain=True)
+        assert text.rsplit(":", 2)[0].encode() == data
+        assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
+
+    def test_plain_keeps_djangos_form_for_anything_else(self):
+        other_serializer = ReverseSerializer().dumps(SMALL)  # not a JSON object
+        not_ascii = '{"é": 1}'.encode()
+        for data in (other_serializer, not_ascii, serialized(LARGE)):
+            assert signer(SALT).dumps(data, plain=True) == signer(SALT).dumps(data), data[:10]
+        assert signer(SALT).dumps(serialized(LARGE), plain=True).startswith(".")
+
 
 class LoadTests(SimpleTestCase):
+    def test_a_changed_byte_of_a_plain_payload_fails_the_signature(self):
+        text = signer(SALT).dumps(serialized({"a": 1}), plain=True)
+        assert signer(SALT).loads(text, signing.JSONSerializer) == {"a": 1}
+        with pytest.raises(BadSignature, match="does not match"):
+            signer(SALT).loads(text.replace('"a":1', '"a":2'), signing.JSONSerializer)
+
     def test_reads_what_django_signed_compressed_or_not(self):
         for data in (SMALL, LARGE):
             for compress in (True, False):
