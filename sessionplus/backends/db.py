@@ -462,7 +462,9 @@ class SessionStore(SessionPlusBase):
 
     def _encode_row_data(self, data: dict[str, Any], metadata: Mapping[str, Any]) -> str:
         carried = carried_in_data(metadata, self._metadata_columns())
-        return self.encode(data, {RESERVED_KEY_PREFIX: carried} if carried else None)
+        # Plain JSON, as the text records hold it: only sessionplus reads these rows.
+        own_fields = {RESERVED_KEY_PREFIX: carried} if carried else None
+        return self.encode(data, own_fields, plain=True)
 
     def exists(self, session_key: str | None) -> bool:
         if not is_valid_session_key(session_key):

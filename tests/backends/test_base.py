@@ -165,11 +165,11 @@ engine_matrix(
 )
 
 
-# The data in a text record (cache, file), on both engines that store one ---------------
+# The data as the server-side engines store it -----------------------------------------
 
 
-class RecordDataChecks(EngineTestMixin):
-    """A record holds the data's JSON signed as it is; earlier releases' base64 still loads."""
+class StoredDataChecks(EngineTestMixin):
+    """The data's JSON signed as it is; earlier releases' base64 (Django's form) still loads."""
 
     def test_the_data_is_its_json_signed_as_it_is(self):
         session = self.saved(cat="lion", n=[1, 2])
@@ -195,7 +195,9 @@ class RecordDataChecks(EngineTestMixin):
         assert self.stored(loaded) == {"cat": "lion", "dog": "wolf"}
 
 
-engine_matrix(globals(), "RecordDataTests", (RecordDataChecks, TestCase), ["cache", "file"])
+engine_matrix(
+    globals(), "StoredDataTests", (StoredDataChecks, TestCase), ["db", "cached_db", "cache", "file"]
+)
 
 
 @pytest.mark.usefixtures("redis_db")

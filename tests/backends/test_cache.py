@@ -70,7 +70,7 @@ class CacheEngineContract(ServerSideStoreContract):
         assert abs(header["expires_at"] - (now_timestamp() + 1209600)) < 5
         assert abs(header["created_at"] - now_timestamp()) < 5
         assert "cat" not in header
-        # The data's JSON signed as it is (tests/backends/test_base.py: RecordDataChecks).
+        # The data's JSON signed as it is (tests/backends/test_base.py: StoredDataChecks).
         assert signer(session.key_salt).loads(payload, session.serializer) == {"cat": "lion"}
 
     def test_entry_of_another_type_is_no_session_and_logged(self):

@@ -110,7 +110,7 @@ class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
         header = json.loads(header)
         assert abs(header["expires_at"] - (now_timestamp() + 1209600)) < 5
         assert abs(header["last_activity"] - now_timestamp()) < 5
-        # The data's JSON signed as it is (tests/backends/test_base.py: RecordDataChecks).
+        # The data's JSON signed as it is (tests/backends/test_base.py: StoredDataChecks).
         assert signer(session.key_salt).loads(payload.decode(), session.serializer) == {
             "cat": "lion"
         }
