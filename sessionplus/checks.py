@@ -186,8 +186,9 @@ def check_redis_engine(**kwargs: Any) -> list[CheckMessage]:
     if missing:
         return [
             Warning(
-                f"The {alias!r} cache sets no {' or '.join(missing)}: its connections get "
-                "sessionplus's default of 1 second, which may not suit your network.",
+                f"The {alias!r} cache sets no {' or '.join(missing)}: the session engine's "
+                "connections to it get sessionplus's default of 1 second, which may not suit "
+                "your network.",
                 hint='Set OPTIONS {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1} on it.',
                 id="sessionplus.W030",
             )

@@ -85,11 +85,11 @@ def _primary_client(alias: str) -> Any:
     pool = getattr(client, "connection_pool", None)  # a cluster's were set up in its factory
     if pool is None:
         return client
+    if type(pool) is redis.ConnectionPool and _speaks_resp3(pool.connection_kwargs):
+        return _resp2_client(pool)
     # The pool's connections, made from these settings, are shared with the alias's
     # cache: it gets the same defaults. Connections it opened before keep theirs.
     default_timeouts(pool.connection_kwargs)
-    if type(pool) is redis.ConnectionPool and _speaks_resp3(pool.connection_kwargs):
-        return _resp2_client(pool)
     return client
 
 
@@ -123,7 +123,7 @@ def _resp2_client(pool: redis.ConnectionPool) -> redis.Redis:
     ``dict.popitem()`` per field, about 36,000 CPU instructions for a session of 20 keys
     more than RESP2's flat array (a third of the command's cost on the client). Every
     command the engine sends replies alike in both protocols. The alias's own cache keeps
-    its pool and protocol.
+    its pool, protocol and timeouts.
     """
     settings = {
         name: value
@@ -131,6 +131,7 @@ def _resp2_client(pool: redis.ConnectionPool) -> redis.Redis:
         if name not in _RESP3_POOL_STATE
     }
     settings["protocol"] = 2
+    default_timeouts(settings)
     own = redis.ConnectionPool(
         connection_class=pool.connection_class, max_connections=pool.max_connections, **settings
     )

@@ -78,6 +78,16 @@ class RedisSyncClientTests(SimpleTestCase):
                 assert session.load() == {"a": 1}
                 session.delete()
 
+    def test_the_engine_gets_default_timeouts_and_the_cache_keeps_none_when_not_shared(self):
+        untimed = with_pool_kwargs(12, {"protocol": 3})
+        untimed["OPTIONS"] = {"CONNECTION_POOL_KWARGS": {"protocol": 3}}
+        with override_settings(CACHES={**settings.CACHES, "untimed": untimed}):
+            engine_kwargs = sync_client("untimed").connection_pool.connection_kwargs
+            cache_kwargs = get_redis_connection("untimed").connection_pool.connection_kwargs
+        for name in redis_clients.TIMEOUT_PARAMETERS:
+            assert engine_kwargs[name] == redis_clients.DEFAULT_SOCKET_TIMEOUT
+            assert cache_kwargs.get(name) is None
+
     def test_an_alias_speaking_resp2_shares_its_pool_with_the_engine(self):
         resp2 = with_pool_kwargs(11, {"protocol": 2})
         with override_settings(CACHES={**settings.CACHES, "resp2": resp2}):
