@@ -125,15 +125,17 @@ def _resp2_client(pool: redis.ConnectionPool) -> redis.Redis:
     command the engine sends replies alike in both protocols. The alias's own cache keeps
     its pool, protocol and timeouts.
     """
-    settings = {
+    connection_kwargs = {
         name: value
         for name, value in pool.connection_kwargs.items()
         if name not in _RESP3_POOL_STATE
     }
-    settings["protocol"] = 2
-    default_timeouts(settings)
+    connection_kwargs["protocol"] = 2
+    default_timeouts(connection_kwargs)
     own = redis.ConnectionPool(
-        connection_class=pool.connection_class, max_connections=pool.max_connections, **settings
+        connection_class=pool.connection_class,
+        max_connections=pool.max_connections,
+        **connection_kwargs,
     )
     return redis.Redis.from_pool(own)  # owns the pool: dropped with it on a settings change
 
