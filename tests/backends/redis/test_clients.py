@@ -7,18 +7,27 @@ import threading
 import warnings
 from typing import Any
 
+import hiredis
 import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.test import AsyncClient, SimpleTestCase, override_settings
 from django_redis import get_redis_connection
+from redis._parsers import Encoder
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
+from redis.connection import PythonRespSerializer
+from redis.exceptions import DataError
 from redis.retry import Retry
 
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis import clients as redis_clients
-from sessionplus.backends.redis.clients import async_client, build_async_client, sync_client
+from sessionplus.backends.redis.clients import (
+    CommandPacker,
+    async_client,
+    build_async_client,
+    sync_client,
+)
 from tests.backends.redis.test_engine import ENGINE, asaved, redis
 from tests.support.services import redis_url
 
@@ -73,6 +82,9 @@ class RedisSyncClientTests(SimpleTestCase):
             cache_kwargs = cache.connection_pool.connection_kwargs
             assert engine_kwargs["db"] == cache_kwargs["db"]
             assert engine_kwargs["socket_timeout"] == cache_kwargs["socket_timeout"] == 0.5
+            # Its connections pack commands with one hiredis call; the cache's, as redis-py does.
+            assert isinstance(engine_kwargs["command_packer"], CommandPacker)
+            assert "command_packer" not in cache_kwargs
             with override_settings(SESSIONPLUS_REDIS_ALIAS="resp3"):
                 session = SessionStore(saved_key())
                 assert session.load() == {"a": 1}
@@ -88,11 +100,43 @@ class RedisSyncClientTests(SimpleTestCase):
             assert engine_kwargs[name] == redis_clients.DEFAULT_SOCKET_TIMEOUT
             assert cache_kwargs.get(name) is None
 
+    def test_an_alias_encoding_text_otherwise_than_hiredis_keeps_redis_pys_packer(self):
+        latin = with_pool_kwargs(13, {"protocol": 3, "encoding": "latin-1"})
+        with override_settings(CACHES={**settings.CACHES, "latin": latin}):
+            engine_kwargs = sync_client("latin").connection_pool.connection_kwargs
+            assert engine_kwargs["protocol"] == 2
+            assert "command_packer" not in engine_kwargs
+
     def test_an_alias_speaking_resp2_shares_its_pool_with_the_engine(self):
         resp2 = with_pool_kwargs(11, {"protocol": 2})
         with override_settings(CACHES={**settings.CACHES, "resp2": resp2}):
             cache = get_redis_connection("resp2", write=True)
             assert sync_client("resp2").connection_pool is cache.connection_pool
+
+
+class CommandPackerTests(SimpleTestCase):
+    """The engine's packer sends what redis-py's own would, byte for byte."""
+
+    def setUp(self):
+        self.packer = CommandPacker(hiredis.pack_command)
+        encoder = Encoder("utf-8", "strict", False)
+        self.redis_py = PythonRespSerializer(6000, encoder.encode)
+
+    def assert_packs_as_redis_py(self, *args: Any) -> None:
+        assert b"".join(self.packer.pack(*args)) == b"".join(self.redis_py.pack(*args))
+
+    def test_bytes_text_and_numbers_in_one_hiredis_call(self):
+        args = ("EVALSHA", "c0ffee", 2, b"k", b"\x00\xff:\r\n", "caf\u00e9", 1.5, -3, 10**20)
+        assert len(self.packer.pack(*args)) == 1
+        self.assert_packs_as_redis_py(*args)
+
+    def test_a_command_name_of_two_words_and_a_memoryview_as_redis_py_packs_them(self):
+        self.assert_packs_as_redis_py("SCRIPT LOAD", "return 1")
+        self.assert_packs_as_redis_py("SET", b"k", memoryview(b"value"))
+
+    def test_what_redis_py_refuses_it_refuses(self):
+        with pytest.raises(DataError):
+            self.packer.pack("SET", b"k", True)
 
 
 def with_pool_kwargs(database: int, pool_kwargs: dict[str, Any]) -> dict[str, Any]:
