@@ -17,6 +17,7 @@ import functools
 import hashlib
 import json
 import json.scanner
+import threading
 import time
 import zlib
 from binascii import a2b_base64, b2a_base64
@@ -30,7 +31,7 @@ from django.dispatch import receiver
 from django.utils.encoding import force_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Hashable
     from hashlib import _Hash
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -42,6 +43,7 @@ __all__ = [
     "COMPRESS_MIN_LENGTH",
     "BadSignature",
     "TimestampSigner",
+    "VerifiedTexts",
     "b64_decode",
     "b64_encode",
     "dumps_of",
@@ -58,6 +60,9 @@ __all__ = [
 # session, about 5 µs to inflate and 11 µs to deflate) outweighs the few hundred bytes it
 # saves. Django compresses whatever shrinks; signing.loads() reads either.
 COMPRESS_MIN_LENGTH = 1024
+# Bytes of signed text each signer remembers as verified (``VerifiedTexts``): about two
+# thousand sessions of 1 KB, or a hundred of their fields.
+VERIFIED_TEXTS_BUDGET = 2 << 20
 
 _BLOCK = hashlib.sha256().block_size
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))
@@ -150,6 +155,39 @@ def b64_decode(data: bytes) -> bytes:
     return a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
 
 
+class VerifiedTexts(dict["Hashable", Any]):
+    """
+    Signed texts that verified under one signer's keys, with what verifying them returned.
+
+    A session is read many times between two writes, and each read verified the same text
+    again, an HMAC-SHA256 of all of it, where finding the text here costs a hash of it.
+    Verifying is a function of the text and the keys alone, and a signer's keys never
+    change (signers are made afresh when the secrets do): a text found here verified under
+    the keys of the signer holding it. Only texts that verified are kept, up to
+    ``VERIFIED_TEXTS_BUDGET`` bytes of them; then it starts afresh. A dict, so that
+    looking up is one C call.
+    """
+
+    def __init__(self, budget: int = VERIFIED_TEXTS_BUDGET) -> None:
+        super().__init__()
+        self._size = 0
+        self._budget = budget
+        self._lock = threading.Lock()
+
+    def remember(self, text: Hashable, size: int, result: Any) -> None:
+        """Remember that ``text`` (``size`` bytes) verified, returning ``result``."""
+        if size > self._budget // 64:
+            return  # one text that large would push out dozens of the usual size
+        with self._lock:
+            if self._size + size > self._budget:
+                # All at once: dropping the oldest one by one makes each next pop walk
+                # past the slots the earlier ones emptied.
+                self.clear()
+                self._size = 0
+            self[text] = result
+            self._size += size
+
+
 class TimestampSigner:
     """``signing.TimestampSigner(salt=salt)`` under fixed secrets, keys derived once."""
 
@@ -160,6 +198,7 @@ class TimestampSigner:
         salted = force_bytes(salt + "signer")
         self._signing = hmac_key(salted + force_bytes(secret))
         self._verifying = [self._signing, *(hmac_key(salted + force_bytes(k)) for k in fallbacks)]
+        self._verified = VerifiedTexts()
 
     def sign(self, payload: bytes) -> str:
         """Return ``payload`` signed with the current time, as ``sign()`` does."""
@@ -171,6 +210,9 @@ class TimestampSigner:
         Return the payload and the base62 timestamp of a value ``sign()`` made; raise
         BadSignature when no current or fallback key signed it.
         """
+        known = self._verified.get(signed)
+        if known is not None:
+            return known  # type: ignore[no-any-return]
         value, colon, given = signed.encode().rpartition(b":")
         if not colon:
             raise BadSignature('No ":" found in value')
@@ -179,6 +221,7 @@ class TimestampSigner:
                 payload, colon, timestamp = value.rpartition(b":")
                 if not colon:
                     raise BadSignature("No timestamp in value")
+                self._verified.remember(signed, len(signed), (payload, timestamp))
                 return payload, timestamp
         raise BadSignature("Signature does not match")
 

@@ -224,6 +224,17 @@ class SessionStoreContract:
             "nested": {"a": {"b": None}},
         }
 
+    def test_each_load_of_the_same_stored_session_gets_values_of_its_own(self):
+        # Signatures verified once per process (VerifiedTexts): what a load hands out is
+        # still its own, so a request changing a list in place changes no other request's.
+        session = self.saved(cart=["a"], nested={"a": [1]}, name="x" * 40)
+        first, second = self.reloaded(session), self.reloaded(session)
+        first["cart"].append("b")
+        first["nested"]["a"].append(2)
+        assert second["cart"] == ["a"]
+        assert second["nested"] == {"a": [1]}
+        assert second["name"] == "x" * 40
+
     def test_second_save_replaces_changed_and_deleted_keys(self):
         session = self.saved(keep=1, change=2, drop=3)
         session = self.reloaded(session)

@@ -13,6 +13,7 @@ from freezegun import freeze_time
 from sessionplus.backends.django_signing import (
     COMPRESS_MIN_LENGTH,
     BadSignature,
+    VerifiedTexts,
     b64_decode,
     b64_encode,
     json_loads,
@@ -184,3 +185,35 @@ class JsonLoadsTests(SimpleTestCase):
             with pytest.raises(json.JSONDecodeError) as expected:
                 json.loads(text)
             assert str(refused.value) == str(expected.value), text
+
+
+class VerifiedTextsTests(SimpleTestCase):
+    def test_a_text_that_verified_is_remembered_and_a_changed_byte_still_fails(self):
+        text = signer(SALT).dumps(serialized(SMALL), plain=True)
+        assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
+        assert text in signer(SALT)._verified
+        assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
+        changed = text.replace('"a":1', '"a":2')
+        assert changed != text
+        with pytest.raises(BadSignature):
+            signer(SALT).loads(changed, signing.JSONSerializer)
+        assert changed not in signer(SALT)._verified
+
+    def test_a_remembered_text_verifies_no_more_once_its_secret_is_gone(self):
+        with override_settings(SECRET_KEY="first-secret"):
+            text = signer(SALT).dumps(serialized(SMALL))
+            assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
+            assert text in signer(SALT)._verified
+        with override_settings(SECRET_KEY="second-secret"), pytest.raises(BadSignature):
+            signer(SALT).loads(text, signing.JSONSerializer)
+
+    def test_it_keeps_texts_up_to_its_budget_then_starts_afresh(self):
+        verified = VerifiedTexts(budget=640)
+        for number in range(64):
+            verified.remember(number, 10, f"result {number}")
+        assert len(verified) == 64
+        assert verified[0] == "result 0"
+        verified.remember("one more", 10, "result")
+        assert dict(verified) == {"one more": "result"}
+        verified.remember("too large for the budget", 11, "result")
+        assert "too large for the budget" not in verified

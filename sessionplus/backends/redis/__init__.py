@@ -39,7 +39,7 @@ from sessionplus.backends.data_rule import check_keys
 from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
 from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, scripts
-from sessionplus.backends.redis.codec import FieldCodec, codec_for
+from sessionplus.backends.redis.codec import IMMUTABLE, FieldCodec, codec_for
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
 from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
 from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
@@ -63,8 +63,6 @@ EXPIRY_FIELD_BYTES = (DATA + EXPIRY_KEY).encode()
 CLOCK_SKEW = 60
 
 _MISSING = object()
-# Values of these types cannot change in place: one still the very object stored is unchanged.
-_IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 
 class _Write:
@@ -343,7 +341,7 @@ class SessionStore(SessionPlusBase):
             if value is ENCODED:
                 continue
             after.values[key] = value
-            if type(value) in _IMMUTABLE and key in values and values[key] is value:
+            if type(value) in IMMUTABLE and key in values and values[key] is value:
                 after.forms[key] = forms[key]
                 continue  # the very object loaded, and it cannot have changed
             form = self._serialized_value(codec, key, value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from sessionplus.backends.django_signing import (
+    VerifiedTexts,
     b64_decode,
     b64_encode,
     dumps_of,
@@ -19,6 +20,11 @@ from sessionplus.backends.django_signing import (
 )
 from sessionplus.backends.redis.compressors import BaseCompressor
 from sessionplus.backends.redis.signatures import FieldSigner, signer
+
+# Values of these types cannot change in place: one object serves every read of a text.
+IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+# Stands, in ``FieldCodec._decoded``, for a value each read decodes afresh.
+_DECODE = object()
 
 
 def text(value: bytes | str) -> str:
@@ -35,6 +41,9 @@ class FieldCodec:
         self._marker = compressor.marker.encode()
         self._dumps = dumps_of(type(serializer))
         self._loads = loads_of(type(serializer))
+        # (field name, stored text) -> (value, serialized form) for values that verified
+        # and decoded: the value itself where it cannot change in place, else _DECODE.
+        self._decoded = VerifiedTexts()
 
     def serialize(self, value: Any) -> bytes:
         """Return ``serializer.dumps(value)``."""
@@ -79,7 +88,25 @@ class FieldCodec:
         return self.decode_bytes(field.encode(), stored)
 
     def decode_bytes(self, name: bytes, stored: bytes) -> tuple[Any, bytes]:
-        """Return what ``decode()`` does, with the field name and stored text as bytes."""
+        """
+        Return what ``decode()`` does, with the field name and stored text as bytes.
+
+        A text decoded before is not verified or decoded again (``VerifiedTexts``); a
+        value that can change in place (a list, a dict) is made afresh from its form.
+        """
+        text = name, stored
+        known = self._decoded.get(text)
+        if known is not None:
+            value, serialized = known
+            if value is _DECODE:
+                return self._loads(serialized), serialized
+            return value, serialized
+        value, serialized = decoded = self._verified_and_decoded(name, stored)
+        kept = decoded if type(value) in IMMUTABLE else (_DECODE, serialized)
+        self._decoded.remember(text, len(name) + len(stored), kept)
+        return decoded
+
+    def _verified_and_decoded(self, name: bytes, stored: bytes) -> tuple[Any, bytes]:
         payload = self.signer.verified(name, stored)
         marker = self._marker
         compressed = marker and payload.startswith(marker)

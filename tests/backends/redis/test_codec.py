@@ -100,6 +100,29 @@ class FieldCodecTests(SimpleTestCase):
             BaseCompressor().decompress(b"")
 
 
+class DecodedTextTests(SimpleTestCase):
+    def test_a_text_read_again_gives_the_same_text_or_number_and_a_list_of_its_own(self):
+        field_codec = codec()
+        for value in ("x" * 40, 1.5, None):
+            text = field_codec.dumps("d:v", value)
+            first, second = field_codec.decode("d:v", text), field_codec.decode("d:v", text)
+            assert first == second == (value, JSONSerializer().dumps(value))
+            assert first[0] is second[0]
+        text = field_codec.dumps("d:v", ["a"])
+        first_list, second_list = (field_codec.loads("d:v", text) for _ in range(2))
+        assert first_list == second_list == ["a"]
+        assert first_list is not second_list
+
+    def test_a_remembered_text_under_another_field_or_changed_still_fails(self):
+        field_codec = codec()
+        text = field_codec.dumps("d:v", "value")
+        assert field_codec.loads("d:v", text) == "value"
+        with pytest.raises(BadSignature):
+            field_codec.loads("d:w", text)
+        with pytest.raises(BadSignature):
+            field_codec.loads("d:v", text[:-1] + (b"A" if text[-1:] != b"A" else b"B"))
+
+
 class TaggedSerializer(JSONSerializer):
     """A serializer of its own: the codec calls it rather than json directly."""
 
