@@ -186,7 +186,7 @@ class SessionCache:
             return Found.UNREACHABLE, None
         generation = found.get(self.generation_key)
         if type(generation) is not int:
-            method, token = self._new_generation(generation)
+            method, token = self._generation_write(generation)
             if self._call(method, self.generation_key, token, None) in _STORED:
                 found = {**found, self.generation_key: token}
         return self._interpret(session_key, found)
@@ -197,13 +197,13 @@ class SessionCache:
             return Found.UNREACHABLE, None
         generation = found.get(self.generation_key)
         if type(generation) is not int:
-            method, token = self._new_generation(generation)
+            method, token = self._generation_write(generation)
             if await self._acall(method, self.generation_key, token, None) in _STORED:
                 found = {**found, self.generation_key: token}
         return self._interpret(session_key, found)
 
     @staticmethod
-    def _new_generation(found: object) -> tuple[str, int]:
+    def _generation_write(found: object) -> tuple[str, int]:
         """
         Return how to store a new generation where the cache holds ``found`` instead of
         one, and the new one. None: the cache has none, and ``add`` lets a process that

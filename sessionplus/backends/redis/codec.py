@@ -94,8 +94,8 @@ class FieldCodec:
         A text decoded before is not verified or decoded again (``VerifiedTexts``); a
         value that can change in place (a list, a dict) is made afresh from its form.
         """
-        text = name, stored
-        known = self._decoded.get(text)
+        stored_as = name, stored
+        known = self._decoded.get(stored_as)
         if known is not None:
             value, serialized = known
             if value is _DECODE:
@@ -103,7 +103,7 @@ class FieldCodec:
             return value, serialized
         value, serialized = decoded = self._verified_and_decoded(name, stored)
         kept = decoded if type(value) in IMMUTABLE else (_DECODE, serialized)
-        self._decoded.remember(text, len(name) + len(stored), kept)
+        self._decoded.remember(stored_as, len(name) + len(stored), kept)
         return decoded
 
     def _verified_and_decoded(self, name: bytes, stored: bytes) -> tuple[Any, bytes]:
