@@ -17,7 +17,6 @@ import functools
 import hashlib
 import json
 import json.scanner
-import threading
 import time
 import zlib
 from binascii import a2b_base64, b2a_base64
@@ -30,8 +29,10 @@ from django.core.signing import BadSignature, JSONSerializer, b62_encode
 from django.dispatch import receiver
 from django.utils.encoding import force_bytes
 
+from sessionplus.backends.memo import TextMemo, is_flat
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable
     from hashlib import _Hash
 
     F = TypeVar("F", bound=Callable[..., Any])
@@ -43,7 +44,6 @@ __all__ = [
     "COMPRESS_MIN_LENGTH",
     "BadSignature",
     "TimestampSigner",
-    "VerifiedTexts",
     "b64_decode",
     "b64_encode",
     "dumps_of",
@@ -60,9 +60,6 @@ __all__ = [
 # session, about 5 µs to inflate and 11 µs to deflate) outweighs the few hundred bytes it
 # saves. Django compresses whatever shrinks; signing.loads() reads either.
 COMPRESS_MIN_LENGTH = 1024
-# Bytes of signed text each signer remembers as verified (``VerifiedTexts``): about two
-# thousand sessions of 1 KB, or a hundred of their fields.
-VERIFIED_TEXTS_BUDGET = 2 << 20
 
 _BLOCK = hashlib.sha256().block_size
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))
@@ -155,39 +152,6 @@ def b64_decode(data: bytes) -> bytes:
     return a2b_base64(data.translate(_FROM_URLSAFE) + b"=" * (-len(data) % 4))
 
 
-class VerifiedTexts(dict["Hashable", Any]):
-    """
-    Signed texts that verified under one signer's keys, with what verifying them returned.
-
-    A session is read many times between two writes, and each read verified the same text
-    again, an HMAC-SHA256 of all of it, where finding the text here costs a hash of it.
-    Verifying is a function of the text and the keys alone, and a signer's keys never
-    change (signers are made afresh when the secrets do): a text found here verified under
-    the keys of the signer holding it. Only texts that verified are kept, up to
-    ``VERIFIED_TEXTS_BUDGET`` bytes of them; then it starts afresh. A dict, so that
-    looking up is one C call.
-    """
-
-    def __init__(self, budget: int = VERIFIED_TEXTS_BUDGET) -> None:
-        super().__init__()
-        self._size = 0
-        self._budget = budget
-        self._lock = threading.Lock()
-
-    def remember(self, text: Hashable, size: int, result: Any) -> None:
-        """Remember that ``text`` (``size`` bytes) verified, returning ``result``."""
-        if size > self._budget // 64:
-            return  # one text that large would push out dozens of the usual size
-        with self._lock:
-            if self._size + size > self._budget:
-                # All at once: dropping the oldest one by one makes each next pop walk
-                # past the slots the earlier ones emptied.
-                self.clear()
-                self._size = 0
-            self[text] = result
-            self._size += size
-
-
 class TimestampSigner:
     """``signing.TimestampSigner(salt=salt)`` under fixed secrets, keys derived once."""
 
@@ -198,7 +162,10 @@ class TimestampSigner:
         salted = force_bytes(salt + "signer")
         self._signing = hmac_key(salted + force_bytes(secret))
         self._verifying = [self._signing, *(hmac_key(salted + force_bytes(k)) for k in fallbacks)]
-        self._verified = VerifiedTexts()
+        # Texts that verified under these keys, with their payload and timestamp; and
+        # (serializer, text) for the sessions that decoded to a flat dict, with the dict.
+        self._verified = TextMemo()
+        self._decoded = TextMemo()
 
     def sign(self, payload: bytes) -> str:
         """Return ``payload`` signed with the current time, as ``sign()`` does."""
@@ -249,7 +216,13 @@ class TimestampSigner:
         """
         Return what ``signing.loads(signed, salt=..., serializer=serializer)`` does, for
         what ``dumps()`` signed in either form.
+
+        A text that decoded to a dict of text, numbers, booleans and None before (a
+        session's usual data) is not decoded again: each caller gets a copy of its own.
         """
+        known = self._decoded.get((serializer, signed))
+        if known is not None:
+            return dict(known)
         payload = self.unsign(signed)[0]
         first = payload[:1]
         if first == b"{":
@@ -258,7 +231,10 @@ class TimestampSigner:
             serialized = zlib.decompress(b64_decode(payload[1:]))
         else:
             serialized = b64_decode(payload)
-        return loads_of(serializer)(serialized)
+        value = loads_of(serializer)(serialized)
+        if is_flat(value):
+            self._decoded.remember((serializer, signed), len(signed), dict(value))
+        return value
 
 
 def dumps_of(serializer: Any) -> Callable[[Any], bytes]:

@@ -8,10 +8,15 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sessionplus.backends.django_signing import json_dumps, json_loads
+from sessionplus.backends.memo import TextMemo
 from sessionplus.backends.metadata import METADATA_FIELDS, is_metadata_value, is_timestamp
+
+# Record texts parsed in this process, with the record each one is.
+_parsed = TextMemo()
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,22 @@ class StoredSession:
 
     @classmethod
     def from_text(cls, text: str) -> StoredSession:
-        """Parse what ``to_text()`` returned; raise ValueError when the text is not that."""
+        """
+        Parse what ``to_text()`` returned; raise ValueError when the text is not that.
+
+        A text parsed before is not parsed again: the record is frozen and its metadata
+        read-only, so every reader may share it.
+        """
+        known: StoredSession | None = _parsed.get(text)
+        if known is not None:
+            return known
         header, newline, data = text.partition("\n")
         if not newline:
             raise ValueError("A stored session record has no header line.")
-        return cls(data, *parse_record_header(header))
+        expires_at, metadata = parse_record_header(header)
+        record = cls(data, expires_at, MappingProxyType(metadata))
+        _parsed.remember(text, len(text), record)
+        return record
 
 
 def parse_record_header(line: str | bytes) -> tuple[float, dict[str, Any]]:

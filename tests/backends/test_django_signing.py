@@ -13,7 +13,6 @@ from freezegun import freeze_time
 from sessionplus.backends.django_signing import (
     COMPRESS_MIN_LENGTH,
     BadSignature,
-    VerifiedTexts,
     b64_decode,
     b64_encode,
     json_loads,
@@ -187,7 +186,7 @@ class JsonLoadsTests(SimpleTestCase):
             assert str(refused.value) == str(expected.value), text
 
 
-class VerifiedTextsTests(SimpleTestCase):
+class RememberedTextsTests(SimpleTestCase):
     def test_a_text_that_verified_is_remembered_and_a_changed_byte_still_fails(self):
         text = signer(SALT).dumps(serialized(SMALL), plain=True)
         assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
@@ -207,13 +206,27 @@ class VerifiedTextsTests(SimpleTestCase):
         with override_settings(SECRET_KEY="second-secret"), pytest.raises(BadSignature):
             signer(SALT).loads(text, signing.JSONSerializer)
 
-    def test_it_keeps_texts_up_to_its_budget_then_starts_afresh(self):
-        verified = VerifiedTexts(budget=640)
-        for number in range(64):
-            verified.remember(number, 10, f"result {number}")
-        assert len(verified) == 64
-        assert verified[0] == "result 0"
-        verified.remember("one more", 10, "result")
-        assert dict(verified) == {"one more": "result"}
-        verified.remember("too large for the budget", 11, "result")
-        assert "too large for the budget" not in verified
+    def test_a_flat_session_decodes_once_and_each_load_gets_a_dict_of_its_own(self):
+        flat = {"a": 1, "b": "two", "c": None, "d": 1.5, "e": True}
+        text = signer(SALT).dumps(serialized(flat), plain=True)
+        first = signer(SALT).loads(text, signing.JSONSerializer)
+        assert (signing.JSONSerializer, text) in signer(SALT)._decoded
+        second = signer(SALT).loads(text, signing.JSONSerializer)
+        assert first == second == flat
+        assert first is not second
+        second["a"] = 2
+        assert signer(SALT).loads(text, signing.JSONSerializer) == flat
+
+    def test_a_session_holding_a_list_or_a_dict_is_decoded_at_each_load(self):
+        text = signer(SALT).dumps(serialized(SMALL), plain=True)
+        first = signer(SALT).loads(text, signing.JSONSerializer)
+        assert (signing.JSONSerializer, text) not in signer(SALT)._decoded
+        first["b"].append("changed")
+        assert signer(SALT).loads(text, signing.JSONSerializer) == SMALL
+
+    def test_a_text_is_decoded_again_under_another_serializer(self):
+        flat = {"a": 1}
+        text = signer(SALT).dumps(ReverseSerializer().dumps(flat), plain=True)
+        assert signer(SALT).loads(text, ReverseSerializer) == flat
+        with pytest.raises(json.JSONDecodeError):
+            signer(SALT).loads(text, signing.JSONSerializer)

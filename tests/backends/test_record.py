@@ -26,6 +26,23 @@ class StoredSessionTests(SimpleTestCase):
             "user_agent": None,
         }
 
+    def test_a_text_read_again_is_the_same_read_only_record_and_a_changed_one_is_parsed(self):
+        text = StoredSession("signed:data", 1700000000.5, {"ip": "::1"}).to_text()
+        first = StoredSession.from_text(text)
+        # A copy of the text, as each read from storage is: found by its value.
+        assert StoredSession.from_text("".join(list(text))) is first
+        with pytest.raises(TypeError):
+            first.metadata["ip"] = "10.0.0.1"  # type: ignore[index]
+        changed = StoredSession.from_text(text.replace("::1", "::2"))
+        assert changed.metadata["ip"] == "::2"
+        assert first.metadata["ip"] == "::1"
+
+    def test_a_damaged_text_is_refused_at_every_read(self):
+        text = '{"expires_at": "soon"}\nsigned:data'
+        for _ in range(2):
+            with pytest.raises(ValueError, match="no valid expiry"):
+                StoredSession.from_text(text)
+
     def test_text_without_a_header_line_is_not_a_record(self):
         with pytest.raises(ValueError, match="no header line"):
             StoredSession.from_text('{"expires_at": 1}')

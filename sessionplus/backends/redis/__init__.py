@@ -37,9 +37,10 @@ from sessionplus.backends.base import (
 )
 from sessionplus.backends.data_rule import check_keys
 from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
+from sessionplus.backends.memo import IMMUTABLE
 from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, scripts
-from sessionplus.backends.redis.codec import IMMUTABLE, FieldCodec, codec_for
+from sessionplus.backends.redis.codec import FieldCodec, codec_for
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
 from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
 from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run

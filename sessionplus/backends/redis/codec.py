@@ -11,18 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from sessionplus.backends.django_signing import (
-    VerifiedTexts,
     b64_decode,
     b64_encode,
     dumps_of,
     kept_until_secrets_change,
     loads_of,
 )
+from sessionplus.backends.memo import IMMUTABLE, TextMemo
 from sessionplus.backends.redis.compressors import BaseCompressor
 from sessionplus.backends.redis.signatures import FieldSigner, signer
 
-# Values of these types cannot change in place: one object serves every read of a text.
-IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 # Stands, in ``FieldCodec._decoded``, for a value each read decodes afresh.
 _DECODE = object()
 
@@ -43,7 +41,7 @@ class FieldCodec:
         self._loads = loads_of(type(serializer))
         # (field name, stored text) -> (value, serialized form) for values that verified
         # and decoded: the value itself where it cannot change in place, else _DECODE.
-        self._decoded = VerifiedTexts()
+        self._decoded = TextMemo()
 
     def serialize(self, value: Any) -> bytes:
         """Return ``serializer.dumps(value)``."""
@@ -91,7 +89,7 @@ class FieldCodec:
         """
         Return what ``decode()`` does, with the field name and stored text as bytes.
 
-        A text decoded before is not verified or decoded again (``VerifiedTexts``); a
+        A text decoded before is not verified or decoded again (``memo.TextMemo``); a
         value that can change in place (a list, a dict) is made afresh from its form.
         """
         stored_as = name, stored

@@ -1,0 +1,51 @@
+"""
+What a process remembers of texts it read before: a stored session is read many times
+between two writes, and each read would verify, parse and decode the same text again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable
+from typing import Any
+
+# Bytes of text each memo remembers: about two thousand sessions of 1 KB, or a hundred
+# of their fields.
+TEXT_MEMO_BUDGET = 2 << 20
+# Values of these types cannot change in place: one object serves every read of a text.
+IMMUTABLE = frozenset({str, int, float, bool, type(None)})
+
+
+def is_flat(value: object) -> bool:
+    """Return whether ``value`` is a dict whose values cannot change in place."""
+    return type(value) is dict and all(type(item) in IMMUTABLE for item in value.values())
+
+
+class TextMemo(dict[Hashable, Any]):
+    """
+    Texts read before, with what reading them returned: finding a text here costs a hash
+    of it. What a reading returns must be a function of the text alone, or of the text
+    and something that holds the memo (a signer's keys, which never change: signers are
+    made afresh when the secrets do), and only texts that read without error are kept.
+    Up to ``TEXT_MEMO_BUDGET`` bytes of them; then it starts afresh. A dict, so that
+    looking up is one C call.
+    """
+
+    def __init__(self, budget: int = TEXT_MEMO_BUDGET) -> None:
+        super().__init__()
+        self._size = 0
+        self._budget = budget
+        self._lock = threading.Lock()
+
+    def remember(self, text: Hashable, size: int, result: Any) -> None:
+        """Remember that ``text`` (``size`` bytes) read as ``result``."""
+        if size > self._budget // 64:
+            return  # one text that large would push out dozens of the usual size
+        with self._lock:
+            if self._size + size > self._budget:
+                # All at once: dropping the oldest one by one makes each next pop walk
+                # past the slots the earlier ones emptied.
+                self.clear()
+                self._size = 0
+            self[text] = result
+            self._size += size
