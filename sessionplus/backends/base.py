@@ -346,10 +346,13 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         sessionplus's own records, which Django's engines never read.
         """
         check_keys(session_dict)
-        serialized = CheckingSerializer(self.serializer, self._max_size()).dumps(
-            session_dict if own_fields is None else {**session_dict, **own_fields}
-        )
-        return signer(self.key_salt).dumps(serialized, self.compress_over, plain)
+        stored = session_dict if own_fields is None else {**session_dict, **own_fields}
+        serialized = CheckingSerializer(self.serializer, self._max_size()).dumps(stored)
+        session_signer = signer(self.key_salt)
+        signed = session_signer.dumps(serialized, self.compress_over, plain)
+        # The next load of this session (as often as not in this process) decodes nothing.
+        session_signer.remember_decoded(signed, self.serializer, stored)
+        return signed
 
     def decode(self, session_data: str | bytes) -> dict[str, Any]:
         # Signed data is text: bytes, which SessionBase.decode admits, never decode (nor in Django).

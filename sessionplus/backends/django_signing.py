@@ -212,6 +212,16 @@ class TimestampSigner:
             return self.sign(serialized)
         return self.sign(b64_encode(serialized))
 
+    def remember_decoded(self, signed: str, serializer: Any, value: Any) -> None:
+        """
+        Remember that ``signed``, which ``dumps()`` made of ``value`` serialized by Django's
+        JSON serializer, decodes to ``value``: so a flat dict does, key for key and value
+        for value (text keys, then text, numbers, booleans and None come back as they were).
+        Another serializer's output is decoded when read.
+        """
+        if serializer is JSONSerializer and is_flat(value):
+            self._decoded.remember((serializer, signed), len(signed), dict(value))
+
     def loads(self, signed: str, serializer: Any) -> Any:
         """
         Return what ``signing.loads(signed, salt=..., serializer=serializer)`` does, for

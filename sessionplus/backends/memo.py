@@ -5,7 +5,6 @@ between two writes, and each read would verify, parse and decode the same text a
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Hashable
 from typing import Any
 
@@ -18,7 +17,8 @@ IMMUTABLE = frozenset({str, int, float, bool, type(None)})
 
 def is_flat(value: object) -> bool:
     """Return whether ``value`` is a dict whose values cannot change in place."""
-    return type(value) is dict and all(type(item) in IMMUTABLE for item in value.values())
+    # map() and issuperset() walk the values in C: this runs on every write.
+    return type(value) is dict and IMMUTABLE.issuperset(map(type, value.values()))
 
 
 class TextMemo(dict[Hashable, Any]):
@@ -35,17 +35,18 @@ class TextMemo(dict[Hashable, Any]):
         super().__init__()
         self._size = 0
         self._budget = budget
-        self._lock = threading.Lock()
+        self._largest = budget // 64
 
     def remember(self, text: Hashable, size: int, result: Any) -> None:
         """Remember that ``text`` (``size`` bytes) read as ``result``."""
-        if size > self._budget // 64:
+        if size > self._largest:
             return  # one text that large would push out dozens of the usual size
-        with self._lock:
-            if self._size + size > self._budget:
-                # All at once: dropping the oldest one by one makes each next pop walk
-                # past the slots the earlier ones emptied.
-                self.clear()
-                self._size = 0
-            self[text] = result
-            self._size += size
+        # No lock: each dict operation is atomic, and threads racing here can only
+        # miscount the size by the texts they add, which the budget allows for.
+        self._size += size
+        if self._size > self._budget:
+            # All at once: dropping the oldest one by one makes each next pop walk past
+            # the slots the earlier ones emptied.
+            self.clear()
+            self._size = size
+        self[text] = result

@@ -10,6 +10,7 @@ from django.core import signing
 from django.test import SimpleTestCase, override_settings
 from freezegun import freeze_time
 
+from sessionplus.backends.db import SessionStore
 from sessionplus.backends.django_signing import (
     COMPRESS_MIN_LENGTH,
     BadSignature,
@@ -230,3 +231,16 @@ class RememberedTextsTests(SimpleTestCase):
         assert signer(SALT).loads(text, ReverseSerializer) == flat
         with pytest.raises(json.JSONDecodeError):
             signer(SALT).loads(text, signing.JSONSerializer)
+
+    def test_a_flat_session_a_store_encodes_is_remembered_decoded_for_json_only(self):
+        flat = {"a": 1, "b": "two", "c": None, "d": -0.5, "e": False}
+        store = SessionStore()
+        text = store.encode(flat, plain=True)
+        assert signer(store.key_salt)._decoded[(signing.JSONSerializer, text)] == flat
+        loaded = signer(store.key_salt).loads(text, signing.JSONSerializer)
+        assert loaded == flat
+        assert json.loads(text.rpartition(":")[0].rpartition(":")[0]) == flat
+        signer(store.key_salt).remember_decoded(text, ReverseSerializer, flat)
+        assert (ReverseSerializer, text) not in signer(store.key_salt)._decoded
+        nested = store.encode({"a": [1]}, plain=True)
+        assert (signing.JSONSerializer, nested) not in signer(store.key_salt)._decoded

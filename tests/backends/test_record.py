@@ -37,6 +37,11 @@ class StoredSessionTests(SimpleTestCase):
         assert changed.metadata["ip"] == "::2"
         assert first.metadata["ip"] == "::1"
 
+    def test_a_record_written_with_invalid_metadata_is_refused_when_read(self):
+        text = StoredSession("signed:x", 1700000002.0, {"user_id": 7}).to_text()
+        with pytest.raises(ValueError, match="invalid user_id"):
+            StoredSession.from_text(text)
+
     def test_a_damaged_text_is_refused_at_every_read(self):
         text = '{"expires_at": "soon"}\nsigned:data'
         for _ in range(2):
