@@ -14,11 +14,13 @@ from django.contrib.admin.checks import check_dependencies
 from django.contrib.sessions.backends.cache import SessionStore as DjangoCacheStore
 from django.contrib.sessions.middleware import SessionMiddleware as DjangoSessionMiddleware
 from django.http import HttpRequest, HttpResponse
+from django.http.response import ResponseHeaders
 from django.test import RequestFactory, SimpleTestCase, TestCase, override_settings
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.http import http_date
 from freezegun import freeze_time
 
-from sessionplus.middleware import SessionMiddleware
+from sessionplus.middleware import SessionMiddleware, _set_or_patch
 from sessionplus.signals import session_created, session_ended
 from tests import views_middleware
 from tests.support import memory_engine
@@ -500,3 +502,34 @@ class MiddlewareAsAnObjectTests(SimpleTestCase):
 
         response = async_to_sync(SessionMiddleware(async_view))(self.factory.get("/"))
         assert len(response.cookies[COOKIE].value) == 32
+
+
+class HeaderWriteTests(SimpleTestCase):
+    """The middleware writes Vary and Cache-Control into Django's header store directly."""
+
+    def test_a_header_written_directly_is_read_and_sent_as_if_set(self):
+        response = HttpResponse("ok")
+        _set_or_patch(response, "Vary", "Cookie", patch_vary_headers, ("Cookie",))
+        assert response.has_header("vary")
+        assert response["VARY"] == "Cookie"
+        assert b"Vary: Cookie" in response.serialize_headers()
+
+    def test_a_header_the_response_has_is_patched(self):
+        response = HttpResponse("ok", headers={"Vary": "Accept"})
+        _set_or_patch(response, "Vary", "Cookie", patch_vary_headers, ("Cookie",))
+        assert response["Vary"] == "Accept, Cookie"
+
+    def test_headers_of_another_kind_are_set_through_their_own_api(self):
+        class CountingHeaders(ResponseHeaders):
+            writes = 0
+
+            def __setitem__(self, key: str, value: str) -> None:
+                CountingHeaders.writes += 1
+                super().__setitem__(key, value)
+
+        response = HttpResponse("ok")
+        response.headers = CountingHeaders(dict(response.headers))
+        CountingHeaders.writes = 0  # the copied Content-Type
+        _set_or_patch(response, "Cache-Control", "private", patch_cache_control, private=True)
+        assert CountingHeaders.writes == 1
+        assert response["Cache-Control"] == "private"
