@@ -127,6 +127,23 @@ class unavailable_on:
             raise SessionStoreUnavailable(f"Session store unavailable: {exc}") from exc
 
 
+# The guard of each store's calls, made once: it keeps no state of a call, and building
+# one for each call cost more than twice what entering and leaving it costs.
+UNREACHABLE_FILES = unavailable_on(OSError)
+
+
+@cache
+def unreachable_redis() -> unavailable_on:
+    """Return the guard of the redis engine's calls (redis-py imported on first use)."""
+    return unavailable_on(*redis_unavailable_errors())
+
+
+@cache
+def unreachable_cache() -> unavailable_on:
+    """Return the guard of a Django cache backend's calls (clients imported on first use)."""
+    return unavailable_on(*cache_client_errors())
+
+
 @cache
 def cache_client_errors() -> tuple[type[BaseException], ...]:
     """Return the errors a Django cache backend raises when its server cannot be reached."""

@@ -25,7 +25,15 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from sessionplus.backends.db import SessionStore as DbStore
 from sessionplus.exceptions import SessionStoreUnavailable
-from sessionplus.outage import RETRY_AFTER, is_store_outage, unavailable_on, unavailable_response
+from sessionplus.outage import (
+    RETRY_AFTER,
+    UNREACHABLE_FILES,
+    is_store_outage,
+    unavailable_on,
+    unavailable_response,
+    unreachable_cache,
+    unreachable_redis,
+)
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import ENGINES, engine_matrix
 from tests.support.middleware_support import (
@@ -82,6 +90,23 @@ class UnavailableOnTests(SimpleTestCase):
 
     def test_other_errors_pass_through_unchanged(self):
         with pytest.raises(KeyError), unavailable_on(OSError):
+            raise KeyError("a bug, not an outage")
+
+    def test_each_stores_guard_is_made_once_and_shared_by_nested_and_repeated_calls(self):
+        for guard in (unreachable_cache, unreachable_redis):
+            assert guard() is guard()
+        refused = redis.exceptions.ConnectionError("refused")
+        for _ in range(2):
+            with (
+                pytest.raises(SessionStoreUnavailable) as caught,
+                unreachable_cache(),
+                unreachable_cache(),
+            ):
+                raise refused
+            assert caught.value.__cause__ is refused
+        with pytest.raises(SessionStoreUnavailable), UNREACHABLE_FILES:
+            raise PermissionError("read-only file system")
+        with pytest.raises(KeyError), unreachable_redis():
             raise KeyError("a bug, not an outage")
 
 

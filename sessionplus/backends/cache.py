@@ -27,7 +27,7 @@ from sessionplus.backends.base import (
 from sessionplus.backends.cache_alias import CacheAliasStore
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
-from sessionplus.outage import cache_client_errors, unavailable_on
+from sessionplus.outage import unreachable_cache
 
 if TYPE_CHECKING:
     from django.core.cache.backends.redis import RedisCacheClient
@@ -180,19 +180,15 @@ class SessionStore(CacheAliasStore):
     async def acache_key(self) -> str:
         return self.cache_key_prefix + await self._aget_or_create_session_key()
 
-    @staticmethod
-    def _reaching_cache() -> unavailable_on:
-        return unavailable_on(*cache_client_errors())
-
     # Reads -------------------------------------------------------------------------
 
     def _read(self, session_key: str) -> StoredSession | None:
-        with self._reaching_cache():
+        with unreachable_cache():
             text = self._cache.get(self.cache_key_prefix + session_key)
         return None if text is None else self.record_from_text(text)
 
     async def _aread(self, session_key: str) -> StoredSession | None:
-        with self._reaching_cache():
+        with unreachable_cache():
             text = await self._cache.aget(self.cache_key_prefix + session_key)
         return None if text is None else self.record_from_text(text)
 
@@ -201,7 +197,7 @@ class SessionStore(CacheAliasStore):
     def _write(self, record: StoredSession, must_create: bool) -> None:
         key = self.cache_key
         timeout = timeout_until(record.expires_at)
-        with self._reaching_cache():
+        with unreachable_cache():
             if must_create:
                 if not self._cache.add(key, record.to_text(), timeout):
                     raise CreateError
@@ -211,7 +207,7 @@ class SessionStore(CacheAliasStore):
     async def _awrite(self, record: StoredSession, must_create: bool) -> None:
         key = await self.acache_key()
         timeout = timeout_until(record.expires_at)
-        with self._reaching_cache():
+        with unreachable_cache():
             if must_create:
                 if not await self._cache.aadd(key, record.to_text(), timeout):
                     raise CreateError
@@ -222,14 +218,14 @@ class SessionStore(CacheAliasStore):
         session_key = self.session_key if session_key is None else session_key
         if not is_valid_session_key(session_key):
             return
-        with self._reaching_cache():
+        with unreachable_cache():
             self._cache.delete(self.cache_key_prefix + session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
         if not is_valid_session_key(session_key):
             return
-        with self._reaching_cache():
+        with unreachable_cache():
             await self._cache.adelete(self.cache_key_prefix + session_key)
 
     # Touch -------------------------------------------------------------------------
@@ -264,7 +260,7 @@ class SessionStore(CacheAliasStore):
         metadata = {**loaded.metadata, **self.metadata_for_touch(now)}
         record = StoredSession(loaded.data, self.expiry_timestamp(now), metadata)
         key = self.cache_key_prefix + self.session_key
-        with self._reaching_cache():
+        with unreachable_cache():
             swapped = swap_if_unchanged(
                 self._cache,
                 key,

@@ -28,7 +28,7 @@ from sessionplus.backends.base import (
 from sessionplus.backends.record import StoredSession, parse_record_header
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch
-from sessionplus.outage import unavailable_on
+from sessionplus.outage import UNREACHABLE_FILES
 
 TEMP_SUFFIX = ".tmp"
 # A temporary file this old belongs to a process that died mid-write.
@@ -86,7 +86,7 @@ class SessionStore(SessionPlusBase):
     # Reads -------------------------------------------------------------------------
 
     def _read(self, session_key: str) -> StoredSession | None:
-        with unavailable_on(OSError):
+        with UNREACHABLE_FILES:
             try:
                 with open(self._key_to_file(session_key), "rb") as session_file:
                     content = session_file.read()
@@ -101,7 +101,7 @@ class SessionStore(SessionPlusBase):
     def exists(self, session_key: str | None) -> bool:
         if not is_valid_session_key(session_key):
             return False
-        with unavailable_on(OSError):
+        with UNREACHABLE_FILES:
             try:
                 with open(self._key_to_file(session_key), "rb") as session_file:
                     header = session_file.readline(HEADER_LIMIT)
@@ -117,7 +117,7 @@ class SessionStore(SessionPlusBase):
 
     def _write(self, record: StoredSession, must_create: bool) -> None:
         path = self._key_to_file(self.session_key)
-        with unavailable_on(OSError):
+        with UNREACHABLE_FILES:
             temp_path = self._complete_temp_file(record.to_text().encode("ascii"))
             try:
                 if must_create:
@@ -159,7 +159,7 @@ class SessionStore(SessionPlusBase):
         session_key = self.session_key if session_key is None else session_key
         if not is_valid_session_key(session_key):
             return
-        with unavailable_on(OSError), suppress(FileNotFoundError):
+        with UNREACHABLE_FILES, suppress(FileNotFoundError):
             os.unlink(self._key_to_file(session_key))
 
     # Cleanup -----------------------------------------------------------------------
@@ -184,7 +184,7 @@ class SessionStore(SessionPlusBase):
         store = cls()
         now = now_timestamp()
         sessions = temp_files = examined = 0
-        with unavailable_on(OSError), os.scandir(store.storage_path) as entries:
+        with UNREACHABLE_FILES, os.scandir(store.storage_path) as entries:
             for entry in entries:
                 if not entry.name.startswith(store.file_prefix) or not entry.is_file():
                     continue

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from redis.exceptions import NoScriptError
 
 from sessionplus.backends.redis.clients import async_client, is_cluster, sync_client
-from sessionplus.outage import redis_unavailable_errors, unavailable_on
+from sessionplus.outage import unreachable_redis
 
 T = TypeVar("T")
 
@@ -115,7 +115,7 @@ def run(plan: Plan[T], alias: str) -> T:
     op, result = _advance(plan, None)
     if op is None:
         return result  # type: ignore[return-value]
-    with unavailable_on(*redis_unavailable_errors()):
+    with unreachable_redis():
         client = sync_client(alias)
         while op is not None:
             try:
@@ -131,7 +131,7 @@ async def arun(plan: Plan[T], alias: str) -> T:
     op, result = _advance(plan, None)
     if op is None:
         return result  # type: ignore[return-value]
-    with unavailable_on(*redis_unavailable_errors()):
+    with unreachable_redis():
         client = await async_client(alias)
         while op is not None:
             try:
