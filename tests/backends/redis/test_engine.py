@@ -18,6 +18,7 @@ from django_redis.pool import ConnectionFactory
 from freezegun import freeze_time
 from redis import exceptions as redis_exceptions
 
+import sessionplus.backends.redis as redis_engine
 from sessionplus.backends.base import MAX_CREATE_ATTEMPTS, UpdateError
 from sessionplus.backends.metadata import SessionMetadata
 from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
@@ -636,6 +637,23 @@ class RedisIntegrityTests(SimpleTestCase):
         # Checked as bytes, before any decoding: refused as not signed by us.
         key = saved(a=1).session_key
         redis().hset(SessionStore.redis_key(key), "d:a", b"\xff\xfe")
+        self.assert_no_session_and_logged(key, "failed its signature check")
+
+    def test_a_field_name_that_is_not_text_is_no_session_and_is_not_remembered(self):
+        key = saved(a=1).session_key
+        redis().hset(SessionStore.redis_key(key), b"d:\xff", stored(key)["d:a"])
+        self.assert_no_session_and_logged(key, "could not be decoded (UnicodeDecodeError)")
+        assert b"d:\xff" not in redis_engine._field_names
+
+    def test_field_names_are_named_once_and_unknown_ones_still_verified(self):
+        key = saved(a=1).session_key
+        assert SessionStore(key)["a"] == 1
+        assert redis_engine._field_names[b"d:a"] == ("data", "a")
+        assert redis_engine._field_names[b"m:last_activity"] == ("metadata", "last_activity")
+        assert redis_engine.field_named(b"m:other") == ("other", "")
+        assert redis_engine.field_named(b"x:a") == ("other", "")
+        # A field of no kind the engine writes, even under a name seen before, fails its check.
+        redis().hset(SessionStore.redis_key(key), "x:a", stored(key)["d:a"])
         self.assert_no_session_and_logged(key, "failed its signature check")
 
     def test_a_request_with_a_tampered_session_goes_on_anonymous(self):
