@@ -1,10 +1,13 @@
-"""Every sessionplus setting with its type and default, resolved once and cached."""
+"""
+Every sessionplus setting with its type and default, and the Django session settings read
+on every request, each resolved once and cached.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.signals import setting_changed
@@ -29,6 +32,25 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Django's own settings that sessionplus reads on the request path, served from the same
+# cache: each read through Django's settings object runs its Python __getattribute__
+# (about 3,400 CPU instructions), and a request read them eight times or more.
+DJANGO_SETTINGS = frozenset(
+    {
+        "SESSION_CACHE_ALIAS",
+        "SESSION_COOKIE_AGE",
+        "SESSION_COOKIE_DOMAIN",
+        "SESSION_COOKIE_HTTPONLY",
+        "SESSION_COOKIE_NAME",
+        "SESSION_COOKIE_PATH",
+        "SESSION_COOKIE_SAMESITE",
+        "SESSION_COOKIE_SECURE",
+        "SESSION_SAVE_EVERY_REQUEST",
+        "SESSION_SERIALIZER",
+    }
+)
+
+
 def seconds(value: Any) -> Any:
     """Return a ``timedelta`` as whole seconds, as ``set_expiry`` accepts; anything else as is."""
     return int(value.total_seconds()) if isinstance(value, timedelta) else value
@@ -49,12 +71,13 @@ NORMALISE: dict[str, Callable[[Any], Any]] = {
 
 class Settings:
     """
-    Expose sessionplus settings as attributes, each read from Django's settings once.
+    Expose sessionplus settings (and ``DJANGO_SETTINGS``) as attributes, each read from
+    Django's settings once.
 
     Reading a setting the project does not define costs microseconds in Django's
-    ``LazySettings``, so the first read caches the value on the instance and later reads
-    are plain attribute lookups. ``setting_changed`` (sent by ``override_settings``)
-    drops the cached value.
+    ``LazySettings``, and one it defines a few thousand instructions, so the first read
+    caches the value on the instance and later reads are plain attribute lookups.
+    ``setting_changed`` (sent by ``override_settings``) drops the cached value.
     """
 
     SESSIONPLUS_IDLE_TIMEOUT: int | None
@@ -73,12 +96,27 @@ class Settings:
     SESSIONPLUS_MAX_SESSIONS_POLICY: str  # "end_oldest" or "refuse"
     SESSIONPLUS_PREVIOUS_COOKIE_NAME: str | None
 
+    # Django's, as django.conf.global_settings defines them.
+    SESSION_CACHE_ALIAS: str
+    SESSION_COOKIE_AGE: int
+    SESSION_COOKIE_DOMAIN: str | None
+    SESSION_COOKIE_HTTPONLY: bool
+    SESSION_COOKIE_NAME: str
+    SESSION_COOKIE_PATH: str
+    SESSION_COOKIE_SAMESITE: Literal["Lax", "Strict", "None", False] | None
+    SESSION_COOKIE_SECURE: bool
+    SESSION_SAVE_EVERY_REQUEST: bool
+    SESSION_SERIALIZER: str
+
     def __getattr__(self, name: str) -> Any:
-        if name not in DEFAULTS:
-            raise AttributeError(f"{name!r} is not a sessionplus setting.")
-        value = getattr(settings, name, DEFAULTS[name])
-        if name in NORMALISE:
-            value = NORMALISE[name](value)
+        if name in DJANGO_SETTINGS:
+            value = getattr(settings, name)
+        elif name in DEFAULTS:
+            value = getattr(settings, name, DEFAULTS[name])
+            if name in NORMALISE:
+                value = NORMALISE[name](value)
+        else:
+            raise AttributeError(f"{name!r} is not a setting sessionplus reads.")
         setattr(self, name, value)
         return value
 

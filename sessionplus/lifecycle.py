@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from functools import cache
 
-from django.conf import settings
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import HttpRequest
 
@@ -130,8 +129,8 @@ def write_to_make(session: SessionBase) -> str | None:
     if not session.accessed:
         return None
     if not isinstance(session, SessionPlusBase):  # Django's engines cannot touch
-        return "save" if settings.SESSION_SAVE_EVERY_REQUEST else None
-    if settings.SESSION_SAVE_EVERY_REQUEST:
+        return "save" if conf.SESSION_SAVE_EVERY_REQUEST else None
+    if conf.SESSION_SAVE_EVERY_REQUEST:
         return "touch"
     return "touch" if touch_due(session) else None
 

@@ -10,7 +10,6 @@ from http.cookies import Morsel
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.auth import SESSION_KEY as USER_ID_KEY
 from django.contrib.sessions.backends.base import SessionBase, UpdateError
 from django.contrib.sessions.exceptions import SessionInterrupted
@@ -80,7 +79,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         return await self.aprocess_response(request, response)
 
     def process_request(self, request: HttpRequest) -> None:
-        session_key = _session_cookie(request, settings.SESSION_COOKIE_NAME)
+        session_key = _session_cookie(request, conf.SESSION_COOKIE_NAME)
         previous = None
         if session_key is None:
             previous = conf.SESSIONPLUS_PREVIOUS_COOKIE_NAME
@@ -166,9 +165,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         # Deciding whether to write needs the stored session: an unknown or expired key
         # must not be saved into a new, empty record (Django's middleware does that with
         # SESSION_SAVE_EVERY_REQUEST), and touch() must never write data it did not read.
-        return response.status_code < 500 and (
-            session.modified or settings.SESSION_SAVE_EVERY_REQUEST
-        )
+        return response.status_code < 500 and (session.modified or conf.SESSION_SAVE_EVERY_REQUEST)
 
     @staticmethod
     def _write_to_make(session: SessionBase, response: HttpResponseBase) -> str | None:
@@ -244,7 +241,7 @@ class SessionMiddleware(DjangoSessionMiddleware):
         accessed: bool,
         write: str | None,
     ) -> HttpResponseBase:
-        name = settings.SESSION_COOKIE_NAME
+        name = conf.SESSION_COOKIE_NAME
         cookie_key = request.COOKIES.get(name)
         cookie_sent = True
         if write:
@@ -344,7 +341,7 @@ def _untouched(session: LifecycleHooks) -> bool:
         or session.modified
         or session.outage is not None
         or session.previous_cookie is not None
-        or settings.SESSION_SAVE_EVERY_REQUEST
+        or conf.SESSION_SAVE_EVERY_REQUEST
     )
 
 
@@ -368,17 +365,17 @@ def _set_session_cookie(response: HttpResponseBase, session: SessionBase) -> Non
         max_age = session.get_expiry_age()
         expires = _http_date(int(time.time() + max_age))
     response.set_cookie(
-        settings.SESSION_COOKIE_NAME,
+        conf.SESSION_COOKIE_NAME,
         session.session_key,
         max_age=max_age,
         expires=expires,
-        domain=settings.SESSION_COOKIE_DOMAIN,
-        path=settings.SESSION_COOKIE_PATH,
-        secure=settings.SESSION_COOKIE_SECURE,
-        httponly=settings.SESSION_COOKIE_HTTPONLY,
-        samesite=settings.SESSION_COOKIE_SAMESITE,
+        domain=conf.SESSION_COOKIE_DOMAIN,
+        path=conf.SESSION_COOKIE_PATH,
+        secure=conf.SESSION_COOKIE_SECURE,
+        httponly=conf.SESSION_COOKIE_HTTPONLY,
+        samesite=conf.SESSION_COOKIE_SAMESITE,
     )
-    _partition(response, settings.SESSION_COOKIE_NAME)
+    _partition(response, conf.SESSION_COOKIE_NAME)
 
 
 @functools.lru_cache(maxsize=1)
@@ -391,9 +388,9 @@ def _http_date(seconds: int) -> str:
 def _delete_cookie(response: HttpResponseBase, name: str) -> None:
     response.delete_cookie(
         name,
-        path=settings.SESSION_COOKIE_PATH,
-        domain=settings.SESSION_COOKIE_DOMAIN,
-        samesite=settings.SESSION_COOKIE_SAMESITE,
+        path=conf.SESSION_COOKIE_PATH,
+        domain=conf.SESSION_COOKIE_DOMAIN,
+        samesite=conf.SESSION_COOKIE_SAMESITE,
     )
     _partition(response, name)
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.test import SimpleTestCase, override_settings
 
-from sessionplus.conf import DEFAULTS, Settings, conf
+from sessionplus.conf import DEFAULTS, DJANGO_SETTINGS, Settings, conf
 
 
 class ConfTests(SimpleTestCase):
@@ -79,8 +80,32 @@ class ConfTests(SimpleTestCase):
         assert conf.SESSIONPLUS_BIND == "user_agent"
 
     def test_reading_a_name_that_is_not_a_setting_raises_attribute_error(self):
-        with self.assertRaisesMessage(AttributeError, "'SESSIONPLUS_IDLE' is not a sessionplus"):
+        with self.assertRaisesMessage(AttributeError, "'SESSIONPLUS_IDLE' is not a setting"):
             conf.SESSIONPLUS_IDLE  # noqa: B018
+        with self.assertRaisesMessage(AttributeError, "'SESSION_ENGINE' is not a setting"):
+            conf.SESSION_ENGINE  # noqa: B018
 
     def test_every_setting_has_a_typed_attribute(self):
-        assert set(Settings.__annotations__) == set(DEFAULTS)
+        assert set(Settings.__annotations__) == set(DEFAULTS) | DJANGO_SETTINGS
+
+    def test_djangos_session_settings_are_served_as_django_has_them_and_follow_overrides(self):
+        for name in DJANGO_SETTINGS:
+            assert getattr(conf, name) == getattr(settings, name), name
+        overrides = {
+            "SESSION_CACHE_ALIAS": "sessions",
+            "SESSION_COOKIE_AGE": 60,
+            "SESSION_COOKIE_DOMAIN": ".example.com",
+            "SESSION_COOKIE_HTTPONLY": False,
+            "SESSION_COOKIE_NAME": "sid",
+            "SESSION_COOKIE_PATH": "/app/",
+            "SESSION_COOKIE_SAMESITE": "Strict",
+            "SESSION_COOKIE_SECURE": True,
+            "SESSION_SAVE_EVERY_REQUEST": True,
+            "SESSION_SERIALIZER": "tests.serializers.Other",
+        }
+        assert set(overrides) == DJANGO_SETTINGS
+        before = {name: getattr(conf, name) for name in overrides}  # now cached
+        with override_settings(**overrides):
+            for name, value in overrides.items():
+                assert getattr(conf, name) == value, name
+        assert {name: getattr(conf, name) for name in overrides} == before

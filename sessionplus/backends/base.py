@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple, TypeGuard, TypeVar
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.sessions.backends.base import (
     VALID_KEY_CHARS,
     CreateError,
@@ -35,6 +34,7 @@ from sessionplus.backends.expiry import EXPIRY_KEY, check_expiry, stored_expiry_
 from sessionplus.backends.metadata import MetadataMixin
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import as_utc_datetime, now_timestamp
+from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.identifiers import log_id
 from sessionplus.outage import as_unavailable, is_store_outage
@@ -255,7 +255,11 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         self._session_key = session_key
         self.accessed = False
         self.modified = False
-        self.serializer = imported(settings.SESSION_SERIALIZER)
+        self.serializer = imported(conf.SESSION_SERIALIZER)
+
+    def get_session_cookie_age(self) -> int:
+        # Django's, from the cached settings: its expiry maths calls this on every load.
+        return conf.SESSION_COOKIE_AGE
 
     # Keys ----------------------------------------------------------------------
 

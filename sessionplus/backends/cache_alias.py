@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.cache import caches
 
 from sessionplus.backends.base import SessionPlusBase
+from sessionplus.conf import conf
 
 
 class CacheAliasStore(SessionPlusBase):
@@ -13,5 +13,5 @@ class CacheAliasStore(SessionPlusBase):
 
     def __init__(self, session_key: str | None = None) -> None:
         # As in Django's engines: an unknown SESSION_CACHE_ALIAS fails when a store is built.
-        self._cache = caches[settings.SESSION_CACHE_ALIAS]
+        self._cache = caches[conf.SESSION_CACHE_ALIAS]
         super().__init__(session_key)

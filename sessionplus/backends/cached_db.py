@@ -42,7 +42,6 @@ from functools import cached_property
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
@@ -55,6 +54,7 @@ from sessionplus.backends.db import as_timestamp, delete_rows
 from sessionplus.backends.record import StoredSession
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch, delete_expired_rows
+from sessionplus.conf import conf
 from sessionplus.exceptions import SessionStoreUnavailable
 
 KEY_PREFIX = "sessionplus.cached_db:"
@@ -308,13 +308,13 @@ class SessionStore(CacheAliasStore, DBStore):
 
     @classmethod
     def session_cache(cls) -> SessionCache:
-        return SessionCache(settings.SESSION_CACHE_ALIAS, cls.cache_key_prefix)
+        return SessionCache(conf.SESSION_CACHE_ALIAS, cls.cache_key_prefix)
 
     @cached_property
     def _cache_side(self) -> SessionCache:
         # The store's own cache (Django's _cache): looking the alias up in ``caches``
         # again costs about 15,000 CPU instructions per call.
-        return SessionCache(settings.SESSION_CACHE_ALIAS, self.cache_key_prefix, self._cache)
+        return SessionCache(conf.SESSION_CACHE_ALIAS, self.cache_key_prefix, self._cache)
 
     def _cache_record(self, data: str, expire_date: datetime) -> StoredSession:
         metadata = {name: self._metadata.get(name) for name in self._metadata_columns()}

@@ -28,6 +28,7 @@ from sessionplus.backends.base import (
 from sessionplus.backends.record import StoredSession, parse_record_header
 from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch
+from sessionplus.conf import conf
 from sessionplus.outage import UNREACHABLE_FILES
 
 TEMP_SUFFIX = ".tmp"
@@ -51,7 +52,7 @@ class SessionStore(SessionPlusBase):
 
     def __init__(self, session_key: str | None = None) -> None:
         self.storage_path = self._get_storage_path()
-        self.file_prefix = settings.SESSION_COOKIE_NAME
+        self.file_prefix = conf.SESSION_COOKIE_NAME
         super().__init__(session_key)
 
     @classmethod

@@ -26,7 +26,6 @@ import time
 import zlib
 from typing import Any
 
-from django.conf import settings
 from django.core import signing
 
 from sessionplus.backends.base import SessionPlusBase
@@ -143,7 +142,7 @@ class SessionStore(SessionPlusBase):
         if self._nonce is not None:
             own["nonce"] = self._nonce
         value = self.encode(self._get_session(), {METADATA_KEY: own})
-        size = len(settings.SESSION_COOKIE_NAME.encode()) + 1 + len(value)
+        size = len(conf.SESSION_COOKIE_NAME.encode()) + 1 + len(value)
         if size > MAX_COOKIE_BYTES:
             raise SessionTooLarge(
                 f"The session cookie would be {size} bytes, more than the {MAX_COOKIE_BYTES} "
