@@ -33,10 +33,19 @@ Plan = Generator[Step, Any, T]
 
 def drive(plan: Plan[T]) -> T:
     """Carry out a plan with the sync methods."""
-    step, result = _advance(plan, None, None)
-    while step is not None:
-        step, result = _advance(plan, *_called(getattr(step.target, step.name), step.args))
-    return result  # type: ignore[no-any-return]
+    # adrive()'s _advance() and _acalled() written out: this loop runs on every request
+    # that reads its session, and the two calls and their tuples were a fifth of its cost.
+    reply: Any = None
+    error: Exception | None = None
+    while True:
+        try:
+            step = plan.send(reply) if error is None else plan.throw(error)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        try:
+            reply, error = getattr(step.target, step.name)(*step.args), None
+        except Exception as exc:
+            reply, error = None, exc
 
 
 async def adrive(plan: Plan[T]) -> T:
@@ -54,13 +63,6 @@ def _advance(plan: Plan[Any], reply: Any, error: Exception | None) -> tuple[Step
         return (plan.send(reply) if error is None else plan.throw(error)), None
     except StopIteration as done:
         return None, done.value
-
-
-def _called(method: Any, args: tuple[Any, ...]) -> tuple[Any, Exception | None]:
-    try:
-        return method(*args), None
-    except Exception as exc:
-        return None, exc
 
 
 async def _acalled(method: Any, args: tuple[Any, ...]) -> tuple[Any, Exception | None]:

@@ -406,7 +406,8 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
     def _without_corrupt_expiry(self, session: dict[str, Any]) -> dict[str, Any]:
         # Checked once per load, for every engine: an expiry the expiry maths would
         # choke on later (a 500 at response time) means there is no session.
-        if stored_expiry_is_valid(session.get(EXPIRY_KEY)):
+        expiry = session.get(EXPIRY_KEY)
+        if expiry is None or stored_expiry_is_valid(expiry):  # None: the usual, no own expiry
             return session
         self.log_suspicious("had an invalid expiry")
         self._session_key = None
