@@ -219,7 +219,12 @@ class TimestampSigner:
         for value (text keys, then text, numbers, booleans and None come back as they were).
         Another serializer's output is decoded when read.
         """
-        if serializer is JSONSerializer and is_flat(value):
+        if serializer is JSONSerializer:
+            self._remember_if_flat(signed, serializer, value)
+
+    def _remember_if_flat(self, signed: str, serializer: Any, value: Any) -> None:
+        # A copy: the caller goes on to change its dict.
+        if is_flat(value):
             self._decoded.remember((serializer, signed), len(signed), dict(value))
 
     def loads(self, signed: str, serializer: Any) -> Any:
@@ -242,8 +247,7 @@ class TimestampSigner:
         else:
             serialized = b64_decode(payload)
         value = loads_of(serializer)(serialized)
-        if is_flat(value):
-            self._decoded.remember((serializer, signed), len(signed), dict(value))
+        self._remember_if_flat(signed, serializer, value)
         return value
 
 
