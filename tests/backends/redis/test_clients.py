@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
+import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import hiredis
@@ -15,15 +19,18 @@ from django.test import AsyncClient, SimpleTestCase, override_settings
 from django_redis import get_redis_connection
 from redis._parsers import Encoder
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.connection import PythonRespSerializer
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from sessionplus.backends.redis import SessionStore
 from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import (
     CommandPacker,
+    LeanRedis,
     async_client,
     build_async_client,
     sync_client,
@@ -112,6 +119,111 @@ class RedisSyncClientTests(SimpleTestCase):
         with override_settings(CACHES={**settings.CACHES, "resp2": resp2}):
             cache = get_redis_connection("resp2", write=True)
             assert sync_client("resp2").connection_pool is cache.connection_pool
+
+
+@contextmanager
+def engine_client(database: int, pool_kwargs: dict[str, Any]) -> Iterator[Any]:
+    """Yield the engine's sync client of an alias of its own; close its pool after."""
+    alias = f"db{database}"
+    with override_settings(
+        CACHES={**settings.CACHES, alias: with_pool_kwargs(database, pool_kwargs)}
+    ):
+        client = sync_client(alias)
+        try:
+            yield client
+        finally:
+            client.connection_pool.disconnect()
+
+
+@pytest.mark.usefixtures("redis_db")
+class LeanRedisTests(SimpleTestCase):
+    """The engine's sync client: redis-py's connections and policies, less bookkeeping."""
+
+    def test_an_alias_of_either_protocol_gets_the_lean_client(self):
+        with engine_client(14, {"protocol": 3}) as client:
+            assert type(client) is LeanRedis
+        resp2 = with_pool_kwargs(11, {"protocol": 2})
+        with override_settings(CACHES={**settings.CACHES, "resp2": resp2}):
+            cache = get_redis_connection("resp2", write=True)
+            client = sync_client("resp2")
+            assert type(client) is LeanRedis
+            assert client.connection_pool is cache.connection_pool
+            # The alias's cache goes on using the connections the engine gave back.
+            assert client.set("sessionplus-lean", "1")
+            assert cache.get("sessionplus-lean") == b"1"
+            cache.delete("sessionplus-lean")
+
+    def test_commands_in_a_row_use_one_connection(self):
+        with engine_client(14, {}) as client:
+            ids = {client.client_id() for _ in range(20)}
+            assert len(ids) == 1
+            assert client.connection_pool._created_connections == 1
+
+    def test_threads_at_once_each_take_a_connection_and_give_it_back(self):
+        with engine_client(14, {}) as client:
+            start = threading.Barrier(4)
+
+            def work() -> None:
+                start.wait()
+                for _ in range(25):
+                    assert client.echo(b"mine") == b"mine"
+
+            threads = [threading.Thread(target=work) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            pool = client.connection_pool
+            assert 1 <= pool._created_connections <= 4
+            assert len(pool._available_connections) == pool._created_connections
+
+    def test_a_connection_the_server_closed_is_made_again_by_the_retry_policy(self):
+        # A database of its own: django-redis makes one pool per URL, with the first
+        # settings it sees for that URL.
+        with engine_client(4, {"retry": Retry(NoBackoff(), 1)}) as client:
+            before = client.client_id()
+            assert redis().client_kill_filter(_id=before) == 1
+            after = client.client_id()  # the failure disconnects, the retry connects again
+            assert after != before
+            assert client.connection_pool._created_connections == 1
+
+    def test_without_retries_the_failure_is_reported_and_the_next_command_connects(self):
+        with engine_client(15, {"retry": Retry(NoBackoff(), 0)}) as client:
+            before = client.client_id()
+            assert redis().client_kill_filter(_id=before) == 1
+            with pytest.raises(RedisConnectionError):
+                client.client_id()
+            assert client.client_id() != before
+            assert client.connection_pool._created_connections == 1
+
+    def test_a_reply_left_unread_never_answers_the_next_command(self):
+        with engine_client(15, {"retry": Retry(NoBackoff(), 0)}) as client:
+            # BLPOP answers after 1 s; the client gives up after 0.5 s (the alias's timeout).
+            with pytest.raises(RedisTimeoutError):
+                client.blpop(["sessionplus-nothing"], timeout=1)
+            time.sleep(0.8)  # the server has answered BLPOP by now, on the socket given up
+            assert client.echo(b"mine") == b"mine"
+            assert client.connection_pool._created_connections == 1
+
+    def test_a_forked_process_never_uses_its_parents_connections(self):
+        with engine_client(14, {}) as client:
+            parent = client.client_id()
+            read, write = os.pipe()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # forking with threads
+                pid = os.fork()
+            if pid == 0:  # the child: report the connection it used, then leave at once
+                try:
+                    os.write(write, str(client.client_id()).encode())
+                finally:
+                    os._exit(0)
+            os.close(write)
+            child = os.read(read, 64)
+            os.close(read)
+            os.waitpid(pid, 0)
+            assert child
+            assert int(child) != parent
+            assert client.client_id() == parent
 
 
 class CommandPackerTests(SimpleTestCase):
