@@ -11,7 +11,8 @@ too: a script rewrites the entry's header only while the entry is still the one 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from asgiref.sync import sync_to_async
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from redis import Redis
 
 KEY_PREFIX = "sessionplus.cache:"
+# A call that adds nothing to its arguments.
+NO_ROUTE: Mapping[str, Any] = MappingProxyType({})
 
 
 class _DjangoRedisClient(Protocol):
@@ -51,7 +54,7 @@ class _DjangoRedisCache(Protocol):
 
     client: _DjangoRedisClient
 
-    def set(self, key: str, value: Any, timeout: int, *, xx: bool) -> bool: ...
+    def set(self, key: str, value: Any, timeout: int, *, xx: bool, **route: Any) -> bool: ...
 
 
 class _MemcacheClient(Protocol):
@@ -68,9 +71,12 @@ def _is_django_redis(backend: BaseCache) -> TypeGuard[_DjangoRedisCache]:
     return isinstance(backend, RedisCache)
 
 
-def replace(backend: BaseCache, key: str, value: Any, timeout: int) -> bool:
+def replace(
+    backend: BaseCache, key: str, value: Any, timeout: int, route: Mapping[str, Any] = NO_ROUTE
+) -> bool:
     """
-    Overwrite ``key`` only if it exists; return whether it did.
+    Overwrite ``key`` only if it exists; return whether it did. ``route``: what the call
+    adds to its arguments (``cache_alias.lean_route()``).
 
     One atomic call where the backend has a conditional write: django-redis and Django's
     Redis backend (``SET … XX``), memcached (``replace``). Django's cache API has none, so
@@ -78,7 +84,7 @@ def replace(backend: BaseCache, key: str, value: Any, timeout: int) -> bool:
     key) and then ``set``: two calls, and a delete landing between them is undone.
     """
     if _is_django_redis(backend):
-        return backend.set(key, value, timeout, xx=True)
+        return backend.set(key, value, timeout, xx=True, **route)
     if isinstance(backend, DjangoRedisCache):
         # Django's backend takes no flags: go through its client, with its serializer.
         full_key, redis_client, dumps = _django_redis_writer(backend, key)
@@ -135,10 +141,18 @@ return 1
 """
 
 
-def swap_if_unchanged(backend: BaseCache, key: str, loaded: Any, value: Any, timeout: int) -> int:
+def swap_if_unchanged(
+    backend: BaseCache,
+    key: str,
+    loaded: Any,
+    value: Any,
+    timeout: int,
+    route: Mapping[str, Any] = NO_ROUTE,
+) -> int:
     """
     Replace ``key``'s value ``loaded`` with ``value`` in one call; return 1 when it did,
     0 when the entry changed since (or the backend has no compare-and-set), -1 when it is gone.
+    ``route``: as for ``replace()``.
 
     The script compares the bytes the backend stores; a backend that does not encode the
     same value to the same bytes (django-redis's herd or sharded clients) answers 0, and
@@ -151,7 +165,7 @@ def swap_if_unchanged(backend: BaseCache, key: str, loaded: Any, value: Any, tim
         if type(client) is not DefaultClient:
             return 0
         full_key = client.make_key(key)
-        redis_client, encode = client.get_client(write=True), client.encode
+        redis_client, encode = route.get("client") or client.get_client(write=True), client.encode
     elif isinstance(backend, DjangoRedisCache):
         full_key, redis_client, encode = _django_redis_writer(backend, key)
     else:
@@ -184,7 +198,7 @@ class SessionStore(CacheAliasStore):
 
     def _read(self, session_key: str) -> StoredSession | None:
         with unreachable_cache():
-            text = self._cache.get(self.cache_key_prefix + session_key)
+            text = self._cache.get(self.cache_key_prefix + session_key, **self._route)
         return None if text is None else self.record_from_text(text)
 
     async def _aread(self, session_key: str) -> StoredSession | None:
@@ -199,9 +213,9 @@ class SessionStore(CacheAliasStore):
         timeout = timeout_until(record.expires_at)
         with unreachable_cache():
             if must_create:
-                if not self._cache.add(key, record.to_text(), timeout):
+                if not self._cache.add(key, record.to_text(), timeout, **self._route):
                     raise CreateError
-            elif not replace(self._cache, key, record.to_text(), timeout):
+            elif not replace(self._cache, key, record.to_text(), timeout, self._route):
                 raise UpdateError
 
     async def _awrite(self, record: StoredSession, must_create: bool) -> None:
@@ -219,7 +233,7 @@ class SessionStore(CacheAliasStore):
         if not is_valid_session_key(session_key):
             return
         with unreachable_cache():
-            self._cache.delete(self.cache_key_prefix + session_key)
+            self._cache.delete(self.cache_key_prefix + session_key, **self._route)
 
     async def adelete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key
@@ -267,6 +281,7 @@ class SessionStore(CacheAliasStore):
                 loaded.to_text(),
                 record.to_text(),
                 timeout_until(record.expires_at),
+                self._route,
             )
         if swapped < 0:
             raise UpdateError

@@ -2,10 +2,54 @@
 
 from __future__ import annotations
 
-from django.core.cache import caches
+from typing import Any
+
+from django.core.cache import BaseCache, caches
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from sessionplus.backends.base import SessionPlusBase
 from sessionplus.conf import conf
+
+# alias → (the cache object the route was found for, the route): ``caches`` hands each
+# thread a cache object of its own, and a new one after a settings change.
+_routes: dict[str, tuple[BaseCache, dict[str, Any]]] = {}
+# Settings that decide a route besides the cache object: the redis engine's clients'.
+ROUTE_SETTINGS = frozenset({"CACHES", "DJANGO_REDIS_CONNECTION_FACTORY"})
+
+
+def lean_route(alias: str, cache: BaseCache) -> dict[str, Any]:
+    """
+    Return the keyword arguments that send a call of ``cache`` through the redis engine's
+    lean client: ``{"client": LeanRedis}`` for django-redis's cache with its default client
+    on one server, else nothing.
+
+    django-redis takes the connection of each call as ``client=``; everything else (keys,
+    serializer, compressor, timeouts, ``IGNORE_EXCEPTIONS``) stays django-redis's. The lean
+    client skips redis-py 8's bookkeeping around each command, about 80,000 CPU
+    instructions of a read's 170,000 (``clients.LeanRedis``).
+    """
+    known = _routes.get(alias)
+    if known is not None and known[0] is cache:
+        return known[1]
+    route: dict[str, Any] = {}
+    if type(cache).__module__ == "django_redis.cache":  # so django_redis is installed
+        from django_redis.client import DefaultClient
+
+        from sessionplus.backends.redis.clients import lean_client
+
+        client = getattr(cache, "client", None)
+        if type(client) is DefaultClient and len(client._server) == 1:
+            lean = lean_client(alias)
+            route = {} if lean is None else {"client": lean}
+    _routes[alias] = (cache, route)
+    return route
+
+
+@receiver(setting_changed)
+def _route_settings_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting in ROUTE_SETTINGS:
+        _routes.clear()
 
 
 class CacheAliasStore(SessionPlusBase):
@@ -13,5 +57,8 @@ class CacheAliasStore(SessionPlusBase):
 
     def __init__(self, session_key: str | None = None) -> None:
         # As in Django's engines: an unknown SESSION_CACHE_ALIAS fails when a store is built.
-        self._cache = caches[conf.SESSION_CACHE_ALIAS]
+        alias = conf.SESSION_CACHE_ALIAS
+        self._cache = caches[alias]
+        # What each sync call of the cache adds to its arguments (``lean_route()``).
+        self._route = lean_route(alias, self._cache)
         super().__init__(session_key)

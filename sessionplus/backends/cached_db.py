@@ -48,7 +48,7 @@ from django.core.cache.backends.base import BaseCache
 from django.db.models import QuerySet
 
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
-from sessionplus.backends.cache_alias import CacheAliasStore
+from sessionplus.backends.cache_alias import CacheAliasStore, lean_route
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_timestamp, delete_rows
 from sessionplus.backends.record import StoredSession
@@ -102,6 +102,8 @@ class SessionCache:
     def __init__(self, alias: str, prefix: str, cache: BaseCache | None = None) -> None:
         self.alias = alias
         self.cache = caches[alias] if cache is None else cache
+        # What each sync call adds to its arguments (``cache_alias.lean_route()``).
+        self.route = lean_route(alias, self.cache)
         self.prefix = prefix
         self.generation_key = prefix + "generation"
 
@@ -117,7 +119,7 @@ class SessionCache:
         try:
             if self.alias in _unsure:
                 self._renew_generation()
-            return self._checked(method, getattr(self.cache, method)(*args))
+            return self._checked(method, getattr(self.cache, method)(*args, **self.route))
         except Exception as exc:  # every cache backend raises errors of its own
             return self._failed(method, exc, leaves_stale)
 
@@ -162,7 +164,7 @@ class SessionCache:
 
     def _renew_generation(self) -> None:
         token = new_generation()
-        self.cache.set(self.generation_key, token, None)
+        self.cache.set(self.generation_key, token, None, **self.route)
         self._renewed(token)
 
     async def _arenew_generation(self) -> None:

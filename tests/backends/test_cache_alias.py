@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from django.conf import settings
 from django.core.cache import caches
 from django.core.cache.backends.base import InvalidCacheBackendError
 from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends import cache, cached_db
+from sessionplus.backends.cache_alias import lean_route
+from sessionplus.backends.redis.clients import LeanRedis, sync_client
 
 ENGINES = (cache.SessionStore, cached_db.SessionStore)
 
@@ -27,3 +32,67 @@ class CacheAliasStoreTests(SimpleTestCase):
                 pytest.raises(InvalidCacheBackendError, match="sessions"),
             ):
                 store_class()
+
+
+def alias_with(**options: object) -> dict[str, object]:
+    """Return the suite's django-redis alias with these OPTIONS added."""
+    alias = dict(settings.CACHES["redis"])
+    alias["OPTIONS"] = {**alias.get("OPTIONS", {}), **options}
+    return alias
+
+
+@pytest.mark.usefixtures("redis_db")
+class LeanRouteTests(SimpleTestCase):
+    """django-redis on one server: the engines' calls go through the redis engine's lean client."""
+
+    def test_django_redis_with_its_default_client_on_one_server_is_routed(self):
+        route = lean_route("redis", caches["redis"])
+        assert route == {"client": sync_client("redis")}
+        assert type(route["client"]) is LeanRedis
+        for store_class in ENGINES:
+            with (
+                self.subTest(store_class.__module__),
+                override_settings(SESSION_CACHE_ALIAS="redis"),
+            ):
+                assert store_class()._route == route
+
+    def test_other_caches_and_clients_keep_their_own_path(self):
+        url = settings.CACHES["redis"]["LOCATION"]
+        aliases = {
+            "herd": alias_with(CLIENT_CLASS="django_redis.client.HerdClient"),
+            "replicated": {**settings.CACHES["redis"], "LOCATION": [url, url]},
+        }
+        with override_settings(CACHES={**settings.CACHES, **aliases}):
+            for alias in ("herd", "replicated", "redis_builtin", "default"):
+                with self.subTest(alias):
+                    assert lean_route(alias, caches[alias]) == {}
+
+    def test_what_the_engines_store_is_django_redis_own_format(self):
+        backend = caches["redis"]
+        with override_settings(SESSION_CACHE_ALIAS="redis"):
+            session = cache.SessionStore()
+            session["a"] = 1
+            session.create()
+            entry = cache.KEY_PREFIX + session.session_key
+            # Written through the lean client, read by django-redis's own path ...
+            text = backend.get(entry)
+            assert text.startswith("{")
+            # ... and written by django-redis's own path, read through the lean client.
+            backend.delete(entry)
+            backend.set(entry, text, 100)
+            assert cache.SessionStore(session.session_key)["a"] == 1
+
+    def test_a_cache_object_of_its_own_or_new_settings_find_the_route_again(self):
+        route = lean_route("redis", caches["redis"])
+        other_thread: list[dict[str, object]] = []
+        thread = threading.Thread(
+            target=lambda: other_thread.append(lean_route("redis", caches["redis"]))
+        )
+        thread.start()
+        thread.join()
+        assert other_thread == [route]
+        herd = alias_with(CLIENT_CLASS="django_redis.client.HerdClient")
+        with override_settings(CACHES={**settings.CACHES, "redis": herd}):
+            assert lean_route("redis", caches["redis"]) == {}
+        # Back: the clients were made again for the settings restored.
+        assert lean_route("redis", caches["redis"]) == {"client": sync_client("redis")}

@@ -191,6 +191,12 @@ class LeanRedis(redis.Redis):
             idle.append(connection)
 
 
+def lean_client(alias: str) -> LeanRedis | None:
+    """Return the alias's sync client if it is a ``LeanRedis``, else None."""
+    client = sync_client(alias)
+    return client if type(client) is LeanRedis else None
+
+
 def _encodes_as_hiredis_does(connection_kwargs: dict[str, Any]) -> bool:
     # hiredis encodes text as UTF-8, strictly: redis-py's default encoding.
     return (
