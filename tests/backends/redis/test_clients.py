@@ -153,6 +153,17 @@ class LeanRedisTests(SimpleTestCase):
             assert cache.get("sessionplus-lean") == b"1"
             cache.delete("sessionplus-lean")
 
+    def test_a_pool_of_another_class_keeps_redis_pys_path(self):
+        # A BlockingConnectionPool waits for a free connection: its own get_connection() does.
+        blocking = with_pool_kwargs(3, {"protocol": 2})
+        pool_class = {"CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool"}
+        blocking["OPTIONS"] = {**blocking["OPTIONS"], **pool_class}
+        with override_settings(CACHES={**settings.CACHES, "blocking": blocking}):
+            client = sync_client("blocking")
+            assert type(client.connection_pool).__name__ == "BlockingConnectionPool"
+            assert type(client) is not LeanRedis
+            assert client.echo(b"mine") == b"mine"
+
     def test_commands_in_a_row_use_one_connection(self):
         with engine_client(14, {}) as client:
             ids = {client.client_id() for _ in range(20)}
