@@ -161,7 +161,7 @@ class LeanRedis(redis.Redis):
 
     redis-py 8 lends a connection for each command under the pool's lock, records metrics
     of the pool's state and of the operation, dispatches an event on every release and
-    polls the socket for an unread reply: about 75,000 CPU instructions a command, half of
+    polls the socket for an unread reply: about 64,000 CPU instructions a command, half of
     what a session read costs in the client. Here a command takes an idle connection from
     the pool's list and puts it back, and keeps what decides behaviour: the fork check,
     the retry policy (each failure disconnects), health checks, response callbacks. The
