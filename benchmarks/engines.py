@@ -27,7 +27,7 @@ class Engine:
     plus: str
     database: str  # where auth (and the db engines' sessions) live: "sqlite", "postgres", "mariadb"
     uses_redis: bool
-    floor: str  # the bare-client floor: "sql", "redis_hash", "redis_blob", "sql+redis_blob", …
+    floor: str  # the bare-client floor: "sql", "redis_blob", "sql+redis_blob", …
 
     @property
     def sessions_in_sql(self) -> bool:
@@ -97,7 +97,7 @@ ENGINES = {
             f"{PLUS}.redis",
             "sqlite",
             True,
-            "redis_hash",
+            "redis_blob",
         ),
     )
 }

@@ -8,7 +8,6 @@ by its floor says how much the session layer adds on top of the store itself.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import sqlite3
@@ -23,7 +22,7 @@ from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core import signing
 
-from benchmarks.workload import READ_KEY, USER_AGENT, session_payload
+from benchmarks.workload import USER_AGENT, session_payload
 from sessionplus.randomness import random_string
 
 FLOOR_TABLE = "bench_floor_session"
@@ -215,43 +214,6 @@ class RedisFloor(Floor):
         self.client.close()
 
 
-class RedisHashFloor(RedisFloor):
-    """One hash per session, one field per key: HGETALL, pipelined HSET + PEXPIRE."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        now = str(datetime.now(dt_timezone.utc).timestamp())
-        self.fields = {key: json.dumps(value) for key, value in session_payload().items()}
-        self.fields.update(
-            {"_created_at": now, "_last_activity": now, "_ip": "127.0.0.1", "_ua": USER_AGENT}
-        )
-
-    def read(self, key: str) -> object:
-        return self.client.hgetall(self.prefix + key)
-
-    def write(self, key: str) -> object:
-        # A delta: the one changed field and the activity stamp, with the TTL.
-        name = self.prefix + key
-        changed = {READ_KEY: json.dumps(os.urandom(20).hex()), "_last_activity": "0"}
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(name, mapping=changed).pexpire(name, self.ttl_ms)
-        return pipe.execute()
-
-    def create(self, key: str) -> object:
-        name = self.prefix + key
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hset(name, mapping=self.fields).pexpire(name, self.ttl_ms)
-        return pipe.execute()
-
-    def rekey(self, old: str, new: str) -> object:
-        name = self.prefix + new
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rename(self.prefix + old, name)
-        pipe.hset(name, mapping={k: json.dumps(v) for k, v in AUTH_FIELDS.items()})
-        pipe.pexpire(name, self.ttl_ms)
-        return pipe.execute()
-
-
 class RedisBlobFloor(RedisFloor):
     """One string per session, pickled as django-redis stores it: GET, SET."""
 
@@ -364,8 +326,6 @@ class SigningFloor(Floor):
 def floor_for(kind: str, redis_url: str | None, file_dir: str) -> Floor:
     if kind == "sql":
         return SqlFloor()
-    if kind == "redis_hash":
-        return RedisHashFloor(redis_url)
     if kind == "redis_blob":
         return RedisBlobFloor(redis_url)
     if kind == "sql+redis_blob":
@@ -380,7 +340,6 @@ def floor_for(kind: str, redis_url: str | None, file_dir: str) -> Floor:
 FLOOR_DESCRIPTIONS = {
     "sql": "SELECT by primary key / UPDATE / INSERT / UPDATE of the key, one statement each "
     "(autocommit) on a table of the same shape",
-    "redis_hash": "HGETALL / pipelined HSET + PEXPIRE (RENAME for a new key), one round trip each",
     "redis_blob": "GET / SET PX (SET + DEL pipelined for a new key) of the same pickled blob",
     "sql+redis_blob": "cache GET for a read; SQL statement + cache SET for a write",
     "file": "read the file / write a temporary file, fsync, os.replace",

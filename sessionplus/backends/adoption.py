@@ -11,8 +11,8 @@ Two users of the same three steps (``read_session``, ``write_session``, ``remove
   or sessionplus's, in either direction (``live_sessions`` enumerates the source).
 
 A write never overwrites: it is the target store's own create, which raises CreateError
-on a taken key (an INSERT, a cache ``add``, the Redis create script, an exclusive file
-create). So two requests adopting one session end with one copy, and a session adopted or
+on a taken key (an INSERT, a cache ``add``, the redis engine's ``SET NX``, an exclusive
+file create). So two requests adopting one session end with one copy, and a session adopted or
 changed meanwhile keeps its newer data.
 """
 

@@ -230,7 +230,7 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
 
     Engines that store an encoded blob implement ``_read``/``_write`` (and optionally
     their async twins); ``load``, ``save`` and ``create`` here do the rest. Engines with
-    their own storage model (Redis hashes, signed cookies) override ``load``/``save``.
+    their own storage model (Redis values of fields, signed cookies) override ``load``/``save``.
     """
 
     # The stored data as last loaded, which a touch compares with what is stored now.

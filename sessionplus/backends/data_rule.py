@@ -66,7 +66,7 @@ def check_keys(data: Mapping[Any, Any]) -> None:
         try:
             key.encode()
         except UnicodeEncodeError as exc:
-            # Engines that store keys as names (Redis hash fields) need real text.
+            # Engines that store keys as names (the redis engine's fields) need real text.
             raise ValueError(f"Session key {key!r} is not valid Unicode text: {exc}") from None
 
 

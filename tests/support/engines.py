@@ -160,10 +160,11 @@ def _redis_field(session_key: str) -> tuple[Any, str, str]:
     from django_redis import get_redis_connection
 
     from sessionplus.backends.redis import DATA, SessionStore
+    from tests.support.redis_layout import stored_fields
 
     client = get_redis_connection(settings.SESSIONPLUS_REDIS_ALIAS)
     key = SessionStore.redis_key(session_key)
-    fields = sorted(name.decode() for name in client.hkeys(key) if name.startswith(DATA.encode()))
+    fields = sorted(name for name in stored_fields(client, key) if name.startswith(DATA))
     return client, key, fields[0]
 
 
@@ -183,7 +184,9 @@ def read_payload(engine: Engine, session_key: str) -> str:
             return _text_record_payload(session_file.read())[1]
     if engine.name == "redis":
         client, key, name = _redis_field(session_key)
-        return client.hget(key, name).decode()
+        from tests.support.redis_layout import stored_fields
+
+        return stored_fields(client, key)[name].decode()
     if engine.name == "signed_cookies":
         return session_key
     raise NotImplementedError(engine.name)
@@ -217,7 +220,9 @@ def tamper(engine: Engine, session_key: str, change: Callable[[str], str]) -> st
             session_file.write(f"{header}\n{payload}")
     elif engine.name == "redis":
         client, key, name = _redis_field(session_key)
-        client.hset(key, name, payload.encode())
+        from tests.support.redis_layout import set_field
+
+        set_field(client, key, name, payload)
     elif engine.name == "signed_cookies":
         return payload
     else:

@@ -1,21 +1,22 @@
 """
-Session engine keeping each session in one Redis hash, through a django-redis alias.
+Session engine keeping each session in one Redis value, through a django-redis alias.
 
 Layout under ``SESSIONPLUS_REDIS_KEY_PREFIX`` (default ``sessionplus:``):
 
-* ``<prefix><session key>``: a hash with one field per session key (``d:<key>``), the
-  metadata (``m:created_at``, ``m:last_activity``, ``m:user_id``, ``m:ip``,
-  ``m:user_agent``) and, for a logged-in session, ``x:index`` naming its user index. Every
-  value is serialized with ``SESSION_SERIALIZER`` and signed together with its field name
-  (``codec``), so a value altered, forged or moved to another field fails its signature.
-  The key's TTL is the session's expiry: Redis expires sessions itself.
+* ``<prefix><session key>``: one string (``layout``) holding a field per session key
+  (``d:<key>``), the metadata (``m:created_at``, ``m:last_activity``, ``m:user_id``,
+  ``m:ip``, ``m:user_agent``) and, for a logged-in session, ``x:index`` naming its user
+  index. Every field's value is serialized with ``SESSION_SERIALIZER`` and signed together
+  with its field name (``codec``), so a value altered, forged or moved to another field
+  fails its signature. The key's TTL is the session's expiry: Redis expires sessions itself.
 * ``<prefix>user:<user id>``: a set of that user's session keys (``index``).
 
-Each session operation is one atomic round trip to the primary: one HGETALL for a read, a
-Lua script for a write (``scripts``), each written once as a plan that ``executor`` runs
-on the sync or the asyncio client. A load verifies what it needs (last activity and the
-expiry, and what the lifecycle reads as the session loads); each other value, data or
-metadata, is verified and decoded when first read (``data``).
+Each session operation is one atomic round trip to the primary: one GET for a read, one
+SET NX for a create, a Lua script for a save that changes only the fields it names
+(``scripts``), each written once as a plan that ``executor`` runs on the sync or the
+asyncio client. A load verifies what it needs (last activity and the expiry, and what the
+lifecycle reads as the session loads); each other value, data or metadata, is verified
+and decoded when first read (``data``).
 """
 
 from __future__ import annotations
@@ -37,13 +38,21 @@ from sessionplus.backends.base import (
 )
 from sessionplus.backends.data_rule import check_keys
 from sessionplus.backends.expiry import EXPIRY_KEY, stored_expiry_is_valid
-from sessionplus.backends.memo import IMMUTABLE, TextMemo
+from sessionplus.backends.memo import IMMUTABLE
 from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
-from sessionplus.backends.redis import index, scripts
+from sessionplus.backends.redis import index, layout, scripts
 from sessionplus.backends.redis.codec import FieldCodec, codec_for
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
 from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
-from sessionplus.backends.redis.executor import Command, IsCluster, Op, Plan, arun, run
+from sessionplus.backends.redis.executor import (
+    Command,
+    GetValue,
+    IsCluster,
+    Op,
+    Plan,
+    arun,
+    run,
+)
 from sessionplus.backends.redis.index import INDEX_FIELD, ms
 from sessionplus.backends.redis.signatures import BadSignature
 from sessionplus.backends.timestamps import now_timestamp
@@ -59,6 +68,8 @@ INDEX_FIELD_BYTES = INDEX_FIELD.encode()
 META = "m:"
 META_BYTES = META.encode()
 EXPIRY_FIELD_BYTES = (DATA + EXPIRY_KEY).encode()
+METADATA_FIELD_BYTES = {name: META_BYTES + name.encode() for name in METADATA_FIELDS}
+_KNOWN_METADATA = frozenset(METADATA_FIELDS)
 # Seconds a session may be read past its own expiry: the app servers' clocks and Redis's
 # need not agree to the second.
 CLOCK_SKEW = 60
@@ -66,36 +77,12 @@ CLOCK_SKEW = 60
 _MISSING = object()
 
 
-# What each field name read from a hash names, decoded once per process: the same few
-# dozen names come back in every hash (slicing and decoding each cost about 1,300 CPU
-# instructions a field, a lookup here a tenth of that, and the key found is the same
-# str each time, its hash already known to the dict the load builds).
-_field_names = TextMemo()
-
-
-def field_named(raw_name: bytes) -> tuple[str, str]:
-    """
-    Return what a field of a session's hash holds: ("data", key), ("metadata", name),
-    ("index", "") or ("other", ""). Raise UnicodeDecodeError for a name that is not UTF-8.
-    """
-    prefix = raw_name[:2]
-    named = ("other", "")
-    if prefix == DATA_BYTES:
-        named = ("data", raw_name[2:].decode())
-    elif raw_name == INDEX_FIELD_BYTES:
-        named = ("index", "")
-    elif prefix == META_BYTES and (name := raw_name[2:].decode()) in METADATA_FIELDS:
-        named = ("metadata", name)
-    _field_names.remember(raw_name, len(raw_name), named)
-    return named
-
-
 class _Write:
     """The calls one save makes, and what the store knows once they succeed."""
 
     def __init__(
         self,
-        main: Op,
+        main: Op | None,
         before: Sequence[Op],
         after: Sequence[Op],
         stored: StoredFields,
@@ -106,7 +93,7 @@ class _Write:
 
 
 class SessionStore(SessionPlusBase):
-    """Sessions as Redis hashes: delta saves, no lost updates, one round trip per operation."""
+    """Sessions as Redis values: delta saves, no lost updates, one round trip per operation."""
 
     # What shrinks large values before they are signed (see ``compressors``).
     compressor: BaseCompressor = ZlibCompressor()
@@ -122,7 +109,7 @@ class SessionStore(SessionPlusBase):
 
     @classmethod
     def redis_key(cls, session_key: str) -> str:
-        """Return the Redis key of a session's hash."""
+        """Return the Redis key of a session's value."""
         return f"{conf.SESSIONPLUS_REDIS_KEY_PREFIX}{session_key}"
 
     def _live_key(self) -> str:
@@ -161,9 +148,9 @@ class SessionStore(SessionPlusBase):
         if session_key is None:  # as Django's load(): no (or a malformed) key is no session
             self._forget()
             return {}
-        fields = yield Command("hgetall", (self.redis_key(session_key).encode(),))
-        # Redis has no empty hashes: no fields means no session (expired, deleted, never was).
-        data = self._accept_hash(fields) if fields else None
+        value = yield GetValue(self.redis_key(session_key).encode())
+        # None: no session (expired, deleted, never was).
+        data = None if value is None else self._accept_value(value)
         if data is None:
             self._forget()
             return {}
@@ -182,39 +169,36 @@ class SessionStore(SessionPlusBase):
     def _problem(self, exc: Exception) -> str:
         if isinstance(exc, BadSignature):
             return "failed its signature check"
+        if isinstance(exc, layout.Malformed):
+            return f"is not a session value: {exc}"
         return f"could not be decoded ({type(exc).__name__})"
 
-    def _accept_hash(self, fields: dict[Any, Any]) -> LazyData | None:
+    def _accept_value(self, value: bytes | str | object) -> LazyData | None:
         """
-        Take a stored hash: what the load needs verified now, the rest when read.
+        Take a stored value: what the load needs verified now, the rest when read.
 
-        Return None (logged) when it is not ours or has outlived its own expiry. ``fields``
-        is HGETALL's reply: bytes, or str from a client made with decode_responses=True.
+        Return None (logged) when it is not ours or has outlived its own expiry. ``value``
+        is GET's reply: bytes, str from a client made with decode_responses=True, or
+        ``WRONG_TYPE`` for a key holding something else than a string.
         """
         codec = self.codec()
-        if type(next(iter(fields))) is str:  # a client made with decode_responses=True
-            fields = {name.encode(): value.encode() for name, value in fields.items()}
-        encoded: dict[str, bytes] = {}
-        metadata = StoredFields()
-        verified_now = self._metadata_needed_at_load()
-        index = None
         decode = codec.decode_bytes
-        names = _field_names
         try:
-            # One pass, no call per data field: a session has a field per key.
-            for raw_name, raw in fields.items():
-                kind, name = names.get(raw_name) or field_named(raw_name)
-                if kind == "data":
-                    encoded[name] = raw
-                elif kind == "index":
-                    index = raw
-                elif kind == "metadata":
-                    if name not in verified_now:
-                        metadata.encoded[name] = raw
-                    elif (value := decode(raw_name, raw)[0]) is not None:
-                        metadata.values[name] = value
-                else:
-                    decode(raw_name, raw)  # unknown fields too: none is forged
+            if type(value) is str:  # a client made with decode_responses=True
+                value = value.encode()
+            if type(value) is not bytes:
+                raise layout.Malformed("it is not a string")
+            encoded, stored_metadata, index = layout.unpack(value)
+            metadata = StoredFields(stored_metadata)
+            for name in self._metadata_needed_at_load():
+                raw = stored_metadata.pop(name, None)
+                if raw is None:
+                    continue
+                if (found := decode(METADATA_FIELD_BYTES[name], raw)[0]) is not None:
+                    metadata.values[name] = found
+            for name in stored_metadata.keys() - _KNOWN_METADATA:
+                # Fields of a later version: kept by saves, verified now (none is forged).
+                decode(META_BYTES + name.encode(), stored_metadata.pop(name))
             stored = StoredFields(encoded)
             raw_expiry = encoded.pop(EXPIRY_KEY, None)
             if raw_expiry is not None:
@@ -264,9 +248,9 @@ class SessionStore(SessionPlusBase):
 
     def _outlived(self, last_activity: object, expiry: object) -> bool:
         """
-        Return whether a hash is past the expiry its own signed fields give (logged).
+        Return whether a value is past the expiry its own signed fields give (logged).
 
-        Every write sets the TTL from ``m:last_activity`` and the expiry: a hash whose TTL
+        Every write sets the TTL from ``m:last_activity`` and the expiry: a value whose TTL
         was removed or stretched behind the engine's back ends when the session would
         have. (An expiry the expiry maths cannot use is reported by the base class.)
         """
@@ -410,46 +394,49 @@ class SessionStore(SessionPlusBase):
         now = now_timestamp()
         expires_at = self.expiry_timestamp(now)
         ttl = ms(expires_at - now)
-        pairs = self._metadata_pairs(codec, must_create, now)
+        metadata = self._metadata_texts(codec, must_create, now)
         known = None if must_create else self._stored
         # Never loaded (clear() or flush() first): every data field stored goes.
         drop_all = not must_create and known is None
         changed, deleted, after = self._changes(codec, session, known)
         self._check_size(session, after)
 
-        for key, form in changed.items():
-            name = DATA_BYTES + key.encode()
-            pairs += [name, codec.encode(name, form)]
+        data = {key: codec.encode(DATA_BYTES + key.encode(), form) for key, form in changed.items()}
         if known is None:
             # Values never read are written back as stored: signed for their field name,
             # they verify under any session key.
-            for key, stored in after.encoded.items():
-                pairs += [DATA_BYTES + key.encode(), stored]
-        deleted_fields = [DATA_BYTES + key.encode() for key in deleted]
+            data.update(after.encoded)
         auth_written = must_create or drop_all or SESSION_KEY in changed or SESSION_KEY in deleted
         before, after_calls, new_index = index.upkeep(
             self, must_create, auth_written, expires_at, now
         )
+        index_text = None if new_index is None else codec.dumps(INDEX_FIELD, list(new_index))
+        session_key = self.redis_key(self._live_key()).encode()
+        if must_create:
+            # A session already past its expiry is not written: Redis would drop it at once.
+            value = layout.pack(data, metadata, index_text)
+            main = None if ttl <= 0 else Command("set", (session_key, value, None, ttl, True))
+            return _Write(main, before, after_calls, after, new_index)
+
+        # Every argument as bytes (see FieldCodec.encode()).
+        deleted_fields = [DATA_BYTES + key.encode() for key in deleted]
+        pairs: list[bytes] = []
+        for key, text in data.items():
+            pairs += [DATA_BYTES + key.encode(), text]
+        for name, text in metadata.items():
+            pairs += [METADATA_FIELD_BYTES.get(name) or META_BYTES + name.encode(), text]
         if new_index != self._known_index():
-            if new_index is None:
+            if index_text is None:
                 deleted_fields.append(INDEX_FIELD_BYTES)
             else:
-                pairs += [INDEX_FIELD_BYTES, codec.dumps(INDEX_FIELD, list(new_index))]
+                pairs += [INDEX_FIELD_BYTES, index_text]
+        deleting = b"%d" % len(deleted_fields)
+        args = [b"%d" % ttl, b"1" if drop_all else b"0", deleting, *deleted_fields, *pairs]
+        return _Write(scripts.SAVE([session_key], args), before, after_calls, after, new_index)
 
-        # Every argument as bytes, as the pairs are (see FieldCodec.encode()).
-        session_hash = self.redis_key(self._live_key()).encode()
-        ttl_ms = b"%d" % ttl
-        if must_create:
-            main = scripts.CREATE([session_hash], [ttl_ms, *pairs])
-        else:
-            deleting = b"%d" % len(deleted_fields)
-            args = [ttl_ms, b"1" if drop_all else b"0", deleting, *deleted_fields, *pairs]
-            main = scripts.SAVE([session_hash], args)
-        return _Write(main, before, after_calls, after, new_index)
-
-    def _metadata_pairs(self, codec: FieldCodec, must_create: bool, now: float) -> list[bytes]:
+    def _metadata_texts(self, codec: FieldCodec, must_create: bool, now: float) -> dict[str, bytes]:
         """
-        Return the metadata fields a write sets and their stored text, as HSET arguments.
+        Return the stored text of each metadata field a write sets, by name.
 
         A save sets last activity and what was staged here; a create all there is, where
         a field never read is written back as stored, to be verified when read (as data is).
@@ -457,25 +444,24 @@ class SessionStore(SessionPlusBase):
         # What metadata_for_write() records, without reading (so verifying) stored fields.
         self.stamp_write(now)
         metadata = self._metadata
-        pairs: list[bytes] = []
+        texts: dict[str, bytes] = {}
         if must_create:
-            unread = metadata.unread() if isinstance(metadata, LazyData) else {}
-            for name, stored in unread.items():
-                pairs += [META_BYTES + name.encode(), stored]
+            if isinstance(metadata, LazyData):
+                texts.update(metadata.unread())
             values = {name: dict.get(metadata, name) for name in METADATA_FIELDS}
         else:
             values = {"last_activity": now, **self._metadata_changes}
         for name, value in values.items():
             if value is not None and value is not ENCODED:
-                field = META_BYTES + name.encode()
-                pairs += [field, codec.encode(field, codec.serialize(value))]
-        return pairs
+                field = METADATA_FIELD_BYTES.get(name) or META_BYTES + name.encode()
+                texts[name] = codec.encode(field, codec.serialize(value))
+        return texts
 
     def _save_plan(self, must_create: bool) -> Plan[None]:
         write = self._plan_write(must_create)
         for call in write.before:
             yield call
-        if not (yield write.main):
+        if write.main is not None and not (yield write.main):
             # CreateError: the key is taken, create() picks another. UpdateError: the
             # session was deleted meanwhile (logout elsewhere); never resurrect it.
             raise CreateError if must_create else UpdateError
@@ -527,8 +513,8 @@ class SessionStore(SessionPlusBase):
             self._index = None
         if session_key is None or not is_valid_session_key(session_key):
             return
-        stored_index = yield scripts.DELETE([self.redis_key(session_key)], [INDEX_FIELD])
-        yield from index.unindex(self, session_key, stored_index)
+        stored = yield scripts.DELETE([self.redis_key(session_key)], [])
+        yield from index.unindex(self, session_key, stored)
 
     def delete(self, session_key: str | None = None) -> None:
         self._run(self._delete_plan(session_key))
@@ -551,7 +537,7 @@ class SessionStore(SessionPlusBase):
         """
         Move the session to a new key; the old key stops working at once.
 
-        On one server the hash is renamed atomically (data written meanwhile by other
+        On one server the value is renamed atomically (data written meanwhile by other
         requests moves with it). Redis Cluster cannot rename across slots: there the
         session is written under the new key, then the old key is deleted.
         """
@@ -603,7 +589,7 @@ class SessionStore(SessionPlusBase):
         return int(milliseconds) / 1000
 
     def seconds_to_live(self) -> float:
-        """Return how long the session's hash has left before Redis expires it."""
+        """Return how long the session's value has left before Redis expires it."""
         return self._run(self._ttl_plan())
 
     @classmethod

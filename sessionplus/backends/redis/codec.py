@@ -1,5 +1,5 @@
 """
-One hash field's value and the text Redis stores for it: serializer, compressor, signature.
+One field's value and the text Redis stores for it: serializer, compressor, signature.
 
 Each piece is pluggable in the manner of django-redis's ``serializers/`` and
 ``compressors/``: the serializer is ``SESSION_SERIALIZER``, the compressor the engine's
@@ -30,7 +30,7 @@ def text(value: bytes | str) -> str:
 
 
 class FieldCodec:
-    """Encodes and decodes the fields of one hash."""
+    """Encodes and decodes the fields of one session value."""
 
     def __init__(self, serializer: Any, signer: FieldSigner, compressor: BaseCompressor) -> None:
         self.serializer = serializer

@@ -1,5 +1,5 @@
 """
-A session's data (and metadata) as read from its hash: each value verified and decoded when
+A session's data (and metadata) as read from its value: each verified and decoded when
 first read.
 
 A request reads a few keys of a session (the auth middleware three); verifying and
@@ -31,7 +31,7 @@ ENCODED: Any = object()
 @dataclass
 class StoredFields:
     """
-    What the hash holds of the data, as far as this store knows.
+    What the stored value holds of the data, as far as this store knows.
 
     ``encoded``: keys never decoded, with their stored text (unchanged unless replaced);
     ``values`` and ``forms``: the keys decoded or written, with the object handed out and
@@ -52,6 +52,9 @@ class LazyData(dict[str, Any]):
     module). ``before_walk`` verifies what else a walk of the whole session must.
     """
 
+    # Slots: one is made per load, and a dict's own __dict__ would double what that costs.
+    __slots__ = ("_before_walk", "_decode", "_failed", "_stored")
+
     def __init__(
         self,
         stored: StoredFields,
@@ -59,8 +62,9 @@ class LazyData(dict[str, Any]):
         failed: Callable[[Exception], None],
         before_walk: Callable[[], None] | None = None,
     ) -> None:
-        super().__init__(dict.fromkeys(stored.encoded, ENCODED))
-        dict.update(self, stored.values)
+        dict.__init__(self, dict.fromkeys(stored.encoded, ENCODED))
+        if stored.values:
+            dict.update(self, stored.values)
         self._stored = stored
         self._decode = decode
         self._failed = failed

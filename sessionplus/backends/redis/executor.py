@@ -14,7 +14,7 @@ from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from sessionplus.backends.redis.clients import async_client, is_cluster, sync_client
 from sessionplus.outage import unreachable_redis
@@ -47,17 +47,56 @@ class Command(Op):
         return getattr(client, self.name)(*self.args)
 
 
+# GetValue's reply for a key that holds something other than a string (a hash, a list).
+WRONG_TYPE: Any = object()
+
+
+def _wrong_type(exc: ResponseError) -> Any:
+    if str(exc).startswith("WRONGTYPE"):
+        return WRONG_TYPE
+    raise exc
+
+
+async def _awaited(reply: Any) -> Any:
+    try:
+        return await reply
+    except ResponseError as exc:
+        return _wrong_type(exc)
+
+
+@dataclass(frozen=True)
+class GetValue(Op):
+    """
+    GET of one key: its value, None, or ``WRONG_TYPE`` when the key holds another kind
+    of thing, which Redis refuses to GET (a key written by something else is no session,
+    not a server error).
+    """
+
+    key: bytes
+
+    def send(self, client: Any) -> Any:
+        try:
+            reply = client.get(self.key)
+        except ResponseError as exc:
+            return _wrong_type(exc)
+        if type(reply) is bytes or reply is None or not inspect.isawaitable(reply):
+            return reply
+        return _awaited(reply)
+
+
 @dataclass(frozen=True)
 class Batch(Op):
     """Commands sent together in one pipeline (no transaction); the reply is their list."""
 
     commands: Sequence[Command]
+    # False: a command Redis refuses gives its error as its reply, the others theirs.
+    raise_on_error: bool = True
 
     def send(self, client: Any) -> Any:
         pipe = client.pipeline(transaction=False)
         for command in self.commands:
             command.send(pipe)
-        return pipe.execute()
+        return pipe.execute(raise_on_error=self.raise_on_error)
 
 
 @dataclass(frozen=True)

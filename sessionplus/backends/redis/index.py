@@ -16,16 +16,22 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth import SESSION_KEY
 
 from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
-from sessionplus.backends.redis import scripts
+from sessionplus.backends.redis import layout, scripts
 from sessionplus.backends.redis.codec import text
-from sessionplus.backends.redis.executor import Batch, Command, Plan, ScanKeys, ScriptCall
+from sessionplus.backends.redis.executor import (
+    Batch,
+    Command,
+    Plan,
+    ScanKeys,
+    ScriptCall,
+)
 from sessionplus.conf import conf
 
 if TYPE_CHECKING:
     from sessionplus.backends.redis import SessionStore
 
 USER_INDEX = "user:"
-# The session hash field naming the index that holds it: (user id, index kept until).
+# The session's field naming the index that holds it: (user id, index kept until).
 INDEX_FIELD = "x:index"
 META = "m:"
 # Members checked per round trip when pruning a user index.
@@ -114,20 +120,22 @@ def user_session_metadata(
     members = _members((yield Command("smembers", (index_key(user_id),))))
     if not members:
         return {}
-    fields = [META + name for name in METADATA_FIELDS]
-    replies = yield Batch([Command("hmget", (store_class.redis_key(m), fields)) for m in members])
+    # A member whose key holds something else is skipped (its error is its reply).
+    reads = [Command("get", (store_class.redis_key(m).encode(),)) for m in members]
+    replies = yield Batch(reads, raise_on_error=False)
     codec = store_class().codec()
     found = {}
-    for member, values in zip(members, replies, strict=True):
-        if all(value is None for value in values):
-            continue  # expired since the index was read (every session has created_at)
+    for member, value in zip(members, replies, strict=True):
+        if value is None:
+            continue  # expired since the index was read
         try:
+            texts = layout.unpack(value.encode() if isinstance(value, str) else value)[1]
             stored = {
-                name: codec.loads(META + name, value)
-                for name, value in zip(METADATA_FIELDS, values, strict=True)
-                if value is not None
+                name: codec.loads(META + name, texts[name])
+                for name in METADATA_FIELDS
+                if name in texts
             }
-        except Exception:  # not ours: load() reports such hashes when they are used
+        except Exception:  # not ours: load() reports such values when they are used
             continue
         found[member] = SessionMetadata.from_stored(stored)
     return found
@@ -152,11 +160,14 @@ def prune_all(store_class: type[SessionStore]) -> Plan[int]:
 
 
 def unindex(store: SessionStore, session_key: str, stored: Any) -> Plan[None]:
-    """Remove a deleted session from the index its ``x:index`` field named, if any."""
+    """Remove a deleted session (its value as it was) from the index its ``x:index`` names."""
     if stored is None:
         return
     try:
-        user_id = str(store.codec().loads(INDEX_FIELD, stored)[0])
-    except Exception:  # not ours: nothing to unindex, load() reports such hashes
+        text = layout.unpack(stored.encode() if isinstance(stored, str) else stored)[2]
+        if text is None:
+            return
+        user_id = str(store.codec().loads(INDEX_FIELD, text)[0])
+    except Exception:  # not ours: nothing to unindex, load() reports such values
         return
     yield remove(user_id, [session_key])

@@ -1,23 +1,17 @@
 """
-The redis engine's per-field signatures: one HMAC-SHA256 per hash value, keys derived once.
+The redis engine's per-field signatures: one HMAC-SHA256 per field value, keys derived once.
 
 A stored value is ``<payload>:<signature>``, the payload being what the codec made of the
-value (URL-safe base64, with the compressor's marker in front when compressed); anything
-else never verifies, and is refused before the earlier form is tried. The signature is the
-URL-safe base64 HMAC-SHA256 of ``<length of the field name>:<field name>:<payload>``: the
-length prefix frames the field name whatever characters it holds, so a value signed for
-one field never verifies under another. Its key is derived from the store's salt and
-``SECRET_KEY`` once per process, not once per value as ``django.core.signing`` does;
-``SECRET_KEY_FALLBACKS`` still verify.
-
-Values written before the length prefix (signed over ``<field name>:<payload>`` under a
-key of their own) still verify: with the payload checked to hold no ``:``, that message
-too names exactly one field. Each is rewritten in the current form when its value changes.
+value (URL-safe base64, with the compressor's marker in front when compressed). The
+signature is the URL-safe base64 HMAC-SHA256 of ``<length of the field name>:<field
+name>:<payload>``: the length prefix frames the field name whatever characters it holds,
+so a value signed for one field never verifies under another. Its key is derived from the
+store's salt and ``SECRET_KEY`` once per process, not once per value as
+``django.core.signing`` does; ``SECRET_KEY_FALLBACKS`` still verify.
 """
 
 from __future__ import annotations
 
-import re
 from hmac import compare_digest
 from typing import TYPE_CHECKING
 
@@ -32,10 +26,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BadSignature", "FieldSigner"]
 
-_PAYLOAD_RE = re.compile(rb"\.?[A-Za-z0-9_-]+")
-# Separate keys for the two message forms: one form's signature is never the other's.
+# In the key: signatures of an earlier, unframed message form (under b"redis-field") never
+# verify.
 _FRAMED = b"redis-field-v2"
-_LEGACY = b"redis-field"
 
 
 def _key(salt: str, secret: str | bytes, form: bytes) -> Key:
@@ -50,7 +43,7 @@ def signer(salt: str) -> FieldSigner:
 
 
 class FieldSigner:
-    """Signs and verifies the fields of one hash under one secret key and its fallbacks."""
+    """Signs and verifies fields under one secret key and its fallbacks."""
 
     def __init__(
         self, salt: str, secret: str | bytes, fallbacks: tuple[str | bytes, ...] = ()
@@ -58,10 +51,9 @@ class FieldSigner:
         secrets = (secret, *fallbacks)
         self._signing = _key(salt, secret, _FRAMED)
         self._verifying = [_key(salt, secret, _FRAMED) for secret in secrets]
-        self._legacy = [_key(salt, secret, _LEGACY) for secret in secrets]
 
     def signed(self, name: bytes, payload: bytes) -> bytes:
-        """Return the signed text stored in hash field ``name`` for ``payload``."""
+        """Return the signed text stored in field ``name`` for ``payload``."""
         message = b"%d:%b:%b" % (len(name), name, payload)
         return b"%b:%b" % (payload, signature(self._signing, message))
 
@@ -70,18 +62,11 @@ class FieldSigner:
         payload, colon, given = stored.rpartition(b":")
         if not colon:
             raise BadSignature("No signature.")
-        # Plain loops, current key first: this runs for every value read. The framed
+        # A plain loop, current key first: this runs for every value read. The framed
         # message names one field whatever the payload holds; what verifies was signed()
         # here, from the codec's alphabet.
         message = b"%d:%b:%b" % (len(name), name, payload)
         for key in self._verifying:
-            if compare_digest(given, signature(key, message)):
-                return payload
-        # The unframed message names one field only for a payload without ":".
-        if _PAYLOAD_RE.fullmatch(payload) is None:
-            raise BadSignature("Malformed payload.")
-        message = b"%b:%b" % (name, payload)
-        for key in self._legacy:
             if compare_digest(given, signature(key, message)):
                 return payload
         raise BadSignature("Signature does not match.")

@@ -79,7 +79,7 @@ class RedisSyncClientTests(SimpleTestCase):
         assert redis().exists(SessionStore.redis_key(key)) == 0
 
     def test_the_engine_reads_over_resp2_and_the_aliases_cache_keeps_resp3(self):
-        # HGETALL's RESP3 map costs the client a dict.popitem() per field (clients.py).
+        # The lean client runs on RESP2 connections only (clients.py).
         resp3 = with_pool_kwargs(10, {"protocol": 3})
         with override_settings(CACHES={**settings.CACHES, "resp3": resp3}):
             engine, cache = sync_client("resp3"), get_redis_connection("resp3")

@@ -18,10 +18,9 @@ from django_redis.pool import ConnectionFactory
 from freezegun import freeze_time
 from redis import exceptions as redis_exceptions
 
-import sessionplus.backends.redis as redis_engine
 from sessionplus.backends.base import MAX_CREATE_ATTEMPTS, UpdateError
 from sessionplus.backends.metadata import SessionMetadata
-from sessionplus.backends.redis import CLOCK_SKEW, SessionStore
+from sessionplus.backends.redis import CLOCK_SKEW, SessionStore, layout
 from sessionplus.backends.redis import clients as redis_clients
 from sessionplus.backends.redis.clients import async_client
 from sessionplus.exceptions import SessionStoreUnavailable, SessionTooLarge
@@ -29,6 +28,7 @@ from tests.backends.contract import SYNC, Calls, UserIndexedStoreContract, with_
 from tests.support.engines import ENGINES
 from tests.support.middleware_support import AsyncRequests, SyncRequests
 from tests.support.redis_faults import HangingUpListener, SilentListener
+from tests.support.redis_layout import set_field, stored_fields
 from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
 
 ENGINE = "sessionplus.backends.redis"
@@ -44,15 +44,14 @@ class RedisSessionStoreTests(UserIndexedStoreContract, SimpleTestCase):
 
     def corrupt(self, session_key: str) -> None:
         key = SessionStore.redis_key(session_key)
-        value = bytearray(redis().hget(key, "d:a"))
+        value = bytearray(stored_fields(redis(), key)["d:a"])
         value[2] ^= 0x01
-        redis().hset(key, "d:a", bytes(value))
+        set_field(redis(), key, "d:a", bytes(value))
 
 
 def stored(session_key: str) -> dict[str, bytes]:
-    """The session's hash as Redis holds it, field names decoded."""
-    raw = redis().hgetall(SessionStore.redis_key(session_key))
-    return {name.decode(): value for name, value in raw.items()}
+    """The session's fields as Redis holds them, by name."""
+    return stored_fields(redis(), SessionStore.redis_key(session_key))
 
 
 def saved(**data) -> SessionStore:
@@ -491,8 +490,11 @@ class RedisIntegrityTests(SimpleTestCase):
 
     def test_a_tampered_value_read_after_load_ends_the_session_there(self):
         session = saved(a=1, b=2)
-        redis().hset(
-            SessionStore.redis_key(session.session_key), "d:b", stored(session.session_key)["d:a"]
+        set_field(
+            redis(),
+            SessionStore.redis_key(session.session_key),
+            "d:b",
+            stored(session.session_key)["d:a"],
         )
         loaded = SessionStore(session.session_key)
         loaded.update_metadata(ip="192.0.2.1")
@@ -506,28 +508,28 @@ class RedisIntegrityTests(SimpleTestCase):
 
     def test_a_value_moved_to_another_field_fails_its_signature(self):
         key = saved(a="admin", b="guest").session_key
-        redis().hset(SessionStore.redis_key(key), "d:b", stored(key)["d:a"])
+        set_field(redis(), SessionStore.redis_key(key), "d:b", stored(key)["d:a"])
         self.assert_no_session_and_logged(key, "signature")
 
     def test_a_value_from_another_session_fails_when_its_field_differs(self):
         victim = saved(role="admin").session_key
         attacker = saved(name="x").session_key
-        redis().hset(SessionStore.redis_key(attacker), "d:name", stored(victim)["d:role"])
+        set_field(redis(), SessionStore.redis_key(attacker), "d:name", stored(victim)["d:role"])
         self.assert_no_session_and_logged(attacker, "signature")
 
     def test_a_field_written_outside_the_engine_is_no_session(self):
         key = saved(a=1).session_key
-        redis().hset(SessionStore.redis_key(key), "d:admin", "true")
+        set_field(redis(), SessionStore.redis_key(key), "d:admin", "true")
         self.assert_no_session_and_logged(key, "signature")
 
     def test_forged_metadata_is_no_session(self):
         key = saved(a=1).session_key
-        redis().hset(SessionStore.redis_key(key), "m:user_id", "1")
+        set_field(redis(), SessionStore.redis_key(key), "m:user_id", "1")
         self.assert_no_session_and_logged(key, "signature")
 
     def test_metadata_a_load_does_not_need_is_verified_when_first_read(self):
         key = saved_with_client(a=1)
-        redis().hset(SessionStore.redis_key(key), "m:user_agent", stored(key)["m:ip"])
+        set_field(redis(), SessionStore.redis_key(key), "m:user_agent", stored(key)["m:ip"])
         loaded = SessionStore(key)
         loaded.update_metadata(user_id="7")
         assert loaded["a"] == 1  # loaded: the user agent is not read yet
@@ -544,7 +546,7 @@ class RedisIntegrityTests(SimpleTestCase):
 
     def test_staging_metadata_over_a_forged_field_writes_it_afresh(self):
         key = saved_with_client(a=1)
-        redis().hset(SessionStore.redis_key(key), "m:ip", "192.0.2.66")
+        set_field(redis(), SessionStore.redis_key(key), "m:ip", "192.0.2.66")
         session = SessionStore(key)
         assert session["a"] == 1
         with self.assertNoLogs("django.security.SuspiciousSession"):
@@ -560,7 +562,7 @@ class RedisIntegrityTests(SimpleTestCase):
         key = saved_with_client(a=1)
         payload = stored(key)["m:ip"].rpartition(b":")[0]
         forged = payload + b":" + b"A" * 43  # the stored IP, under a signature not ours
-        redis().hset(SessionStore.redis_key(key), "m:ip", forged)
+        set_field(redis(), SessionStore.redis_key(key), "m:ip", forged)
         session = SessionStore(key)
         with self.assertNoLogs("django.security.SuspiciousSession"):
             assert session["a"] == 1
@@ -573,7 +575,7 @@ class RedisIntegrityTests(SimpleTestCase):
 
     def test_a_save_leaves_metadata_it_does_not_write_unread(self):
         key = saved_with_client(a=1)
-        redis().hset(SessionStore.redis_key(key), "m:user_agent", stored(key)["m:ip"])
+        set_field(redis(), SessionStore.redis_key(key), "m:user_agent", stored(key)["m:ip"])
         session = SessionStore(key)
         with self.assertNoLogs("django.security.SuspiciousSession"):
             session["a"] = 2
@@ -599,7 +601,7 @@ class RedisIntegrityTests(SimpleTestCase):
         ]:
             with self.subTest(name), override_settings(**setting):
                 key = saved_with_client(a=1)
-                redis().hset(SessionStore.redis_key(key), f"m:{name}", stored(key)["d:a"])
+                set_field(redis(), SessionStore.redis_key(key), f"m:{name}", stored(key)["d:a"])
                 with self.assertLogs("django.security.SuspiciousSession", "WARNING") as logs:
                     loaded = SessionStore(key)
                     assert loaded.get("a") is None
@@ -608,7 +610,7 @@ class RedisIntegrityTests(SimpleTestCase):
 
     def test_a_hash_written_by_someone_else_is_no_session(self):
         key = "d" * 32
-        redis().hset(SessionStore.redis_key(key), "d:a", "1")
+        set_field(redis(), SessionStore.redis_key(key), "d:a", "1")
         redis().expire(SessionStore.redis_key(key), 60)
         self.assert_no_session_and_logged(key, "no last activity")
 
@@ -636,29 +638,105 @@ class RedisIntegrityTests(SimpleTestCase):
     def test_bytes_that_are_not_text_are_no_session(self):
         # Checked as bytes, before any decoding: refused as not signed by us.
         key = saved(a=1).session_key
-        redis().hset(SessionStore.redis_key(key), "d:a", b"\xff\xfe")
+        set_field(redis(), SessionStore.redis_key(key), "d:a", b"\xff\xfe")
         self.assert_no_session_and_logged(key, "failed its signature check")
 
-    def test_a_field_name_that_is_not_text_is_no_session_and_is_not_remembered(self):
+    def test_a_value_not_laid_out_as_the_engine_writes_is_no_session_and_not_remembered(self):
         key = saved(a=1).session_key
-        redis().hset(SessionStore.redis_key(key), b"d:\xff", stored(key)["d:a"])
-        self.assert_no_session_and_logged(key, "could not be decoded (UnicodeDecodeError)")
-        assert b"d:\xff" not in redis_engine._field_names
-
-    def test_field_names_are_named_once_and_unknown_ones_still_verified(self):
-        key = saved(a=1).session_key
+        redis_key = SessionStore.redis_key(key)
+        good = redis().get(redis_key)
+        header, _, body = good.partition(b"\n")
+        not_ours = {
+            "no header": body,
+            "a header that is not JSON": b"[[" + good,
+            "a header that is not UTF-8": b'[["\xff"],[],0]\n' + body.split(b" ")[0],
+            "a header of another shape": b'{"d":["a"]}\n' + body,
+            "an index count other than 0 or 1": header[:-2] + b"2]\n" + body,
+            "a key named twice": b'[["a","a"],["created_at","last_activity"],0]\n' + body,
+            "a text too many": good + b" " + body.split(b" ")[0],
+            "a text too few": good.rpartition(b" ")[0],
+            "an empty text": good.replace(b" ", b"  ", 1),
+        }
+        for problem, value in not_ours.items():
+            with self.subTest(problem):
+                redis().set(redis_key, value, ex=60)
+                self.assert_no_session_and_logged(key, "is not a session value")
+                assert value not in layout._values
+        redis().set(redis_key, good, ex=60)
         assert SessionStore(key)["a"] == 1
-        assert redis_engine._field_names[b"d:a"] == ("data", "a")
-        assert redis_engine._field_names[b"m:last_activity"] == ("metadata", "last_activity")
-        assert redis_engine.field_named(b"m:other") == ("other", "")
-        assert redis_engine.field_named(b"x:a") == ("other", "")
-        # A field of no kind the engine writes, even under a name seen before, fails its check.
-        redis().hset(SessionStore.redis_key(key), "x:a", stored(key)["d:a"])
-        self.assert_no_session_and_logged(key, "failed its signature check")
+
+    def both_a_key_holding_another_kind_of_value_is_no_session(self, call: Calls) -> None:
+        key = saved(a=1).session_key
+        redis_key = SessionStore.redis_key(key)
+        redis().delete(redis_key)
+        redis().rpush(redis_key, b"1")
+        self.assert_no_session_and_logged(key, "it is not a string", call)
+        assert redis().type(redis_key) == b"list"
+
+    def test_a_key_holding_another_kind_of_value_is_no_session_and_can_be_deleted(self):
+        # What a key written by something else (or an earlier layout's hash) holds.
+        key = saved(a=1).session_key
+        redis_key = SessionStore.redis_key(key)
+        redis().delete(redis_key)
+        redis().hset(redis_key, "d:a", b"1")
+        self.assert_no_session_and_logged(key, "it is not a string")
+        session = SessionStore(key)
+        session["b"] = 2
+        session.save()  # a new session under a new key: the other value is left alone
+        assert session.session_key != key
+        assert redis().type(redis_key) == b"hash"
+        SessionStore().delete(key)
+        assert not redis().exists(redis_key)
+
+    def test_a_value_replaced_behind_a_loaded_session_is_never_overwritten(self):
+        for replacement in (b"not a session", None):
+            with self.subTest(replacement=replacement):
+                key = saved(a=1).session_key
+                redis_key = SessionStore.redis_key(key)
+                session = SessionStore(key)
+                session["a"]  # loaded
+                redis().delete(redis_key)
+                if replacement is None:
+                    redis().hset(redis_key, "d:a", b"1")
+                else:
+                    redis().set(redis_key, replacement)
+                session["a"] = 2
+                with pytest.raises(UpdateError):
+                    session.save()
+                kept = redis().get(redis_key) if replacement else redis().hget(redis_key, "d:a")
+                assert kept == (replacement or b"1")
+
+    def test_keys_json_escapes_survive_the_write_script(self):
+        # The Lua script reads and writes the header: every key must come back as it went.
+        keys = [
+            "a/b",
+            'say "hi"',
+            "back\\slash",
+            "new\nline",
+            "tab\t",
+            "é",
+            "日本",
+            "🙂",
+            "1",
+            "[]",
+            "null",
+            "\u2028",
+            "\x00",
+            "",
+            " ",
+        ]
+        session = saved(**dict.fromkeys(keys, "v"), other=0)
+        session = SessionStore(session.session_key)
+        session["other"] = 1  # a save through the script, every key carried over unread
+        del session["1"]
+        session.save()
+        expected = {**dict.fromkeys(keys, "v"), "other": 1}
+        del expected["1"]
+        assert dict(SessionStore(session.session_key).items()) == expected
 
     def test_a_request_with_a_tampered_session_goes_on_anonymous(self):
         key = saved(a=1).session_key
-        redis().hset(SessionStore.redis_key(key), "d:a", stored(key)["m:created_at"])
+        set_field(redis(), SessionStore.redis_key(key), "d:a", stored(key)["m:created_at"])
         client = Client()
         client.cookies[settings.SESSION_COOKIE_NAME] = key
         with (
@@ -838,15 +916,18 @@ class RedisLazyDataTests(SimpleTestCase):
     def test_a_field_of_a_later_release_is_verified_and_kept(self):
         session = saved(a=1)
         codec = session.codec()
-        redis().hset(
-            SessionStore.redis_key(session.session_key), "m:future", codec.dumps("m:future", 1)
+        set_field(
+            redis(),
+            SessionStore.redis_key(session.session_key),
+            "m:future",
+            codec.dumps("m:future", 1),
         )
         assert SessionStore(session.session_key)["a"] == 1
         assert "m:future" in stored(session.session_key)
 
     def test_a_damaged_value_assigned_without_being_read_is_overwritten(self):
         key = saved(a=1, b=2).session_key
-        redis().hset(SessionStore.redis_key(key), "d:b", b"damaged")
+        set_field(redis(), SessionStore.redis_key(key), "d:b", b"damaged")
         session = SessionStore(key)
         session["b"] = 3
         session.save()
@@ -866,7 +947,7 @@ class RedisLazyDataTests(SimpleTestCase):
     def test_a_value_assigned_unread_is_compared_with_the_stored_text_unverified(self):
         key = saved(a=1, b=2).session_key
         forged = stored(key)["d:b"].rpartition(b":")[0] + b":" + b"A" * 43
-        redis().hset(SessionStore.redis_key(key), "d:b", forged)
+        set_field(redis(), SessionStore.redis_key(key), "d:b", forged)
         session = SessionStore(key)
         with self.assertNoLogs("django.security.SuspiciousSession"):
             session["b"] = 2  # what the forged text holds: nothing to write
@@ -893,7 +974,7 @@ class RedisLazyDataTests(SimpleTestCase):
     @override_settings(SESSIONPLUS_MAX_SIZE=100)
     def test_a_damaged_value_met_while_measuring_the_session_ends_it_unsaved(self):
         key = saved(a=1, b=2).session_key
-        redis().hset(SessionStore.redis_key(key), "d:b", stored(key)["d:a"])
+        set_field(redis(), SessionStore.redis_key(key), "d:b", stored(key)["d:a"])
         session = SessionStore(key)
         session["c"] = "x" * 60
         with (
@@ -942,6 +1023,6 @@ class RedisEdgeCaseTests(SimpleTestCase):
 
     def test_delete_of_a_session_with_a_damaged_index_field_still_deletes(self):
         session = log_in("7")
-        redis().hset(SessionStore.redis_key(session.session_key), "x:index", "garbage")
+        set_field(redis(), SessionStore.redis_key(session.session_key), "x:index", "garbage")
         SessionStore().delete(session.session_key)
         assert SessionStore().exists(session.session_key) is False

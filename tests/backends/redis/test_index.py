@@ -16,6 +16,7 @@ from tests.backends.redis.test_engine import (
     saved_by,
     stored,
 )
+from tests.support.redis_layout import set_field
 
 
 @with_twins
@@ -135,7 +136,7 @@ class RedisUserIndexTests(SimpleTestCase):
         self, call: Calls
     ) -> None:
         session = log_in("7", call=call)
-        redis().hset(SessionStore.redis_key(session.session_key), "x:index", "garbage")
+        set_field(redis(), SessionStore.redis_key(session.session_key), "x:index", "garbage")
         redis().delete(index_key("7"))
         session = SessionStore(session.session_key)
         assert call(session, "get", SESSION_KEY) == "7"  # a read: the damaged field goes unnoticed

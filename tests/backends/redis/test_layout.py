@@ -1,0 +1,62 @@
+"""The one value a redis engine session is stored as: putting it together, taking it apart."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import SimpleTestCase
+
+from sessionplus.backends.redis import layout
+
+
+class LayoutTests(SimpleTestCase):
+    def test_a_value_comes_apart_as_it_was_put_together(self):
+        data = {"a": b"YQ:s1", 'é/"x"\n': b"Yg:s2"}
+        metadata = {"created_at": b"MQ:s3", "last_activity": b"Mg:s4"}
+        for index in (None, b"WyIxIl0:s5"):
+            with self.subTest(index=index):
+                value = layout.pack(data, metadata, index)
+                assert layout.unpack(value) == (data, metadata, index)
+
+    def test_the_header_names_the_fields_and_the_texts_follow_in_order(self):
+        value = layout.pack({"a": b"1:x"}, {"ip": b"2:y"}, b"3:z")
+        assert value == b'[["a"],["ip"],1]\n1:x 2:y 3:z'
+
+    def test_a_session_without_data_has_only_its_metadata(self):
+        value = layout.pack({}, {"last_activity": b"1:x"}, None)
+        assert layout.unpack(value) == ({}, {"last_activity": b"1:x"}, None)
+
+    def test_what_unpack_returns_is_the_callers_to_change(self):
+        value = layout.pack({"a": b"1:x"}, {"ip": b"2:y"}, None)
+        data, metadata, _ = layout.unpack(value)
+        data.pop("a")
+        metadata["ip"] = b"changed"
+        assert layout.unpack(value) == ({"a": b"1:x"}, {"ip": b"2:y"}, None)
+
+    def test_a_value_read_before_is_remembered_and_a_malformed_one_is_not(self):
+        value = layout.pack({"remembered": b"1:x"}, {}, None)
+        layout.unpack(value)
+        assert value in layout._values
+        header = value.partition(b"\n")[0]
+        assert header in layout._shapes
+        bad = b'[["a","a"],[],0]\n1:x 2:y'
+        with pytest.raises(layout.Malformed):
+            layout.unpack(bad)
+        assert bad not in layout._values
+        assert bad.partition(b"\n")[0] not in layout._shapes
+
+    def test_values_the_engine_never_writes_are_malformed(self):
+        for value in (
+            b"",
+            b"no header",
+            b"[[],[],0]",  # no newline
+            b"[[1],[],0]\n1:x",  # a key that is not text
+            b'[["\\ud800"],[],0]\n1:x',  # not text Redis can name
+            b"[[],[],true]\n1:x",
+            b"[[],[],0.0]\n",
+            b'[["a"],[],0]\n1:x 2:y',
+            b'[["a","b"],[],0]\n1:x',
+            b'[["a","b"],[],0]\n1:x ',
+            b"[" * 100_000,
+        ):
+            with self.subTest(value=value[:40]), pytest.raises(layout.Malformed):
+                layout.unpack(value)
