@@ -21,6 +21,7 @@ and decoded when first read (``data``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -104,6 +105,10 @@ class SessionStore(SessionPlusBase):
     # (user id, until when the user's index set is kept alive) for a logged-in session;
     # as stored (bytes) until a write needs it: a read never does.
     _index: tuple[str, float] | bytes | None = None
+    # What the texts never read count for in a save's size estimate: the size of the value
+    # as loaded, or no bound at all when it holds a compressed text (its value may be far
+    # larger than its text).
+    _unread_size: int = 0
 
     # Keys, clients, codec ----------------------------------------------------------
 
@@ -210,6 +215,11 @@ class SessionStore(SessionPlusBase):
         if self._outlived(metadata.values.get("last_activity"), stored.values.get(EXPIRY_KEY)):
             return None
         self._stored, self._index = stored, index
+        # Past the header, the marker appears only where a compressed text starts (a
+        # marker from the base64 alphabet would count every value as compressed: safe).
+        marker = self.compressor.marker.encode()
+        compressed = marker and value.find(marker, value.find(b"\n")) >= 0
+        self._unread_size = sys.maxsize if compressed else len(value)
         data = LazyData(
             stored, self._decoder(codec, DATA_BYTES), self._data_failed, self._verify_metadata
         )
@@ -374,14 +384,11 @@ class SessionStore(SessionPlusBase):
     def _check_size(self, session: dict[str, Any], after: StoredFields) -> None:
         """Refuse a session larger than SESSIONPLUS_MAX_SIZE before anything is written."""
         limit = conf.SESSIONPLUS_MAX_SIZE
-        # Stored text is longer than the value it encodes, unless compressed.
         estimate = sum(len(key) + len(form) + 8 for key, form in after.forms.items())
-        marker = self.compressor.marker.encode()
-        for key, stored in after.encoded.items():
-            if marker and stored.startswith(marker):
-                estimate = limit
-                break
-            estimate += len(key) + len(stored) + 8
+        if after.encoded:
+            # Texts never read came with the loaded value; stored text is longer than the
+            # value it encodes, unless compressed.
+            estimate += self._unread_size
         if estimate > limit // 2:  # near the limit: measure exactly, as other engines do
             self.serialize_data(dict(session.items()))
             self._live_key()  # a value read to measure it may not have been ours
