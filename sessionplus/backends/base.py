@@ -420,6 +420,13 @@ class SessionPlusBase(MetadataMixin, LifecycleHooks):
         if self.copied_expires_at is not None:
             return self.copied_expires_at
         now = now_timestamp() if now is None else now
+        expiry = self.get(EXPIRY_KEY)
+        if (expiry is None or type(expiry) is int or type(expiry) is float) and (
+            type(self).get_expiry_date is SessionBase.get_expiry_date
+        ):
+            # Django's expiry maths for seconds, or the cookie age, without the datetimes
+            # (about 20,000 CPU instructions on every write).
+            return now + (expiry or self.get_session_cookie_age())
         return self.get_expiry_date(modification=as_utc_datetime(now)).timestamp()
 
     # Load / save template for blob engines ---------------------------------------

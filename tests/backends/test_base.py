@@ -84,6 +84,29 @@ class StoreConstructionTests(SimpleTestCase):
         assert SessionPlusBase().serializer is TaggingSerializer
 
 
+class LongerExpiry(SessionPlusBase):
+    def get_expiry_date(self, **kwargs: Any) -> Any:
+        return super().get_expiry_date(**kwargs) + timedelta(days=1)
+
+
+class ExpiryTimestampTests(SimpleTestCase):
+    @freeze_time("2026-12-06 12:00:00.25")
+    def test_the_expiry_is_djangos_expiry_date_as_a_timestamp(self):
+        now = timezone.now().timestamp()
+        for expiry in (None, 0, 60, 2.5, -10, (timezone.now() + timedelta(hours=3)).isoformat()):
+            with self.subTest(expiry=expiry):
+                session = SessionPlusBase()
+                session._session_cache = {} if expiry is None else {EXPIRY_KEY: expiry}
+                expected = session.get_expiry_date(modification=timezone.now()).timestamp()
+                assert session.expiry_timestamp(now) == expected
+
+    @freeze_time("2026-12-06 12:00:00")
+    def test_a_store_that_computes_its_own_expiry_date_is_asked(self):
+        session = LongerExpiry()
+        session._session_cache = {EXPIRY_KEY: 60}
+        assert session.expiry_timestamp() == timezone.now().timestamp() + 60 + 86400
+
+
 class TaggingSerializer(JSONSerializer):
     """A serializer of its own, to tell that a store took the setting's."""
 

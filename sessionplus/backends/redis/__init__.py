@@ -352,14 +352,14 @@ class SessionStore(SessionPlusBase):
         changed: dict[str, bytes] = {}
         items: Iterable[tuple[str, Any]]
         if isinstance(session, LazyData):
-            # Values never read are unchanged: carried over as stored, in one pass.
+            # Values never read are unchanged: carried over as stored. The rest (read,
+            # assigned) are found with a set difference, not a pass over every key.
             after = StoredFields(encoded=session.unread())
-            items = session.raw_items()
+            read = dict.keys(session) - after.encoded.keys()
+            items = [(key, dict.__getitem__(session, key)) for key in read]
         else:
             after, items = StoredFields(), session.items()
         for key, value in items:
-            if value is ENCODED:
-                continue
             after.values[key] = value
             if type(value) in IMMUTABLE and key in values and values[key] is value:
                 after.forms[key] = forms[key]

@@ -96,10 +96,6 @@ class LazyData(dict[str, Any]):
                 except KeyError:
                     return
 
-    def raw_items(self) -> Iterator[tuple[str, Any]]:
-        """Yield (key, value) without decoding: a value never read comes as ``ENCODED``."""
-        return iter(dict.items(self))
-
     def unread_text(self, key: str) -> bytes | None:
         """Return the stored text of ``key`` if it is in the data and was never read."""
         if dict.get(self, key) is not ENCODED:
