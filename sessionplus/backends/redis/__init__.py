@@ -88,9 +88,12 @@ class _Write:
         after: Sequence[Op],
         stored: StoredFields,
         index: tuple[str, float] | None,
+        value: bytes | None = None,
     ) -> None:
         self.main, self.before, self.after = main, before, after
         self.stored, self.index = stored, index
+        # The whole value the save stores if the session is still as loaded.
+        self.value = value
 
 
 class SessionStore(SessionPlusBase):
@@ -109,6 +112,8 @@ class SessionStore(SessionPlusBase):
     # as loaded, or no bound at all when it holds a compressed text (its value may be far
     # larger than its text).
     _unread_size: int = 0
+    # The value as loaded or last written whole by this store (None: unknown).
+    _loaded_value: bytes | None = None
 
     # Keys, clients, codec ----------------------------------------------------------
 
@@ -170,6 +175,7 @@ class SessionStore(SessionPlusBase):
     def _forget(self) -> None:
         self._session_key = None
         self._stored, self._index = StoredFields(), None
+        self._loaded_value = None
 
     def _problem(self, exc: Exception) -> str:
         if isinstance(exc, BadSignature):
@@ -220,6 +226,7 @@ class SessionStore(SessionPlusBase):
         marker = self.compressor.marker.encode()
         compressed = marker and value.find(marker, value.find(b"\n")) >= 0
         self._unread_size = sys.maxsize if compressed else len(value)
+        self._loaded_value = value
         data = LazyData(
             stored, self._decoder(codec, DATA_BYTES), self._data_failed, self._verify_metadata
         )
@@ -425,6 +432,19 @@ class SessionStore(SessionPlusBase):
             main = None if ttl <= 0 else Command("set", (session_key, value, None, ttl, True))
             return _Write(main, before, after_calls, after, new_index)
 
+        # The whole value after this save, if the session is still as loaded: the script
+        # then stores it as it is, without taking the stored value apart.
+        loaded = None if known is None else self._loaded_value
+        value = b""
+        if loaded is not None:
+            texts, metadata_texts, index_before = layout.unpack(loaded)
+            for key in deleted:
+                del texts[key]
+            texts.update(data)
+            metadata_texts.update(metadata)
+            index_after = index_before if new_index == self._known_index() else index_text
+            value = layout.pack(texts, metadata_texts, index_after)
+
         # Every argument as bytes (see FieldCodec.encode()).
         deleted_fields = [DATA_BYTES + key.encode() for key in deleted]
         pairs: list[bytes] = []
@@ -438,8 +458,9 @@ class SessionStore(SessionPlusBase):
             else:
                 pairs += [INDEX_FIELD_BYTES, index_text]
         deleting = b"%d" % len(deleted_fields)
-        args = [b"%d" % ttl, b"1" if drop_all else b"0", deleting, *deleted_fields, *pairs]
-        return _Write(scripts.SAVE([session_key], args), before, after_calls, after, new_index)
+        args = [b"%d" % ttl, b"1" if drop_all else b"0", loaded or b"", value, deleting]
+        save = scripts.SAVE([session_key], [*args, *deleted_fields, *pairs])
+        return _Write(save, before, after_calls, after, new_index, value or None)
 
     def _metadata_texts(self, codec: FieldCodec, must_create: bool, now: float) -> dict[str, bytes]:
         """
@@ -468,10 +489,13 @@ class SessionStore(SessionPlusBase):
         write = self._plan_write(must_create)
         for call in write.before:
             yield call
-        if write.main is not None and not (yield write.main):
+        written = True if write.main is None else (yield write.main)
+        if not written:
             # CreateError: the key is taken, create() picks another. UpdateError: the
             # session was deleted meanwhile (logout elsewhere); never resurrect it.
             raise CreateError if must_create else UpdateError
+        # SAVE answers 2 when it stored the value planned here whole, 1 when it merged.
+        self._loaded_value = write.value if written == 2 else None
         for call in write.after:
             yield call
         self._stored, self._index = write.stored, write.index

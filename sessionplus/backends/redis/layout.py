@@ -15,7 +15,8 @@ key; it is the same for every read of a session between two changes of its keys,
 header text is read once per process (``memo``), and so is each whole value until it
 changes. Taking a value apart is a handful of C calls, where a Redis hash of the same
 fields took a Python step per field; a write script (``scripts.SAVE``) still changes only
-the fields a save names.
+the fields a save names. A value ``pack()`` makes is remembered taken apart too: the next
+read of a session a process wrote is often in that process.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ _values = TextMemo()
 # header text -> (data keys, metadata names, number of texts, number of data texts): the
 # header stays the same across writes that change no key.
 _shapes = TextMemo()
+# (data keys, metadata names, whether an index is named) -> header text, for pack().
+_headers = TextMemo()
 
 
 class Malformed(ValueError):
@@ -41,15 +44,22 @@ class Malformed(ValueError):
 
 def pack(data: Mapping[str, bytes], metadata: Mapping[str, bytes], index: bytes | None) -> bytes:
     """Return the value of a session holding these stored texts (see the module)."""
-    header = json.dumps(
-        [list(data), list(metadata), 0 if index is None else 1],
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
+    shape = (tuple(data), tuple(metadata), index is not None)
+    header = _headers.get(shape)
+    if header is None:
+        header = json.dumps(
+            [list(data), list(metadata), 0 if index is None else 1],
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
+        _headers.remember(shape, len(header), header)
     texts = [*data.values(), *metadata.values()]
     if index is not None:
         texts.append(index)
-    return b"%b\n%b" % (header.encode(), b" ".join(texts))
+    value = b"%b\n%b" % (header, b" ".join(texts))
+    # The next read of the session, often in this process, finds it taken apart.
+    _values.remember(value, len(value), (dict(data), dict(metadata), index))
+    return value
 
 
 def unpack(value: bytes) -> tuple[dict[str, bytes], dict[str, bytes], bytes | None]:

@@ -37,81 +37,115 @@ class Script:
 
 
 # KEYS[1] a session's value (``layout``); ARGV: ttl_ms, drop_data ("1" drops every data
-# field first), n_deleted, deleted field * n, field, value, ... Fields are named as the
-# codec signs them: d:<key>, m:<name>, x:index. Applies exactly these changes to the value
-# as stored now, so fields another request wrote meanwhile stay.
+# field first), the value as loaded and the value after the save (or "" and ""), n_deleted,
+# deleted field * n, field, value, ... Fields are named as the codec signs them: d:<key>,
+# m:<name>, x:index. Stores the value after the save if the stored value is still the one
+# loaded (returns 2); else applies exactly these changes to the value as stored now, so
+# fields another request wrote meanwhile stay (returns 1).
 # Returns 0, writing nothing, when the session no longer exists (deleted meanwhile) or its
 # value is not one the engine wrote.
 SAVE = Script(
     """
 local stored = redis.pcall('GET', KEYS[1])
 if type(stored) ~= 'string' then return 0 end
+local ttl = ARGV[1]
+local function store(value)
+  if tonumber(ttl) > 0 then
+    redis.call('SET', KEYS[1], value, 'PX', ttl)
+  else
+    redis.call('DEL', KEYS[1])
+  end
+end
+if ARGV[3] ~= '' and stored == ARGV[3] then
+  store(ARGV[4])
+  return 2
+end
 local newline = string.find(stored, '\\n', 1, true)
 if not newline then return 0 end
-local read, header = pcall(cjson.decode, string.sub(stored, 1, newline - 1))
+local header_text = string.sub(stored, 1, newline - 1)
+local read, header = pcall(cjson.decode, header_text)
 if not read or type(header) ~= 'table' then return 0 end
--- The texts, split on each single space as the engine's Python splits them.
-local texts, at = {}, newline + 1
-while at <= #stored do
-  local space = string.find(stored, ' ', at, true) or #stored + 1
-  texts[#texts + 1] = string.sub(stored, at, space - 1)
-  at = space + 1
+local data, metadata = header[1], header[2]
+if type(data) ~= 'table' or type(metadata) ~= 'table' then return 0 end
+local data_count, metadata_count = #data, #metadata
+local count = data_count + metadata_count + (header[3] == 1 and 1 or 0)
+local texts = {}
+for text in string.gmatch(string.sub(stored, newline + 1), '[^ ]+') do
+  texts[#texts + 1] = text
 end
-local fields, value_of, count = {}, {}, 0
-local function take(prefix, names)
-  if type(names) ~= 'table' then return false end
-  for _, name in ipairs(names) do
-    if type(name) ~= 'string' then return false end
-    count = count + 1
-    fields[#fields + 1] = prefix .. name
-    value_of[prefix .. name] = texts[count]
-  end
-  return true
-end
-if not (take('d:', header[1]) and take('m:', header[2])) then return 0 end
-if header[3] == 1 then
-  count = count + 1
-  fields[#fields + 1] = 'x:index'
-  value_of['x:index'] = texts[count]
-end
-if count ~= #texts then return 0 end
+if #texts ~= count then return 0 end
 
-if ARGV[2] == '1' then
-  for _, field in ipairs(fields) do
-    if string.sub(field, 1, 2) == 'd:' then value_of[field] = nil end
+-- Where a field's text is, or nil.
+local function position(field)
+  local section, name = string.sub(field, 1, 2), string.sub(field, 3)
+  if section == 'd:' then
+    for i = 1, data_count do if data[i] == name then return i end end
+  elseif section == 'm:' then
+    for i = 1, metadata_count do if metadata[i] == name then return data_count + i end end
+  elseif field == 'x:index' and count > data_count + metadata_count then
+    return count
   end
-end
-local n = tonumber(ARGV[3])
-for i = 4, 3 + n do value_of[ARGV[i]] = nil end
-for i = 4 + n, #ARGV - 1, 2 do
-  fields[#fields + 1] = ARGV[i]
-  value_of[ARGV[i]] = ARGV[i + 1]
+  return nil
 end
 
-local names = {d = {}, m = {}}
-local values = {d = {}, m = {}, x = {}}
-local written = {}
-for _, field in ipairs(fields) do
-  local value = value_of[field]
-  if value and not written[field] then
-    written[field] = true
-    local section = string.sub(field, 1, 1)
-    if section ~= 'x' then
-      table.insert(names[section], cjson.encode(string.sub(field, 3)))
-    end
-    table.insert(values[section], value)
-  end
+local deleted = tonumber(ARGV[5])
+local value
+-- The usual save changes fields the value has and adds or deletes none: its header stays.
+local same_fields = ARGV[2] ~= '1' and deleted == 0
+for i = 6, #ARGV - 1, 2 do
+  local at = same_fields and position(ARGV[i])
+  if not at then same_fields = false break end
+  texts[at] = ARGV[i + 1]
 end
-local texts_out = values.d
-for _, value in ipairs(values.m) do texts_out[#texts_out + 1] = value end
-for _, value in ipairs(values.x) do texts_out[#texts_out + 1] = value end
-local value = '[[' .. table.concat(names.d, ',') .. '],[' .. table.concat(names.m, ',')
-  .. '],' .. #values.x .. ']\\n' .. table.concat(texts_out, ' ')
-if tonumber(ARGV[1]) > 0 then
-  redis.call('SET', KEYS[1], value, 'PX', ARGV[1])
+if same_fields then
+  value = header_text .. '\\n' .. table.concat(texts, ' ')
 else
-  redis.call('DEL', KEYS[1])
+  local fields, value_of = {}, {}
+  local function take(prefix, names, first)
+    for i, name in ipairs(names) do
+      if type(name) ~= 'string' then return false end
+      fields[#fields + 1] = prefix .. name
+      value_of[prefix .. name] = texts[first + i]
+    end
+    return true
+  end
+  if not (take('d:', data, 0) and take('m:', metadata, data_count)) then return 0 end
+  if count > data_count + metadata_count then
+    fields[#fields + 1] = 'x:index'
+    value_of['x:index'] = texts[count]
+  end
+  if ARGV[2] == '1' then
+    for _, field in ipairs(fields) do
+      if string.sub(field, 1, 2) == 'd:' then value_of[field] = nil end
+    end
+  end
+  for i = 6, 5 + deleted do value_of[ARGV[i]] = nil end
+  for i = 6 + deleted, #ARGV - 1, 2 do
+    fields[#fields + 1] = ARGV[i]
+    value_of[ARGV[i]] = ARGV[i + 1]
+  end
+  local names = {d = {}, m = {}}
+  local values = {d = {}, m = {}, x = {}}
+  local written = {}
+  for _, field in ipairs(fields) do
+    local text = value_of[field]
+    if text and not written[field] then
+      written[field] = true
+      local section = string.sub(field, 1, 1)
+      if section ~= 'x' then table.insert(names[section], string.sub(field, 3)) end
+      table.insert(values[section], text)
+    end
+  end
+  local function json_list(list)  -- cjson writes an empty table as {}
+    if #list == 0 then return '[]' end
+    return cjson.encode(list)
+  end
+  for _, text in ipairs(values.m) do table.insert(values.d, text) end
+  for _, text in ipairs(values.x) do table.insert(values.d, text) end
+  value = '[' .. json_list(names.d) .. ',' .. json_list(names.m) .. ',' .. #values.x .. ']\\n'
+    .. table.concat(values.d, ' ')
 end
+store(value)
 return 1
 """
 )

@@ -213,6 +213,24 @@ class RedisLayoutTests(SimpleTestCase):
 class RedisDeltaTests(SimpleTestCase):
     """Two stores loaded from one session stand for two concurrent requests."""
 
+    def test_a_save_stores_its_planned_value_whole_unless_another_wrote_meanwhile(self):
+        key = saved(a=1, b=2).session_key
+        redis_key = SessionStore.redis_key(key)
+        session = SessionStore(key)
+        session["a"] = 3
+        session.save()  # nothing written since the load: the value planned here, as it is
+        assert session._loaded_value == redis().get(redis_key)
+        other = SessionStore(key)
+        other["c"] = 4
+        other.save()
+        session["b"] = 5
+        session.save()  # the stored value is not the one this store knows: merged field by field
+        assert session._loaded_value is None
+        assert dict(SessionStore(key).items()) == {"a": 3, "b": 5, "c": 4}
+        session["b"] = 6
+        session.save()  # still merged: this store no longer knows the whole value
+        assert dict(SessionStore(key).items()) == {"a": 3, "b": 6, "c": 4}
+
     def both_concurrent_saves_of_different_keys_both_survive(self, call: Calls) -> None:
         key = saved_by(call, a=0).session_key
         first, second = SessionStore(key), SessionStore(key)

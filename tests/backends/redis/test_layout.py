@@ -32,17 +32,24 @@ class LayoutTests(SimpleTestCase):
         metadata["ip"] = b"changed"
         assert layout.unpack(value) == ({"a": b"1:x"}, {"ip": b"2:y"}, None)
 
-    def test_a_value_read_before_is_remembered_and_a_malformed_one_is_not(self):
-        value = layout.pack({"remembered": b"1:x"}, {}, None)
-        layout.unpack(value)
-        assert value in layout._values
-        header = value.partition(b"\n")[0]
-        assert header in layout._shapes
+    def test_a_value_packed_or_read_is_remembered_and_a_malformed_one_is_not(self):
+        packed = layout.pack({"remembered": b"1:x"}, {}, None)
+        assert layout._values[packed] == ({"remembered": b"1:x"}, {}, None)
+        read = packed.replace(b"1:x", b"2:y")  # as another process would have written it
+        assert layout.unpack(read) == ({"remembered": b"2:y"}, {}, None)
+        assert read in layout._values
+        assert read.partition(b"\n")[0] in layout._shapes
         bad = b'[["a","a"],[],0]\n1:x 2:y'
         with pytest.raises(layout.Malformed):
             layout.unpack(bad)
         assert bad not in layout._values
         assert bad.partition(b"\n")[0] not in layout._shapes
+
+    def test_what_pack_remembers_is_not_what_its_caller_changes_later(self):
+        data = {"a": b"1:x"}
+        value = layout.pack(data, {}, None)
+        data["a"] = b"changed"
+        assert layout.unpack(value) == ({"a": b"1:x"}, {}, None)
 
     def test_values_the_engine_never_writes_are_malformed(self):
         for value in (
