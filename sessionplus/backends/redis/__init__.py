@@ -439,7 +439,7 @@ class SessionStore(SessionPlusBase):
         if loaded is not None:
             texts, metadata_texts, index_before = layout.unpack(loaded)
             for key in deleted:
-                del texts[key]
+                texts.pop(key, None)
             texts.update(data)
             metadata_texts.update(metadata)
             index_after = index_before if new_index == self._known_index() else index_text

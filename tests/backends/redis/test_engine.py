@@ -231,6 +231,31 @@ class RedisDeltaTests(SimpleTestCase):
         session.save()  # still merged: this store no longer knows the whole value
         assert dict(SessionStore(key).items()) == {"a": 3, "b": 6, "c": 4}
 
+    def test_the_planned_value_and_the_merge_store_the_same_session(self):
+        changes = {
+            "a key added": lambda session: session.__setitem__("new", [1, 2]),
+            "a key changed": lambda session: session.__setitem__("a", {"x": 1}),
+            "a key deleted": lambda session: session.__delitem__("b"),
+            "an expiry set": lambda session: session.set_expiry(600),
+            "a user logged in": lambda session: session.__setitem__(SESSION_KEY, "7"),
+            "everything cleared": lambda session: session.clear(),
+        }
+        for change_name, change in changes.items():
+            with self.subTest(change_name):
+                stored_sessions = []
+                for planned in (True, False):
+                    key = saved(a=1, b="two", c=[3]).session_key
+                    session = SessionStore(key)
+                    session["c"]  # read, as requests do
+                    change(session)
+                    if not planned:
+                        session._loaded_value = None  # as if another request wrote meanwhile
+                    session.save()
+                    assert (session._loaded_value is not None) == planned
+                    stored_sessions.append((dict(SessionStore(key).items()), set(stored(key))))
+                planned_value, merged = stored_sessions
+                assert planned_value == merged
+
     def both_concurrent_saves_of_different_keys_both_survive(self, call: Calls) -> None:
         key = saved_by(call, a=0).session_key
         first, second = SessionStore(key), SessionStore(key)
