@@ -768,14 +768,18 @@ class RedisIntegrityTests(SimpleTestCase):
             "",
             " ",
         ]
-        session = saved(**dict.fromkeys(keys, "v"), other=0)
-        session = SessionStore(session.session_key)
-        session["other"] = 1  # a save through the script, every key carried over unread
+        key = saved(**dict.fromkeys(keys, "v"), other=0).session_key
+        session = SessionStore(key)
+        session["other"] = 1
         del session["1"]
-        session.save()
-        expected = {**dict.fromkeys(keys, "v"), "other": 1}
+        meanwhile = SessionStore(key)
+        meanwhile["added"] = 2
+        meanwhile.save()
+        session.save()  # merged by the script, every other key carried over by its name
+        expected = {**dict.fromkeys(keys, "v"), "other": 1, "added": 2}
         del expected["1"]
-        assert dict(SessionStore(session.session_key).items()) == expected
+        assert session._loaded_value is None  # (the merge, not the planned value)
+        assert dict(SessionStore(key).items()) == expected
 
     def test_a_request_with_a_tampered_session_goes_on_anonymous(self):
         key = saved(a=1).session_key
