@@ -21,7 +21,6 @@ and decoded when first read (``data``).
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
@@ -108,10 +107,6 @@ class SessionStore(SessionPlusBase):
     # (user id, until when the user's index set is kept alive) for a logged-in session;
     # as stored (bytes) until a write needs it: a read never does.
     _index: tuple[str, float] | bytes | None = None
-    # What the texts never read count for in a save's size estimate: the size of the value
-    # as loaded, or no bound at all when it holds a compressed text (its value may be far
-    # larger than its text).
-    _unread_size: int = 0
     # The value as loaded or last written whole by this store (None: unknown).
     _loaded_value: bytes | None = None
 
@@ -189,16 +184,12 @@ class SessionStore(SessionPlusBase):
         Take a stored value: what the load needs verified now, the rest when read.
 
         Return None (logged) when it is not ours or has outlived its own expiry. ``value``
-        is GET's reply: bytes, str from a client made with decode_responses=True, or
-        ``WRONG_TYPE`` for a key holding something else than a string.
+        is GET's reply (``layout.unpack()``), or ``WRONG_TYPE`` for a key holding something
+        else than a string.
         """
         codec = self.codec()
         decode = codec.decode_bytes
         try:
-            if type(value) is str:  # a client made with decode_responses=True
-                value = value.encode()
-            if type(value) is not bytes:
-                raise layout.Malformed("it is not a string")
             encoded, stored_metadata, index = layout.unpack(value)
             metadata = StoredFields(stored_metadata)
             for name in self._metadata_needed_at_load():
@@ -221,12 +212,8 @@ class SessionStore(SessionPlusBase):
         if self._outlived(metadata.values.get("last_activity"), stored.values.get(EXPIRY_KEY)):
             return None
         self._stored, self._index = stored, index
-        # Past the header, the marker appears only where a compressed text starts (a
-        # marker from the base64 alphabet would count every value as compressed: safe).
-        marker = self.compressor.marker.encode()
-        compressed = marker and value.find(marker, value.find(b"\n")) >= 0
-        self._unread_size = sys.maxsize if compressed else len(value)
-        self._loaded_value = value
+        # Bytes or str: unpack() refused anything else.
+        self._loaded_value = value.encode() if isinstance(value, str) else cast("bytes", value)
         data = LazyData(
             stored, self._decoder(codec, DATA_BYTES), self._data_failed, self._verify_metadata
         )
@@ -393,9 +380,16 @@ class SessionStore(SessionPlusBase):
         limit = conf.SESSIONPLUS_MAX_SIZE
         estimate = sum(len(key) + len(form) + 8 for key, form in after.forms.items())
         if after.encoded:
-            # Texts never read came with the loaded value; stored text is longer than the
-            # value it encodes, unless compressed.
-            estimate += self._unread_size
+            # Texts never read are in the value this store knows whole: its length bounds
+            # what they encode, unless one is compressed (past the header, the marker
+            # appears only where a compressed text starts; a marker from the base64
+            # alphabet counts every value as compressed: safe) or the value is unknown.
+            known = self._loaded_value
+            marker = self.compressor.marker.encode()
+            if known is None or (marker and known.find(marker, known.find(b"\n")) >= 0):
+                estimate = limit
+            else:
+                estimate += len(known)
         if estimate > limit // 2:  # near the limit: measure exactly, as other engines do
             self.serialize_data(dict(session.items()))
             self._live_key()  # a value read to measure it may not have been ours
@@ -424,7 +418,11 @@ class SessionStore(SessionPlusBase):
         before, after_calls, new_index = index.upkeep(
             self, must_create, auth_written, expires_at, now
         )
-        index_text = None if new_index is None else codec.dumps(INDEX_FIELD, list(new_index))
+        # Signed only when written: a create always writes it, a save when it changed.
+        index_changed = must_create or new_index != self._known_index()
+        index_text = None
+        if index_changed and new_index is not None:
+            index_text = codec.dumps(INDEX_FIELD, list(new_index))
         session_key = self.redis_key(self._live_key()).encode()
         if must_create:
             # A session already past its expiry is not written: Redis would drop it at once.
@@ -442,7 +440,7 @@ class SessionStore(SessionPlusBase):
                 texts.pop(key, None)
             texts.update(data)
             metadata_texts.update(metadata)
-            index_after = index_before if new_index == self._known_index() else index_text
+            index_after = index_text if index_changed else index_before
             value = layout.pack(texts, metadata_texts, index_after)
 
         # Every argument as bytes (see FieldCodec.encode()).
@@ -451,8 +449,8 @@ class SessionStore(SessionPlusBase):
         for key, text in data.items():
             pairs += [DATA_BYTES + key.encode(), text]
         for name, text in metadata.items():
-            pairs += [METADATA_FIELD_BYTES.get(name) or META_BYTES + name.encode(), text]
-        if new_index != self._known_index():
+            pairs += [METADATA_FIELD_BYTES[name], text]
+        if index_changed:
             if index_text is None:
                 deleted_fields.append(INDEX_FIELD_BYTES)
             else:
@@ -481,7 +479,7 @@ class SessionStore(SessionPlusBase):
             values = {"last_activity": now, **self._metadata_changes}
         for name, value in values.items():
             if value is not None and value is not ENCODED:
-                field = METADATA_FIELD_BYTES.get(name) or META_BYTES + name.encode()
+                field = METADATA_FIELD_BYTES[name]
                 texts[name] = codec.encode(field, codec.serialize(value))
         return texts
 

@@ -129,7 +129,7 @@ def user_session_metadata(
         if value is None:
             continue  # expired since the index was read
         try:
-            texts = layout.unpack(value.encode() if isinstance(value, str) else value)[1]
+            texts = layout.unpack(value)[1]
             stored = {
                 name: codec.loads(META + name, texts[name])
                 for name in METADATA_FIELDS
@@ -164,7 +164,7 @@ def unindex(store: SessionStore, session_key: str, stored: Any) -> Plan[None]:
     if stored is None:
         return
     try:
-        text = layout.unpack(stored.encode() if isinstance(stored, str) else stored)[2]
+        text = layout.unpack(stored)[2]
         if text is None:
             return
         user_id = str(store.codec().loads(INDEX_FIELD, text)[0])

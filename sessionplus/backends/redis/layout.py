@@ -62,13 +62,18 @@ def pack(data: Mapping[str, bytes], metadata: Mapping[str, bytes], index: bytes 
     return value
 
 
-def unpack(value: bytes) -> tuple[dict[str, bytes], dict[str, bytes], bytes | None]:
+def unpack(value: object) -> tuple[dict[str, bytes], dict[str, bytes], bytes | None]:
     """
     Return the data texts by key, the metadata texts by name and the index text (or
-    None) of a session's value; nothing is verified here. Raise ``Malformed`` for a
-    value this engine did not write (a missing or bad header, texts not matching it).
-    The dicts are the caller's to change.
+    None) of a session's value as a GET returns it (str from a client made with
+    decode_responses=True); nothing is verified here. Raise ``Malformed`` for a value
+    this engine did not write (not a string, a missing or bad header, texts not matching
+    it). The dicts are the caller's to change.
     """
+    if type(value) is str:
+        value = value.encode()
+    if type(value) is not bytes:
+        raise Malformed("it is not a string")
     known = _values.get(value)
     if known is None:
         known = _unpacked(value)

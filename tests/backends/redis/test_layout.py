@@ -51,6 +51,13 @@ class LayoutTests(SimpleTestCase):
         data["a"] = b"changed"
         assert layout.unpack(value) == ({"a": b"1:x"}, {}, None)
 
+    def test_a_value_read_as_text_comes_apart_as_its_bytes_and_anything_else_is_malformed(self):
+        value = layout.pack({"é": b"1:x"}, {"ip": b"2:y"}, None)
+        assert layout.unpack(value.decode()) == layout.unpack(value)
+        for not_a_string in (None, 42, [value], Exception("WRONGTYPE")):
+            with self.subTest(value=not_a_string), pytest.raises(layout.Malformed):
+                layout.unpack(not_a_string)
+
     def test_values_the_engine_never_writes_are_malformed(self):
         for value in (
             b"",
