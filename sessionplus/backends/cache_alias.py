@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.core.cache import BaseCache, caches
@@ -9,6 +10,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from sessionplus.backends.base import SessionPlusBase
+from sessionplus.backends.memo import TextMemo
 from sessionplus.conf import conf
 
 # alias → (the cache object the route was found for, the route): ``caches`` hands each
@@ -46,10 +48,64 @@ def lean_route(alias: str, cache: BaseCache) -> dict[str, Any]:
     return route
 
 
+GetMany = Callable[[list[str]], dict[str, Any]]
+# alias → (the cache object, its lean get_many or None), as ``_routes``.
+_readers: dict[str, tuple[BaseCache, GetMany | None]] = {}
+# alias → what each value read through its lean get_many decoded to.
+_decoded: dict[str, TextMemo] = {}
+
+
+def lean_get_many(alias: str, cache: BaseCache) -> GetMany | None:
+    """
+    Return ``get_many()`` for a cache that ``lean_route()`` routes, as one ``MGET`` on the
+    lean client whose values are decoded by django-redis (``DefaultClient.decode()``) once
+    per process each, or None where the cache's own ``get_many()`` must run.
+
+    django-redis decodes every value afresh: a failed ``int()`` (whose error message
+    holds the value's ``repr()``), then the serializer's ``loads()``: about 30,000 CPU
+    instructions for a session's cached_db entry, read unchanged by most requests. A
+    cache that ignores exceptions (``IGNORE_EXCEPTIONS``) keeps its own path, which turns
+    them into misses.
+    """
+    known = _readers.get(alias)
+    if known is not None and known[0] is cache:
+        return known[1]
+    lean = lean_route(alias, cache).get("client")
+    reader = None
+    if lean is not None and not getattr(cache, "_ignore_exceptions", False):
+        reader = _lean_reader(lean, cache, _decoded.setdefault(alias, TextMemo()))
+    _readers[alias] = (cache, reader)
+    return reader
+
+
+def _lean_reader(lean: Any, cache: Any, decoded: TextMemo) -> GetMany:
+    decode, key_func = cache.client.decode, cache.key_func
+    prefix, version = cache.key_prefix, cache.version
+
+    def get_many(keys: list[str]) -> dict[str, Any]:
+        values = lean.mget([key_func(key, prefix, version) for key in keys])
+        found = {}
+        for key, value in zip(keys, values, strict=True):
+            if value is None:
+                continue
+            result = decoded.get(value, decoded)
+            if result is decoded:
+                result = decode(value)
+                if type(result) is list:
+                    result = tuple(result)  # shared by every read of this value
+                decoded.remember(value, len(value), result)
+            found[key] = result
+        return found
+
+    return get_many
+
+
 @receiver(setting_changed)
 def _route_settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in ROUTE_SETTINGS:
         _routes.clear()
+        _readers.clear()
+        _decoded.clear()
 
 
 class CacheAliasStore(SessionPlusBase):
@@ -57,7 +113,7 @@ class CacheAliasStore(SessionPlusBase):
 
     def __init__(self, session_key: str | None = None) -> None:
         # As in Django's engines: an unknown SESSION_CACHE_ALIAS fails when a store is built.
-        alias = conf.SESSION_CACHE_ALIAS
+        alias = self._cache_alias = conf.SESSION_CACHE_ALIAS
         self._cache = caches[alias]
         # What each sync call of the cache adds to its arguments (``lean_route()``).
         self._route = lean_route(alias, self._cache)

@@ -38,17 +38,23 @@ import math
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import datetime
-from functools import cached_property
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
+from django.core.signals import setting_changed
 from django.db.models import QuerySet
+from django.dispatch import receiver
 
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
-from sessionplus.backends.cache_alias import CacheAliasStore, lean_route
+from sessionplus.backends.cache_alias import (
+    ROUTE_SETTINGS,
+    CacheAliasStore,
+    lean_get_many,
+    lean_route,
+)
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_timestamp, delete_rows
 from sessionplus.backends.record import StoredSession
@@ -74,6 +80,17 @@ _generations: dict[str, int | None] = {}
 _unsure: set[str] = set()
 
 _FAILED = object()
+
+# Per key prefix (a project's subclass may have its own): the SessionCache of the cache
+# object a store was last built with. ``caches`` hands each thread its own, and a new one
+# after a settings change; the route settings are not seen that way.
+_sides: dict[str, SessionCache] = {}
+
+
+@receiver(setting_changed)
+def _forget_sides(*, setting: str, **kwargs: Any) -> None:
+    if setting in ROUTE_SETTINGS:
+        _sides.clear()
 
 
 # What add() and set() return when they stored the value: True (add; django-redis's set),
@@ -107,6 +124,15 @@ class SessionCache:
         self.prefix = prefix
         self.generation_key = prefix + "generation"
 
+    @classmethod
+    def of(cls, alias: str, prefix: str, cache: BaseCache) -> SessionCache:
+        """Return the SessionCache of ``cache``, built once per cache object and prefix."""
+        known = _sides.get(prefix)
+        if known is not None and known.cache is cache and known.alias == alias:
+            return known
+        side = _sides[prefix] = cls(alias, prefix, cache)
+        return side
+
     def entry_key(self, session_key: str) -> str:
         return self.prefix + session_key
 
@@ -119,6 +145,10 @@ class SessionCache:
         try:
             if self.alias in _unsure:
                 self._renew_generation()
+            if method == "get_many":
+                lean = lean_get_many(self.alias, self.cache)
+                if lean is not None:
+                    return lean(*args)
             return self._checked(method, getattr(self.cache, method)(*args, **self.route))
         except Exception as exc:  # every cache backend raises errors of its own
             return self._failed(method, exc, leaves_stale)
@@ -312,11 +342,11 @@ class SessionStore(CacheAliasStore, DBStore):
     def session_cache(cls) -> SessionCache:
         return SessionCache(conf.SESSION_CACHE_ALIAS, cls.cache_key_prefix)
 
-    @cached_property
-    def _cache_side(self) -> SessionCache:
+    def __init__(self, session_key: str | None = None) -> None:
+        super().__init__(session_key)
         # The store's own cache (Django's _cache): looking the alias up in ``caches``
-        # again costs about 15,000 CPU instructions per call.
-        return SessionCache(conf.SESSION_CACHE_ALIAS, self.cache_key_prefix, self._cache)
+        # again costs about 15,000 CPU instructions, building a SessionCache 12,000.
+        self._cache_side = SessionCache.of(self._cache_alias, self.cache_key_prefix, self._cache)
 
     def _cache_record(self, data: str, expire_date: datetime) -> StoredSession:
         metadata = {name: self._metadata.get(name) for name in self._metadata_columns()}

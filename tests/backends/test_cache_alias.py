@@ -11,7 +11,7 @@ from django.core.cache.backends.base import InvalidCacheBackendError
 from django.test import SimpleTestCase, override_settings
 
 from sessionplus.backends import cache, cached_db
-from sessionplus.backends.cache_alias import lean_route
+from sessionplus.backends.cache_alias import lean_get_many, lean_route
 from sessionplus.backends.redis.clients import LeanRedis, sync_client
 
 ENGINES = (cache.SessionStore, cached_db.SessionStore)
@@ -96,3 +96,50 @@ class LeanRouteTests(SimpleTestCase):
             assert lean_route("redis", caches["redis"]) == {}
         # Back: the clients were made again for the settings restored.
         assert lean_route("redis", caches["redis"]) == {"client": sync_client("redis")}
+
+
+@pytest.mark.usefixtures("redis_db")
+class LeanGetManyTests(SimpleTestCase):
+    """cached_db's read on django-redis: one MGET, each stored value decoded once per process."""
+
+    def test_it_reads_what_django_redis_own_get_many_reads(self):
+        aliases = {
+            "plain": alias_with(),
+            "json_zlib": alias_with(
+                SERIALIZER="django_redis.serializers.json.JSONSerializer",
+                COMPRESSOR="django_redis.compressors.zlib.ZlibCompressor",
+            ),
+        }
+        with override_settings(CACHES={**settings.CACHES, **aliases}):
+            for alias in aliases:
+                with self.subTest(alias):
+                    backend = caches[alias]
+                    backend.set_many({"number": 7, "entry": [3, "text " * 200], "word": "w"})
+                    get_many = lean_get_many(alias, backend)
+                    assert get_many is not None
+                    keys = ["number", "entry", "word", "absent"]
+                    expected = backend.get_many(keys)
+                    expected["entry"] = tuple(expected["entry"])  # shared, so never a list
+                    assert get_many(keys) == expected
+                    assert list(get_many(keys)) == ["number", "entry", "word"]
+
+    def test_a_value_read_again_is_not_decoded_again_and_a_new_one_is(self):
+        backend = caches["redis"]
+        get_many = lean_get_many("redis", backend)
+        assert get_many is not None
+        backend.set("entry", [1, "first"])
+        first, again = get_many(["entry"])["entry"], get_many(["entry"])["entry"]
+        assert first == (1, "first")
+        assert again is first
+        backend.set("entry", [2, "second"])
+        assert get_many(["entry"])["entry"] == (2, "second")
+
+    def test_caches_that_are_not_routed_or_ignore_exceptions_keep_their_own_get_many(self):
+        aliases = {
+            "herd": alias_with(CLIENT_CLASS="django_redis.client.HerdClient"),
+            "ignoring": alias_with(IGNORE_EXCEPTIONS=True),
+        }
+        with override_settings(CACHES={**settings.CACHES, **aliases}):
+            for alias in ("herd", "ignoring", "redis_builtin", "default"):
+                with self.subTest(alias):
+                    assert lean_get_many(alias, caches[alias]) is None

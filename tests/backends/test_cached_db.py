@@ -548,6 +548,13 @@ class CachedDbBudgetTests(TransactionTestCase):
             ],
         }
 
+    def test_a_load_from_django_redis_is_one_mget(self):
+        key = saved(a=1).session_key
+        with count_storage(redis=True) as count:
+            assert SessionStore(key)["a"] == 1
+        assert count.calls == ["cache.get_many", "redis.MGET"]
+        assert count.round_trips == 1
+
     def test_an_ended_session_costs_one_cache_call(self):
         key = saved(a=1).session_key
         SessionStore().delete(key)
