@@ -413,12 +413,11 @@ class SessionStore(CacheAliasStore, DBStore):
         await self._cache_side.astore(row.pk, record)
 
     def _move(self, row: AbstractBaseSession, old_key: str) -> bool:
-        # The old key's entry is ended first, as by a delete (see below).
+        # The old key's entry is ended first, as by a delete (see below). The new key gets
+        # its entry from the save that follows (cycle_key() leaves the session modified):
+        # until then a read finds none and reads the row, and nobody else knows the key.
         self._cache_side.end([old_key])
-        moved = super()._move(row, old_key)
-        if moved:
-            self._refill(row)
-        return moved
+        return super()._move(row, old_key)
 
     def _touch_row(self, values: dict[str, Any]) -> bool:
         touched = super()._touch_row(values)
