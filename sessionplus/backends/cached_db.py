@@ -44,17 +44,10 @@ from asgiref.sync import sync_to_async
 from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.cache import caches
 from django.core.cache.backends.base import BaseCache
-from django.core.signals import setting_changed
 from django.db.models import QuerySet
-from django.dispatch import receiver
 
 from sessionplus.backends.base import SessionPlusBase, is_valid_session_key
-from sessionplus.backends.cache_alias import (
-    ROUTE_SETTINGS,
-    CacheAliasStore,
-    lean_get_many,
-    lean_route,
-)
+from sessionplus.backends.cache_alias import CacheAliasStore, lean_get_many, lean_route
 from sessionplus.backends.db import SessionStore as DBStore
 from sessionplus.backends.db import as_timestamp, delete_rows
 from sessionplus.backends.record import StoredSession
@@ -82,15 +75,9 @@ _unsure: set[str] = set()
 _FAILED = object()
 
 # Per key prefix (a project's subclass may have its own): the SessionCache of the cache
-# object a store was last built with. ``caches`` hands each thread its own, and a new one
-# after a settings change; the route settings are not seen that way.
+# object a store was last built with (``caches`` hands each thread its own, and a new one
+# after a settings change).
 _sides: dict[str, SessionCache] = {}
-
-
-@receiver(setting_changed)
-def _forget_sides(*, setting: str, **kwargs: Any) -> None:
-    if setting in ROUTE_SETTINGS:
-        _sides.clear()
 
 
 # What add() and set() return when they stored the value: True (add; django-redis's set),
@@ -119,8 +106,6 @@ class SessionCache:
     def __init__(self, alias: str, prefix: str, cache: BaseCache | None = None) -> None:
         self.alias = alias
         self.cache = caches[alias] if cache is None else cache
-        # What each sync call adds to its arguments (``cache_alias.lean_route()``).
-        self.route = lean_route(alias, self.cache)
         self.prefix = prefix
         self.generation_key = prefix + "generation"
 
@@ -149,7 +134,9 @@ class SessionCache:
                 lean = lean_get_many(self.alias, self.cache)
                 if lean is not None:
                     return lean(*args)
-            return self._checked(method, getattr(self.cache, method)(*args, **self.route))
+            # What each sync call adds to its arguments (``cache_alias.lean_route()``).
+            route = lean_route(self.alias, self.cache)
+            return self._checked(method, getattr(self.cache, method)(*args, **route))
         except Exception as exc:  # every cache backend raises errors of its own
             return self._failed(method, exc, leaves_stale)
 
@@ -194,7 +181,7 @@ class SessionCache:
 
     def _renew_generation(self) -> None:
         token = new_generation()
-        self.cache.set(self.generation_key, token, None, **self.route)
+        self.cache.set(self.generation_key, token, None, **lean_route(self.alias, self.cache))
         self._renewed(token)
 
     async def _arenew_generation(self) -> None:
