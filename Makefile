@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test compat lint typecheck docs bench bench-migrate clean
+.PHONY: demo test compat matrix lint typecheck docs bench bench-migrate clean
 
 # The coverage floor (pyproject's fail_under) holds where every service is guaranteed: CI=true, where a
 # missing service fails its tests. Elsewhere tests that need memcached or Chromium are skipped with a
@@ -45,6 +45,18 @@ test: $(STAMP) $(DRIVER)
 compat: $(STAMP)
 	$(BIN)/python -m compat $(COMPAT_ARGS)
 
+# The supported matrix's far corners through tox (tox.ini): the oldest Python on Django 5.2 and the
+# newest on Django 6.1, each with its own freshly resolved dependencies, then Django 6.1's own
+# sessions_tests. The interpreters come from pyenv's versions, put on PATH ahead of its shims (which
+# answer only for the global version); a missing one fails the run.
+MATRIX_ENVS ?= py310-django52,py313-django61
+PYENV_PYTHONS := $(wildcard $(HOME)/.pyenv/versions/3.1[0-3].*/bin)
+
+matrix: $(STAMP)
+	$(BIN)/python -m pip install --quiet "tox>=4.2"
+	PATH="$$(printf '%s:' $(PYENV_PYTHONS))$$PATH" $(BIN)/tox -e $(MATRIX_ENVS)
+	.tox/py313-django61/bin/python -m compat $(COMPAT_ARGS)
+
 lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -78,4 +90,4 @@ bench-migrate: $(STAMP)
 	$(BIN)/python -m benchmarks.migratesessions $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .coverage .coverage.* htmlcov *.egg-info demo.sqlite3 docs/_build .mypy_cache
+	rm -rf $(VENV) .tox .coverage .coverage.* htmlcov *.egg-info demo.sqlite3 docs/_build .mypy_cache
