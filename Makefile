@@ -46,16 +46,17 @@ compat: $(STAMP)
 	$(BIN)/python -m compat $(COMPAT_ARGS)
 
 # The supported matrix's far corners through tox (tox.ini): the oldest Python on Django 5.2 and the
-# newest on Django 6.1, each with its own freshly resolved dependencies, then Django 6.1's own
+# newest on Django 6.1, each with its own freshly resolved dependencies and mysqlclient (the outage
+# tests cut a real MariaDB connection whenever one answers), then Django 6.1's own
 # sessions_tests. The interpreters come from pyenv's versions, put on PATH ahead of its shims (which
 # answer only for the global version); a missing one fails the run.
-MATRIX_ENVS ?= py310-django52,py313-django61
+MATRIX_ENVS ?= py310-django52-mysql,py313-django61-mysql
 PYENV_PYTHONS := $(wildcard $(HOME)/.pyenv/versions/3.1[0-3].*/bin)
 
 matrix: $(STAMP)
 	$(BIN)/python -m pip install --quiet "tox>=4.2"
 	PATH="$$(printf '%s:' $(PYENV_PYTHONS))$$PATH" $(BIN)/tox -e $(MATRIX_ENVS)
-	.tox/py313-django61/bin/python -m compat $(COMPAT_ARGS)
+	.tox/py313-django61-mysql/bin/python -m compat $(COMPAT_ARGS)
 
 lint: $(STAMP) typecheck
 	$(BIN)/ruff check .
