@@ -47,6 +47,7 @@ DJANGO_SETTINGS = frozenset(
         "SESSION_COOKIE_SECURE",
         "SESSION_SAVE_EVERY_REQUEST",
         "SESSION_SERIALIZER",
+        "USE_TZ",
     }
 )
 
@@ -107,6 +108,7 @@ class Settings:
     SESSION_COOKIE_SECURE: bool
     SESSION_SAVE_EVERY_REQUEST: bool
     SESSION_SERIALIZER: str
+    USE_TZ: bool
 
     def __getattr__(self, name: str) -> Any:
         if name in DJANGO_SETTINGS:

@@ -102,6 +102,7 @@ class ConfTests(SimpleTestCase):
             "SESSION_COOKIE_SECURE": True,
             "SESSION_SAVE_EVERY_REQUEST": True,
             "SESSION_SERIALIZER": "tests.serializers.Other",
+            "USE_TZ": not settings.USE_TZ,
         }
         assert set(overrides) == DJANGO_SETTINGS
         before = {name: getattr(conf, name) for name in overrides}  # now cached

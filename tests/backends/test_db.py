@@ -98,6 +98,21 @@ class DbRowTests(TestCase):
         assert Session.objects.get(pk=session.session_key).user_agent == ""
         assert loaded(session.session_key).metadata.user_agent is None
 
+    def test_a_row_is_built_as_keywords_would_build_it(self):
+        # The engine builds rows from positional values (Django's faster path): every column
+        # it leaves out must still get its default, as Model(**values) gives it.
+        moment = timezone.now()
+        for model, values in [
+            (Session, {"session_key": "k" * 32, "session_data": "d", "expire_date": moment}),
+            (Session, {"session_key": "k" * 32, "ip": "192.0.2.1", "last_activity": moment}),
+            (CustomSession, {"session_key": "k" * 32, "expire_date": moment}),
+        ]:
+            built, expected = db._new_row(model, values), model(**values)
+            for field in model._meta.concrete_fields:
+                assert getattr(built, field.attname) == getattr(expected, field.attname), field
+            assert built._state.adding
+            assert built._state.db is None
+
     def test_save_rewrites_the_row_with_one_update(self):
         session = loaded(saved(a=1).session_key)
         session.set_expiry(600)
