@@ -26,6 +26,7 @@ import time
 import zlib
 from typing import Any
 
+from django.contrib.sessions.backends.base import SessionBase
 from django.core import signing
 
 from sessionplus.backends.base import SessionPlusBase
@@ -45,6 +46,8 @@ _SIGNED_VALUE_RE = re.compile(r"\.?[A-Za-z0-9_-]+:[0-9A-Za-z]+:[A-Za-z0-9_-]+")
 METADATA_KEY = "_sessionplus"
 # Servers sharing a SECRET_KEY may disagree about the time by this much.
 CLOCK_SKEW_SECONDS = 60
+# Django's getter of the key as stored (SessionBase.session_key's).
+_stored_key = SessionBase._get_session_key
 
 
 class SessionStore(SessionPlusBase):
@@ -59,6 +62,23 @@ class SessionStore(SessionPlusBase):
 
     # The loaded cookie's nonce (see load()).
     _nonce: str | None = None
+    # cycle_key() ran and the new value is not signed yet (see _signed_key()).
+    _cycled: bool = False
+
+    def _signed_key(self) -> str | None:
+        # The value is the signed data: a key cycled and not saved since is signed when
+        # first asked for. A login, which cycles the key and then changes the data, thus
+        # signs once, when the response is saved, instead of twice.
+        if self._cycled:
+            self.save()
+        return _stored_key(self)  # not super(): every read of the key pays for this call
+
+    session_key = property(_signed_key)
+    _session_key = property(_signed_key, SessionPlusBase._set_session_key)
+
+    def is_empty(self) -> bool:
+        # Not by asking for the key, which would sign it: a cycled session has one coming.
+        return not self._cycled and super().is_empty()
 
     def _validate_session_key(self, key: object) -> bool:
         # The "key" is the cookie value, the signed data itself: bounded, with the three
@@ -138,6 +158,7 @@ class SessionStore(SessionPlusBase):
 
     def save(self, must_create: bool = False) -> None:
         """Sign the session into a new cookie value; the middleware sets the cookie."""
+        self._cycled = False
         own: dict[str, int | str] = {"created_at": int(self.metadata_for_write()["created_at"])}
         if self._nonce is not None:
             own["nonce"] = self._nonce
@@ -172,8 +193,12 @@ class SessionStore(SessionPlusBase):
 
     def cycle_key(self) -> None:
         # A fresh nonce makes the new value differ even when signed in the same second.
+        # The data is read now, from the value being replaced; the new one is signed when
+        # asked for or saved (_signed_key()).
+        self._get_session()
         self._nonce = random_string(8)
-        self.save()
+        self._cycled = True
+        self.modified = True
 
     async def acycle_key(self) -> None:
         self.cycle_key()
@@ -187,6 +212,7 @@ class SessionStore(SessionPlusBase):
         return False
 
     def delete(self, session_key: str | None = None) -> None:
+        self._cycled = False
         self._session_key = None
         self._nonce = None
         self._session_cache = {}

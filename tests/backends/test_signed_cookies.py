@@ -18,7 +18,8 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from freezegun import freeze_time
 
-from sessionplus.backends.signed_cookies import MAX_COOKIE_BYTES, SALT
+from sessionplus.backends.django_signing import signer
+from sessionplus.backends.signed_cookies import MAX_COOKIE_BYTES, SALT, SessionStore
 from sessionplus.exceptions import SessionTooLarge
 from tests.backends.contract import Calls, SessionStoreContract, with_twins
 from tests.support.engines import ENGINES
@@ -330,6 +331,36 @@ class SignedCookieRequestTests(TestCase):
             self.user.save()
             call.get(client, login)
             assert self.cookie(client) != first
+
+    def both_a_login_over_a_session_signs_the_new_cookie_once(self, call: Calls) -> None:
+        # cycle_key() leaves the new value unsigned until the response's save (Django's engine
+        # signs in both). The spy only counts: every signature is still made for real.
+        client, login = call.client(self), self.LOGIN[call.mode]
+        call.get(client, "/write/?value=kept")
+        anonymous = self.cookie(client)
+        signer_class = type(signer(SALT))
+        with mock.patch.object(
+            signer_class, "sign", autospec=True, side_effect=signer_class.sign
+        ) as sign:
+            call.get(client, login)
+        assert sign.call_count == 1
+        assert self.cookie(client) != anonymous
+        assert call.get(client, "/whoami/").content == b"alice"
+        assert call.get(client, "/read/").content == b"kept"
+
+    def test_a_cycled_key_is_signed_when_first_asked_for(self):
+        session = SessionStore()
+        session["a"] = 1
+        session.save()
+        old = session.session_key
+        session.cycle_key()
+        session["b"] = 2
+        new = session.session_key  # signed now, with both values
+        assert new != old
+        assert session.modified is True
+        signed = signing.loads(new, salt=SALT)
+        signed.pop("_sessionplus")  # created_at and the nonce
+        assert signed == {"a": 1, "b": 2}
 
     def send_djangos_cookie(self, signed_at: datetime) -> None:
         """Give the client a cookie Django's own engine signed at ``signed_at``."""
