@@ -15,11 +15,13 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import suppress
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.sessions.exceptions import InvalidSessionKey
 from django.core.exceptions import ImproperlyConfigured
 
 from sessionplus.backends.base import (
+    MAX_CREATE_ATTEMPTS,
     CreateError,
     SessionPlusBase,
     UpdateError,
@@ -155,6 +157,41 @@ class SessionStore(SessionPlusBase):
                 os.unlink(temp_path)
             raise
         return temp_path
+
+    # A new key ------------------------------------------------------------------------
+
+    def cycle_key(self) -> None:
+        """
+        Give the session's file a new name (a hard link, then the old name removed): the
+        old key stops working at once, and no data is written, so no fsync. A login's save
+        follows and writes the data once. Django's engine writes a file under the new key
+        and then deletes the old one; so does this one when the session holds changes not
+        yet saved (they must be in the new file) or has no file to rename.
+        """
+        self._get_session()
+        old_key = self.session_key
+        if old_key is None or self.modified:
+            return super().cycle_key()
+        old_path = self._key_to_file(old_key)
+        with UNREACHABLE_FILES:
+            for _ in range(MAX_CREATE_ATTEMPTS):
+                new_key = self._get_new_session_key()
+                try:
+                    os.link(old_path, self._key_to_file(new_key))
+                except FileExistsError:
+                    continue  # the key is taken: another one
+                except FileNotFoundError:  # deleted meanwhile, or never written here
+                    return super().cycle_key()
+                with suppress(FileNotFoundError):
+                    os.unlink(old_path)
+                break
+            else:
+                raise RuntimeError("Unable to create a new session key.")
+        self._session_key = new_key
+        self.modified = True
+
+    async def acycle_key(self) -> None:
+        await sync_to_async(self.cycle_key)()
 
     def delete(self, session_key: str | None = None) -> None:
         session_key = self.session_key if session_key is None else session_key

@@ -171,6 +171,38 @@ class FileSessionStoreTests(ServerSideStoreContract, FileEngineTestCase):
         assert [event for event, args in events if path in args] == ["os.link", "os.rename"]
         assert os.listdir(self.directory) == [os.path.basename(path)]
 
+    def both_cycle_key_renames_the_file_and_writes_no_data(self, call: Calls) -> None:
+        session = self.store(self.saved(a=1).session_key)
+        assert call(session, "get", "a") == 1
+        old_key = session.session_key
+        with file_events() as events:
+            call(session, "cycle_key")
+        new_key = session.session_key
+        assert new_key != old_key
+        # A link and a removal: no temporary file written and synced.
+        assert [(event, args[:2]) for event, args in events] == [
+            ("os.link", (self.path(old_key), self.path(new_key))),
+            ("os.remove", (self.path(old_key), -1)),  # -1: no dir_fd
+        ]
+        assert session.modified is True  # the save after it (a login's) writes the data
+        assert call(self.store(new_key), "get", "a") == 1
+        assert call(self.store(), "exists", old_key) is False
+
+    def both_cycle_key_writes_changes_not_yet_saved_under_the_new_key(self, call: Calls) -> None:
+        session = self.store(self.saved(a=1).session_key)
+        call(session, "set", "b", 2)
+        old_key = session.session_key
+        call(session, "cycle_key")
+        assert dict(call(self.store(session.session_key), "items")) == {"a": 1, "b": 2}
+        assert call(self.store(), "exists", old_key) is False
+
+    def test_cycle_key_of_a_session_whose_file_is_gone_writes_a_new_one(self):
+        session = self.store(self.saved(a=1).session_key)
+        assert session["a"] == 1
+        os.unlink(self.path(session.session_key))  # deleted meanwhile (a logout elsewhere)
+        session.cycle_key()
+        assert self.store(session.session_key)["a"] == 1
+
     def test_collision_update_error_and_delete_leave_no_temporary_file(self):
         session = self.saved(a=1)
         with pytest.raises(CreateError):
