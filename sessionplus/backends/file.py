@@ -21,7 +21,6 @@ from django.contrib.sessions.exceptions import InvalidSessionKey
 from django.core.exceptions import ImproperlyConfigured
 
 from sessionplus.backends.base import (
-    MAX_CREATE_ATTEMPTS,
     CreateError,
     SessionPlusBase,
     UpdateError,
@@ -32,6 +31,7 @@ from sessionplus.backends.timestamps import now_timestamp
 from sessionplus.cleanup import CleanupBatch
 from sessionplus.conf import conf
 from sessionplus.outage import UNREACHABLE_FILES
+from sessionplus.plans import Plan, Step, drive
 
 TEMP_SUFFIX = ".tmp"
 # A temporary file this old belongs to a process that died mid-write.
@@ -173,22 +173,26 @@ class SessionStore(SessionPlusBase):
         if old_key is None or self.modified:
             return super().cycle_key()
         old_path = self._key_to_file(old_key)
+        drive(self._creating(lambda: self._linking(old_path)))
+        with UNREACHABLE_FILES, suppress(FileNotFoundError):
+            os.unlink(old_path)
+
+    def _linking(self, old_path: str) -> Plan[None]:
+        # cycle_key()'s create: the old file under the new key or, gone meanwhile (or
+        # never written here), the session written afresh.
+        if not (yield Step(self, "_link", old_path)):
+            yield from self._save_new()
+
+    def _link(self, old_path: str) -> bool:
+        """Link ``old_path`` under this session's key; False if it is gone, CreateError if taken."""
         with UNREACHABLE_FILES:
-            for _ in range(MAX_CREATE_ATTEMPTS):
-                new_key = self._get_new_session_key()
-                try:
-                    os.link(old_path, self._key_to_file(new_key))
-                except FileExistsError:
-                    continue  # the key is taken: another one
-                except FileNotFoundError:  # deleted meanwhile, or never written here
-                    return super().cycle_key()
-                with suppress(FileNotFoundError):
-                    os.unlink(old_path)
-                break
-            else:
-                raise RuntimeError("Unable to create a new session key.")
-        self._session_key = new_key
-        self.modified = True
+            try:
+                os.link(old_path, self._key_to_file(self.session_key))
+            except FileExistsError:
+                raise CreateError from None
+            except FileNotFoundError:
+                return False
+        return True
 
     async def acycle_key(self) -> None:
         await sync_to_async(self.cycle_key)()
