@@ -23,6 +23,7 @@ urlpatterns = [
     path("unsaveable/", views.unsaveable),
     path("whoami/", views.whoami),
     path("login/", views.log_in),
+    path("login-then-fail/", views.log_in_then_fail),
     path("logout/", views.log_out),
     path("messages/add/", views.add_message),
     path("messages/", views.show_messages),

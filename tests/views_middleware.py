@@ -102,6 +102,11 @@ def log_in(request: HttpRequest) -> HttpResponse:
     return HttpResponse("logged in")
 
 
+def log_in_then_fail(request: HttpRequest) -> HttpResponse:
+    login(request, get_user_model().objects.get(username=request.GET["username"]))
+    return HttpResponse("failed after login", status=500)
+
+
 def log_out(request: HttpRequest) -> HttpResponse:
     logout(request)
     return HttpResponse("logged out")

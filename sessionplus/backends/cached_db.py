@@ -400,11 +400,13 @@ class SessionStore(CacheAliasStore, DBStore):
         await self._cache_side.astore(row.pk, record)
 
     def _move(self, row: AbstractBaseSession, old_key: str) -> bool:
-        # The old key's entry is ended first, as by a delete (see below). The new key gets
-        # its entry from the save that follows (cycle_key() leaves the session modified):
-        # until then a read finds none and reads the row, and nobody else knows the key.
+        # The old key's entry is ended first, as by a delete (see below); the new key's
+        # entry is the moved row.
         self._cache_side.end([old_key])
-        return super()._move(row, old_key)
+        moved = super()._move(row, old_key)
+        if moved:
+            self._refill(row)
+        return moved
 
     def _touch_row(self, values: dict[str, Any]) -> bool:
         touched = super()._touch_row(values)
@@ -435,13 +437,13 @@ class SessionStore(CacheAliasStore, DBStore):
     # process serving its cached copy for up to a day.
 
     def delete(self, session_key: str | None = None) -> None:
-        session_key = self.session_key if session_key is None else session_key
+        session_key = self._own_row_key(session_key)
         if is_valid_session_key(session_key):
             self._cache_side.end([session_key])
             super().delete(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        session_key = self.session_key if session_key is None else session_key
+        session_key = self._own_row_key(session_key)
         if is_valid_session_key(session_key):
             await self._cache_side.aend([session_key])
             await super().adelete(session_key)

@@ -381,6 +381,8 @@ class SessionStore(SessionPlusBase):
     touch_checks_data = False
     # The metadata the loaded data carried (see carried_in_data()).
     _carried_at_load: Mapping[str, Any] = {}
+    # The key the row is still stored under while cycle_key()'s move waits for the save.
+    _moving_from: str | None = None
 
     @classmethod
     def get_model_class(cls) -> type[AbstractBaseSession]:
@@ -524,6 +526,8 @@ class SessionStore(SessionPlusBase):
         return self.create_model_instance(data)
 
     def save(self, must_create: bool = False) -> None:
+        if self._moving_from is not None:
+            return self._move_row(self._get_session())
         if self.session_key is None:
             return self.create()
         row = self.create_model_instance(self._get_session(no_load=must_create))
@@ -534,6 +538,8 @@ class SessionStore(SessionPlusBase):
         self._mark_saved()
 
     async def asave(self, must_create: bool = False) -> None:
+        if self._moving_from is not None:
+            return await sync_to_async(self._move_row)(await self._aget_session())
         if self.session_key is None:
             return await self.acreate()
         row = await self.acreate_model_instance(await self._aget_session(no_load=must_create))
@@ -562,33 +568,52 @@ class SessionStore(SessionPlusBase):
 
     def cycle_key(self) -> None:
         """
-        Move the session to a new key with one UPDATE; the old key stops working at once.
+        Move the session to a new key with one UPDATE of its row.
 
         Django's engine inserts a row under the new key, then deletes the old one: two
-        statements (and a probe) where one moves the row. A login's save follows, as in
-        Django.
+        statements (and a probe) where one moves the row. In a request the move waits for
+        the response's save (a login always saves): the row moves and takes the login's
+        data in that one UPDATE. Until then the old key still reads the session as it was
+        before the login, and a response that fails (5xx, no save) leaves it as it was.
+        Outside a request the row moves at once, as in Django.
         """
         data = self._get_session()
         old_key = self.session_key
         if old_key is None:  # nothing stored to move
             return super().cycle_key()
-        for _ in range(MAX_CREATE_ATTEMPTS):
-            self._session_key = self._get_new_session_key()
+        if self._moving_from is None:  # a second cycle before the save moves the same row
+            self._moving_from = old_key
+        self._session_key = self._get_new_session_key()
+        self.modified = True
+        if self.request is None:  # nobody saves for this store: move now
+            self._move_row(data)
+
+    async def acycle_key(self) -> None:
+        await self._aget_session()
+        if self.request is None or self.session_key is None:
+            # Statements run in a thread (the savepoint has no async API yet).
+            await sync_to_async(self.cycle_key)()
+        else:
+            self.cycle_key()  # loaded above, so nothing here waits on the database
+
+    def _move_row(self, data: dict[str, Any]) -> None:
+        """Write ``data`` in place of the row that ``cycle_key()`` left under its old key."""
+        old_key = self._moving_from
+        assert old_key is not None  # only while a move waits
+        for attempt in range(MAX_CREATE_ATTEMPTS):
+            if attempt:  # the key cycle_key() chose was taken
+                self._session_key = self._get_new_session_key()
             try:
                 moved = self._move(self.create_model_instance(data), old_key)
             except CreateError:
                 continue
+            self._moving_from = None
             if not moved:  # deleted meanwhile: start afresh with what this request holds
                 self._session_key = None
                 self.create()
             self._mark_saved()
-            self.modified = True
             return
         raise RuntimeError("Unable to create a new session key.")
-
-    async def acycle_key(self) -> None:
-        # Every statement runs in a thread anyway (the savepoint has no async API yet).
-        await sync_to_async(self.cycle_key)()
 
     def _move(self, row: AbstractBaseSession, old_key: str) -> bool:
         """Write ``row`` in place of the row of ``old_key``; return whether there was one."""
@@ -596,6 +621,16 @@ class SessionStore(SessionPlusBase):
         connection = self._connection()
         statement = _statement(_UpdateStatement, self.model, connection, tuple(values), False)
         return bool(_claiming_key(connection, statement.run, connection, values, old_key))
+
+    def _own_row_key(self, session_key: str | None) -> str | None:
+        """
+        Return the key whose row ``delete(session_key)`` deletes: this session's own row
+        is under its old key while a move waits (which the delete then cancels).
+        """
+        if session_key is not None:
+            return session_key
+        own, self._moving_from = self._moving_from or self.session_key, None
+        return own
 
     async def _aupdate(self, row: AbstractBaseSession) -> None:
         # Not _update(): a subclass's override of it runs around this one (cached_db).
@@ -660,12 +695,12 @@ class SessionStore(SessionPlusBase):
     # Delete --------------------------------------------------------------------------
 
     def delete(self, session_key: str | None = None) -> None:
-        session_key = self.session_key if session_key is None else session_key
+        session_key = self._own_row_key(session_key)
         if is_valid_session_key(session_key):
             self._delete_row(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        session_key = self.session_key if session_key is None else session_key
+        session_key = self._own_row_key(session_key)
         if is_valid_session_key(session_key):
             await sync_to_async(self._delete_row)(session_key)
 

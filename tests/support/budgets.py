@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from django.test import RequestFactory
+
 from tests.support.counting import StorageCount, count_storage
 
 
@@ -21,7 +23,8 @@ def measure(
 
     ``refresh`` is ``touch()`` where the engine has it, else the save of an unmodified
     session (all Django's engines can do). ``login`` is what ``django.contrib.auth.login``
-    does to an anonymous session that holds data: load, ``cycle_key()``, set, save.
+    does to an anonymous session that holds data: load, ``cycle_key()``, set, save, on
+    a store serving a request (as the middleware's is: ``login()`` always has one).
     With ``evict``, ``load (miss)`` loads after ``evict(session_key)`` emptied the cache.
     """
 
@@ -61,6 +64,7 @@ def measure(
     anonymous = saved(cart=["apple"])
     with count_storage() as counts["login"]:
         session = store_class(anonymous)
+        session.request = RequestFactory().post("/login/")
         session["cart"]
         session.cycle_key()
         session["_auth_user_id"] = "1"
