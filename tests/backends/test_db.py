@@ -353,6 +353,20 @@ class LoginOverHttpTests(TransactionTestCase):
         assert self.client.get("/whoami/").content == b"ada"
         assert self.client.get("/read/").content == b"cart"
 
+    @override_settings(SESSIONPLUS_PREVIOUS_ENGINE="django.contrib.sessions.backends.db")
+    def test_a_login_over_a_session_adopted_in_the_same_request_moves_the_adopted_row(self):
+        previous = DjangoStore()
+        previous["value"] = "kept through the switch"
+        previous.save()
+        self.client.cookies["sessionid"] = previous.session_key
+        new_key = self.client.get("/login/", {"username": "ada"}).cookies["sessionid"].value
+        assert new_key != previous.session_key
+        assert not DjangoStore().exists(previous.session_key)
+        assert not SessionStore().exists(previous.session_key)
+        assert Session.objects.filter(pk=new_key).exists()
+        assert self.client.get("/whoami/").content == b"ada"
+        assert self.client.get("/read/").content == b"kept through the switch"
+
     def test_a_login_whose_response_fails_leaves_the_anonymous_session_as_it_was(self):
         # Django's engine has deleted the anonymous session by then: the visitor's cookie
         # (the failed response sets none) would find nothing.
