@@ -437,13 +437,13 @@ class SessionStore(CacheAliasStore, DBStore):
     # process serving its cached copy for up to a day.
 
     def delete(self, session_key: str | None = None) -> None:
-        session_key = self._own_row_key(session_key)
+        session_key = self._row_to_delete(session_key)
         if is_valid_session_key(session_key):
             self._cache_side.end([session_key])
             super().delete(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        session_key = self._own_row_key(session_key)
+        session_key = self._row_to_delete(session_key)
         if is_valid_session_key(session_key):
             await self._cache_side.aend([session_key])
             await super().adelete(session_key)

@@ -622,10 +622,10 @@ class SessionStore(SessionPlusBase):
         statement = _statement(_UpdateStatement, self.model, connection, tuple(values), False)
         return bool(_claiming_key(connection, statement.run, connection, values, old_key))
 
-    def _own_row_key(self, session_key: str | None) -> str | None:
+    def _row_to_delete(self, session_key: str | None) -> str | None:
         """
-        Return the key whose row ``delete(session_key)`` deletes: this session's own row
-        is under its old key while a move waits (which the delete then cancels).
+        Return the key whose row ``delete(session_key)`` deletes, and cancel a waiting
+        move when that is this session's own row (still under its old key until the move).
         """
         if session_key is not None:
             return session_key
@@ -695,12 +695,12 @@ class SessionStore(SessionPlusBase):
     # Delete --------------------------------------------------------------------------
 
     def delete(self, session_key: str | None = None) -> None:
-        session_key = self._own_row_key(session_key)
+        session_key = self._row_to_delete(session_key)
         if is_valid_session_key(session_key):
             self._delete_row(session_key)
 
     async def adelete(self, session_key: str | None = None) -> None:
-        session_key = self._own_row_key(session_key)
+        session_key = self._row_to_delete(session_key)
         if is_valid_session_key(session_key):
             await sync_to_async(self._delete_row)(session_key)
 

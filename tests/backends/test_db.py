@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -78,6 +80,23 @@ def loaded(
     session = store_class(session_key)
     call(session, "keys")
     return session
+
+
+@contextmanager
+def statements_sent(on_table: str = "") -> Iterator[list[str]]:
+    """
+    Record the first word of each statement sent on the default connection (only those
+    naming ``on_table``, if given), as sent: mysqlclient logs a failed one without its SQL.
+    """
+    sent: list[str] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        if on_table in sql:
+            sent.append(sql.split(None, 1)[0].upper())
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(record):
+        yield sent
 
 
 def in_a_request(session_key: str) -> SessionStore:
@@ -337,14 +356,7 @@ class LoginOverHttpTests(TransactionTestCase):
         self.anonymous_key = self.client.get("/write/", {"value": "cart"}).cookies["sessionid"]
 
     def test_a_login_reads_and_writes_the_session_row_once_each(self):
-        sent: list[str] = []
-
-        def record(execute: Any, sql: str, *args: Any) -> Any:
-            if "sessionplus_session" in sql:
-                sent.append(sql.split(None, 1)[0].upper())
-            return execute(sql, *args)
-
-        with connection.execute_wrapper(record):
+        with statements_sent(on_table="sessionplus_session") as sent:
             response = self.client.get("/login/", {"username": "ada"})
         assert sent == ["SELECT", "UPDATE"]
         new_key = response.cookies["sessionid"].value
@@ -527,16 +539,10 @@ class DbBudgetTests(TransactionTestCase):
         taken = saved(owner="first").session_key
         session = SessionStore()
         session["owner"] = "second"
-        sent: list[str] = []
-
-        def record(execute: Any, sql: str, *args: Any) -> Any:
-            sent.append(sql.split(None, 1)[0].upper())
-            return execute(sql, *args)
-
         with (
             override_key_generator([taken, "d" * 32]),
             count_storage() as count,
-            connection.execute_wrapper(record),
+            statements_sent() as sent,
         ):
             session.save()
         # Every statement, transaction control included, is counted; what each one was is read
