@@ -43,7 +43,14 @@ from tests.support.middleware_support import (
     SyncRequests,
     cache_control,
 )
-from tests.support.services import dead_port, missing_service, mysql_driver, mysql_server, redis_url
+from tests.support.services import (
+    LIVE_OR_GONE_TIMEOUTS,
+    dead_port,
+    missing_service,
+    mysql_driver,
+    mysql_server,
+    redis_url,
+)
 
 LIVE_POSTGRES = {"HOST": "127.0.0.1", "PORT": 5432, "USER": "postgres", "NAME": "postgres"}
 
@@ -491,7 +498,7 @@ class OutageLoggingContract(MiddlewareTestMixin):
         proxied = {
             "BACKEND": DJANGO_REDIS,
             "LOCATION": f"redis://127.0.0.1:{self.proxy.port}{target.path}",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+            "OPTIONS": LIVE_OR_GONE_TIMEOUTS,
         }
         self.extra_settings = {
             "CACHES": {**settings.CACHES, "proxied": proxied},

@@ -44,7 +44,7 @@ from tests.support.budgets import measure
 from tests.support.counting import count_storage
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import ENGINES, EngineTestMixin
-from tests.support.services import dead_port, redis_url
+from tests.support.services import LIVE_OR_GONE_TIMEOUTS, dead_port, redis_url
 from tests.support.signed_in import replayed_after_logout
 
 LOGGER = "sessionplus.backends.cached_db"
@@ -643,7 +643,7 @@ class CachedDbLogoutThroughACacheFaultTests(EngineTestMixin, TestCase):
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": f"redis://127.0.0.1:{self.proxy.port}{target.path}",
             "KEY_PREFIX": "hardening-proxied",
-            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+            "OPTIONS": LIVE_OR_GONE_TIMEOUTS,
         }
         overridden = override_settings(
             CACHES={**settings.CACHES, "proxied": cache}, SESSION_CACHE_ALIAS="proxied"

@@ -29,7 +29,13 @@ from tests.support.engines import ENGINES
 from tests.support.middleware_support import AsyncRequests, SyncRequests
 from tests.support.redis_faults import HangingUpListener, SilentListener
 from tests.support.redis_layout import set_field, stored_fields
-from tests.support.services import PrivateRedis, dead_port, free_port, redis_url
+from tests.support.services import (
+    LIVE_OR_GONE_TIMEOUTS,
+    PrivateRedis,
+    dead_port,
+    free_port,
+    redis_url,
+)
 
 ENGINE = "sessionplus.backends.redis"
 
@@ -796,9 +802,6 @@ class RedisIntegrityTests(SimpleTestCase):
 
 
 SHORT_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 0.3, "SOCKET_TIMEOUT": 0.3}
-# For a server that is either up or gone: a closed port refuses at once, and a live one
-# must not be declared down because a busy CI machine took 0.3 s to connect (seen once).
-LIVE_OR_GONE_TIMEOUTS = {"SOCKET_CONNECT_TIMEOUT": 5, "SOCKET_TIMEOUT": 5}
 
 
 @contextmanager
