@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from django.test import SimpleTestCase
 
-from benchmarks import instructions
+from benchmarks import instructions, report
 from tests.support.services import redis_url, repo_root
 
 SCENARIOS = ["S1", "S2", "S3", "S4", "S5", "S6"]
@@ -209,3 +209,82 @@ class CallgrindDumpTests(SimpleTestCase):
     def test_text_without_a_total_is_refused(self):
         with pytest.raises(ValueError, match="not a callgrind dump"):
             instructions.dump_total("events: Ir\nfn=(1) main\n")
+
+
+def measured(stock_us: float, plus_us: float, floor_us: float | None = None) -> dict[str, Any]:
+    """One scenario's entry as the per-operation benchmark records it (costs left out)."""
+    cost = {"sql_statements": 0, "session_sql_statements": 0}
+    cost |= {"redis_commands": 0, "redis_round_trips": 0}
+    return {
+        "title": "a scenario",
+        "stock": {"median_us": stock_us, "cost": cost},
+        "sessionplus": {"median_us": plus_us, "cost": cost},
+        "floor": None if floor_us is None else {"median_us": floor_us},
+    }
+
+
+class ReportVerdictTests(SimpleTestCase):
+    """The verdicts ``make bench`` prints judge issue #20's targets, cell by cell."""
+
+    def derived(self, engine: str, scenarios: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        result = {"engine": engine, "label": engine, "scenarios": scenarios}
+        report.derive(result)
+        return result
+
+    def test_every_cell_is_held_to_1_05_unless_a_target_names_it(self):
+        cache = self.derived("cache_redis", {"S1": measured(100, 105), "S3": measured(100, 106)})
+        assert cache["scenarios"]["S1"]["verdict"]["ratio_met"] is True
+        assert cache["scenarios"]["S3"]["verdict"]["ratio_met"] is False
+        postgres = self.derived("db_postgres", {"S1": measured(100, 100), "S3": measured(100, 53)})
+        assert postgres["scenarios"]["S1"]["verdict"]["ratio_target"] == 1.05
+        assert postgres["scenarios"]["S3"]["verdict"]["ratio_target"] == 0.5
+        assert postgres["scenarios"]["S3"]["verdict"]["ratio_met"] is False
+        redis = self.derived("redis", {"S2": measured(100, 100), "S3": measured(100, 80)})
+        assert [redis["scenarios"][s]["verdict"]["ratio_met"] for s in ("S2", "S3")] == [True, True]
+        cached = self.derived("cached_db", {"S2": measured(100, 91)})
+        assert cached["scenarios"]["S2"]["verdict"]["ratio_met"] is False
+
+    def test_the_file_engines_writes_have_no_ratio_target_but_its_reads_do(self):
+        file = self.derived("file", {"S2": measured(100, 110), "S3": measured(100, 150)})
+        assert file["scenarios"]["S2"]["verdict"]["ratio_met"] is False
+        assert file["scenarios"]["S3"]["verdict"]["ratio_target"] is None
+        assert file["scenarios"]["S3"]["verdict"]["ratio_met"] is None
+        lines = report.per_operation_table([file])
+        assert "1.50 (fsync: no target) |" in next(line for line in lines if "| file | S3" in line)
+
+    def test_sqlite_writes_are_judged_against_the_bare_clients_floor(self):
+        sqlite = self.derived(
+            "db_sqlite", {"S3": measured(1000, 600, 500), "S4": measured(1000, 610, 500)}
+        )
+        s3, s4 = (sqlite["scenarios"][s]["verdict"] for s in ("S3", "S4"))
+        assert (s3["floor_multiple"], s3["floor_met"]) == (1.2, True)
+        assert (s4["floor_multiple"], s4["floor_met"]) == (1.22, False)
+        # Elsewhere the multiple is shown, not judged.
+        postgres = self.derived("db_postgres", {"S3": measured(1000, 400, 100)})
+        assert "floor_met" not in postgres["scenarios"]["S3"]["verdict"]
+        summary = report.geometric_mean_line([sqlite, postgres])
+        assert "db_sqlite S4 (1.22x the floor)" in summary
+        assert "db_sqlite S3" not in summary
+
+    def test_the_summary_judges_the_geometric_mean_and_names_each_missed_cell(self):
+        met = self.derived("db_postgres", {"S2": measured(100, 40), "S3": measured(100, 45)})
+        assert report.geometric_mean_line([met]).endswith(
+            "Target: geometric mean ≤0.65 ✓; cells missing their target: none."
+        )
+        missed = self.derived("redis", {"S2": measured(100, 90), "S3": measured(100, 88)})
+        summary = report.geometric_mean_line([missed])
+        assert "geometric mean ≤0.65 ✗" in summary
+        assert summary.endswith("cells missing their target: redis S3 (0.88).")
+        # Over both, the mean is met and the one missed cell is still named.
+        assert report.geometric_mean_line([met, missed]).endswith(
+            "≤0.65 ✓; cells missing their target: redis S3 (0.88)."
+        )
+
+    def test_load_targets_differ_by_store(self):
+        def setup(stock: float, plus: float) -> dict[str, Any]:
+            return {"stock": {"requests_per_s": stock}, "sessionplus": {"requests_per_s": plus}}
+
+        load = {"setups": {"redis": setup(1000, 1250), "postgres": setup(1000, 1250)}}
+        report.derive_load(load)
+        assert [load["setups"][s]["ratio_met"] for s in ("redis", "postgres")] == [True, False]
+        assert [load["setups"][s]["ratio_target"] for s in ("redis", "postgres")] == [1.2, 1.3]
