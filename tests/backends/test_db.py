@@ -694,3 +694,68 @@ class KeptCursorTests(TransactionTestCase):
             during = db.kept_cursor(self.connection)
         assert during is not before
         assert db.kept_cursor(self.connection) is not during
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="psycopg 3's binding: the suite's database is not PostgreSQL here "
+    "(DATABASE_URL=postgres://…)",
+)
+class PostgresKeptCursorTests(TransactionTestCase):
+    """On psycopg 3 the session statements bind server-side; they are prepared only if allowed."""
+
+    @property
+    def connection(self) -> Any:
+        return connections["default"]
+
+    def saved_with_metadata(self) -> SessionStore:
+        session = SessionStore()
+        session["cart"] = ["it's", "50%", "$1", "%s"]  # text a client-side quoting must escape
+        session.update_metadata(ip="2001:db8::1", user_agent="Mozilla/5.0 'quoted'")
+        session.save()
+        return session
+
+    def prepared_statements(self) -> list[str]:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            return [row[0] for row in cursor.fetchall()]
+
+    def test_the_kept_cursor_binds_server_side_and_djangos_own_cursors_do_not_change(self):
+        import psycopg
+
+        session = self.saved_with_metadata()
+        kept = db.kept_cursor(self.connection)
+        assert kept is not None
+        assert not isinstance(kept.cursor, psycopg.ClientCursor)
+        with self.connection.cursor() as django_cursor:
+            assert isinstance(django_cursor.cursor, psycopg.ClientCursor)  # Django's default
+        loaded = SessionStore(session.session_key)
+        assert loaded["cart"] == ["it's", "50%", "$1", "%s"]
+        assert (loaded.metadata.ip, loaded.metadata.user_agent) == (
+            "2001:db8::1",
+            "Mozilla/5.0 'quoted'",
+        )
+        assert loaded.metadata.created_at == session.metadata.created_at
+        row = Session.objects.get(session_key=session.session_key)
+        assert (row.ip, row.user_agent) == ("2001:db8::1", "Mozilla/5.0 'quoted'")
+
+    def test_no_statement_is_prepared_under_djangos_default(self):
+        assert self.connection.connection is None or (
+            self.connection.connection.prepare_threshold is None
+        )
+        session = self.saved_with_metadata()
+        for _ in range(6):  # past psycopg's usual threshold of 5
+            assert SessionStore(session.session_key)["cart"]
+        assert not [sql for sql in self.prepared_statements() if "sessionplus_session" in sql]
+
+    def test_statements_are_prepared_where_the_connection_allows_it(self):
+        session = self.saved_with_metadata()
+        raw = self.connection.connection
+        raw.prepare_threshold = 0  # what OPTIONS={"prepare_threshold": 0} sets
+        try:
+            assert SessionStore(session.session_key)["cart"]
+            prepared = self.prepared_statements()
+        finally:
+            # A new connection for the next test: none of this one's prepared statements.
+            self.connection.close()
+        assert any("sessionplus_session" in sql and sql.startswith("SELECT") for sql in prepared)
