@@ -40,7 +40,7 @@ from sessionplus.backends.record import StoredSession
 from sessionplus.exceptions import SessionStoreUnavailable
 from sessionplus.models import Session
 from tests.backends.contract import SYNC, Calls, UserIndexedStoreContract, with_twins
-from tests.support.budgets import measure
+from tests.support.budgets import measure, operation_calls
 from tests.support.counting import count_storage
 from tests.support.cuttable_proxy import CuttableProxy
 from tests.support.engines import ENGINES, EngineTestMixin
@@ -589,21 +589,7 @@ class CachedDbBudgetTests(TransactionTestCase):
     def both_operations_keep_the_budgets(self, call: Calls) -> None:
         # django-redis has no async methods of its own: in async the engine runs the sync
         # ones in a thread (BaseCache's aget_many() would be one aget() per key).
-        session = SessionStore()
-        session["a"] = 1
-        with count_storage() as create:
-            call(session, "save")
-        reader = SessionStore(session.session_key)
-        with count_storage() as load:
-            call(reader, "get", "a")
-        reader["b"] = 2
-        with count_storage() as save:
-            call(reader, "save")
-        with count_storage() as touch:
-            call(reader, "touch")
-        with count_storage() as delete:
-            call(reader, "delete")
-        assert [create.calls, load.calls, save.calls, touch.calls, delete.calls] == [
+        assert operation_calls(SessionStore, call) == [
             ["INSERT", "cache.set"],
             ["cache.get_many"],
             ["UPDATE", "cache.set"],

@@ -35,7 +35,7 @@ from tests.backends.contract import (
 )
 from tests.custom_session.models import CustomSession
 from tests.custom_session.models import SessionStore as CustomStore
-from tests.support.budgets import measure
+from tests.support.budgets import measure, operation_calls
 from tests.support.clocks import ZONES_APART, naive_clock_apart_from_time_zone
 from tests.support.counting import count_storage
 from tests.support.engines import ENGINES
@@ -575,21 +575,7 @@ class DbBudgetTests(TransactionTestCase):
 
     def both_operations_are_one_statement_each(self, call: Calls) -> None:
         # Counted from this thread, where async_to_sync() runs the ORM's async calls.
-        session = SessionStore()
-        call(session, "set", "a", 1)
-        with count_storage() as create:
-            call(session, "save")
-        reader = SessionStore(session.session_key)
-        with count_storage() as load:
-            call(reader, "get", "a")
-        call(reader, "set", "b", 2)
-        with count_storage() as save:
-            call(reader, "save")
-        with count_storage() as touch:
-            call(reader, "touch")
-        with count_storage() as delete:
-            call(reader, "delete")
-        assert [create.calls, load.calls, save.calls, touch.calls, delete.calls] == [
+        assert operation_calls(SessionStore, call) == [
             ["INSERT"],
             ["SELECT"],
             ["UPDATE"],

@@ -70,3 +70,25 @@ def measure(
         session["_auth_user_id"] = "1"
         session.save()
     return {operation: count.calls for operation, count in counts.items()}
+
+
+def operation_calls(store_class: type[Any], call: Callable[..., Any]) -> list[list[str]]:
+    """
+    Return the storage calls of create, load, save, touch and delete, in that order, each
+    made through ``call`` (a ``Calls``: the sync API or its async twins).
+    """
+    session = store_class()
+    call(session, "set", "a", 1)
+    with count_storage() as create:
+        call(session, "save")
+    reader = store_class(session.session_key)
+    with count_storage() as load:
+        call(reader, "get", "a")
+    call(reader, "set", "b", 2)
+    with count_storage() as save:
+        call(reader, "save")
+    with count_storage() as touch:
+        call(reader, "touch")
+    with count_storage() as delete:
+        call(reader, "delete")
+    return [create.calls, load.calls, save.calls, touch.calls, delete.calls]
