@@ -128,10 +128,11 @@ def _has_public_id_column(model: type[AbstractBaseSession]) -> bool:
     return any(field.name == "public_id" for field in model._meta.concrete_fields)
 
 
-# The per-request statements' cursor of each connection object (each thread has its own),
-# with the DB-API connection it was made on: psycopg 3 sets up adapters and loaders for
-# every new cursor, about 25 µs a statement on the benchmark machine.
-_kept_cursors: WeakKeyDictionary[BaseDatabaseWrapper, tuple[Any, CursorWrapper]] = (
+# The per-request statements' cursors of each connection object (each thread has its own),
+# with the DB-API connection they were made on: psycopg 3 sets up adapters and loaders for
+# every new cursor, about 25 µs a statement on the benchmark machine. Two: one for the
+# statements that read or delete by key, one for those that write a row (_writing_cursor()).
+_kept_cursors: WeakKeyDictionary[BaseDatabaseWrapper, tuple[Any, CursorWrapper, CursorWrapper]] = (
     WeakKeyDictionary()
 )
 _fetch_one = operator.methodcaller("fetchone")
@@ -139,12 +140,13 @@ _row_count = operator.attrgetter("rowcount")
 
 
 @async_unsafe
-def kept_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper | None:
+def kept_cursor(connection: BaseDatabaseWrapper, writes: bool = False) -> CursorWrapper | None:
     """
-    Return the cursor kept for ``connection``'s session statements, or None where Django's
-    ``cursor()`` does more than hand one out: no connection open yet, queries logged
-    (``DEBUG``, ``CaptureQueriesContext``) or a health check due (``CONN_HEALTH_CHECKS``).
-    A cursor made before Django reconnected is never used again.
+    Return the cursor kept for ``connection``'s session statements (those that write a row
+    with ``writes``), or None where Django's ``cursor()`` does more than hand one out: no
+    connection open yet, queries logged (``DEBUG``, ``CaptureQueriesContext``) or a health
+    check due (``CONN_HEALTH_CHECKS``). A cursor made before Django reconnected is never
+    used again.
     """
     raw = connection.connection
     # Django's attributes for CONN_HEALTH_CHECKS, which django-stubs leaves out.
@@ -153,27 +155,34 @@ def kept_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper | None:
         return None
     connection.validate_thread_sharing()
     kept = _kept_cursors.get(connection)
-    if kept is not None and kept[0] is raw:
-        return kept[1]
-    cursor = _new_cursor(connection, raw)
-    _kept_cursors[connection] = (raw, cursor)
-    return cursor
+    if kept is None or kept[0] is not raw:
+        reading = connection.cursor()
+        kept = (raw, reading, _writing_cursor(connection, raw) or reading)
+        _kept_cursors[connection] = kept
+    return kept[2] if writes else kept[1]
 
 
-def _new_cursor(connection: BaseDatabaseWrapper, raw: Any) -> CursorWrapper:
+def _writing_cursor(connection: BaseDatabaseWrapper, raw: Any) -> CursorWrapper | None:
     """
-    Return a new cursor of ``connection`` for the session statements: on psycopg 3, one
-    that sends the parameters apart from the statement (server-side binding).
+    Return a cursor for the statements that write a session's row where it differs from
+    Django's: on psycopg 3, one that sends the parameters apart from the statement
+    (server-side binding). Else None.
 
-    Django binds client-side by default, so that any query the ORM writes runs as written;
-    this engine's few statements bind alike either way, and quoting a session's data into
-    the text of each statement in Python was a tenth of a modify's CPU time on PostgreSQL.
-    Statements are prepared only where psycopg's ``prepare_threshold`` (the database's
-    ``OPTIONS``) allows it: Django leaves it off, for connection poolers.
+    Django binds client-side by default, so that any query the ORM builds runs as written;
+    this engine's statements run alike either way. Quoting a session's data into the text
+    of an ``INSERT`` or ``UPDATE`` in Python cost about 6% of a modify's CPU instructions,
+    more than the extended protocol adds: a write took 23 µs less, a load (a key, not data,
+    to quote) 7 µs more, so loads keep Django's binding. Statements are prepared only
+    where psycopg's ``prepare_threshold`` (the database's ``OPTIONS``) allows it: Django
+    leaves it off, for connection poolers.
     """
-    binding = _server_binding_cursor(connection)
+    if connection.vendor != "postgresql":
+        return None
+    from django.db.backends.postgresql import base as postgresql
+
+    binding = getattr(postgresql, "ServerBindingCursor", None)  # psycopg 2 has none
     if binding is None:
-        return connection.cursor()
+        return None
     # Django's own cursor() (its time zone setup, its wrapper), made from this factory
     # once; the raw connection belongs to this thread.
     factory, raw.cursor_factory = raw.cursor_factory, binding
@@ -183,23 +192,18 @@ def _new_cursor(connection: BaseDatabaseWrapper, raw: Any) -> CursorWrapper:
         raw.cursor_factory = factory
 
 
-def _server_binding_cursor(connection: BaseDatabaseWrapper) -> type | None:
-    """Django's server-side binding cursor class where the connection is psycopg 3's."""
-    if connection.vendor != "postgresql":
-        return None
-    from django.db.backends.postgresql import base as postgresql
-
-    return getattr(postgresql, "ServerBindingCursor", None)  # psycopg 2 has none
-
-
 def execute(
     connection: BaseDatabaseWrapper,
     sql: str,
     params: Sequence[Any],
     result: Callable[[CursorWrapper], _Result] | None = None,
+    writes: bool = False,
 ) -> Any:
-    """Run one statement on the kept cursor, else on one of its own; return ``result(cursor)``."""
-    kept = kept_cursor(connection)
+    """
+    Run one statement on the kept cursor (the writing one with ``writes``), else on one of
+    its own; return ``result(cursor)``.
+    """
+    kept = kept_cursor(connection, writes)
     cursor = connection.cursor() if kept is None else kept
     try:
         cursor.execute(sql, params)
@@ -278,7 +282,7 @@ class _InsertStatement:
         params = [
             field.get_db_prep_save(field.pre_save(row, True), connection) for field in self.fields
         ]
-        execute(connection, self.sql, params)
+        execute(connection, self.sql, params, writes=True)
 
 
 class _UpdateStatement:
@@ -312,7 +316,7 @@ class _UpdateStatement:
             field.get_db_prep_value(value, connection)
             for field, value in zip(self.conditions, where, strict=True)
         ]
-        rowcount: int = execute(connection, self.sql, params, _row_count)
+        rowcount: int = execute(connection, self.sql, params, _row_count, writes=True)
         return rowcount
 
 

@@ -688,7 +688,10 @@ class KeptCursorTests(TransactionTestCase):
     "(DATABASE_URL=postgres://…)",
 )
 class PostgresKeptCursorTests(TransactionTestCase):
-    """On psycopg 3 the session statements bind server-side; they are prepared only if allowed."""
+    """
+    On psycopg 3 the statements that write a row bind server-side (loads keep Django's
+    client-side binding); they are prepared only where the connection allows it.
+    """
 
     @property
     def connection(self) -> Any:
@@ -706,15 +709,18 @@ class PostgresKeptCursorTests(TransactionTestCase):
             cursor.execute("SELECT statement FROM pg_prepared_statements")
             return [row[0] for row in cursor.fetchall()]
 
-    def test_the_kept_cursor_binds_server_side_and_djangos_own_cursors_do_not_change(self):
+    def test_writes_bind_server_side_and_loads_and_djangos_own_cursors_do_not(self):
         import psycopg
 
         session = self.saved_with_metadata()
-        kept = db.kept_cursor(self.connection)
-        assert kept is not None
-        assert not isinstance(kept.cursor, psycopg.ClientCursor)
+        writing = db.kept_cursor(self.connection, writes=True)
+        reading = db.kept_cursor(self.connection)
+        assert writing is not None
+        assert reading is not None
+        assert not isinstance(writing.cursor, psycopg.ClientCursor)
+        assert isinstance(reading.cursor, psycopg.ClientCursor)  # Django's default
         with self.connection.cursor() as django_cursor:
-            assert isinstance(django_cursor.cursor, psycopg.ClientCursor)  # Django's default
+            assert isinstance(django_cursor.cursor, psycopg.ClientCursor)
         loaded = SessionStore(session.session_key)
         assert loaded["cart"] == ["it's", "50%", "$1", "%s"]
         assert (loaded.metadata.ip, loaded.metadata.user_agent) == (
@@ -722,6 +728,10 @@ class PostgresKeptCursorTests(TransactionTestCase):
             "Mozilla/5.0 'quoted'",
         )
         assert loaded.metadata.created_at == session.metadata.created_at
+        injection = ["'; DROP TABLE sessionplus_session; --"]
+        loaded["cart"] = injection
+        loaded.save()  # an UPDATE through the writing cursor
+        assert SessionStore(session.session_key)["cart"] == injection
         row = Session.objects.get(session_key=session.session_key)
         assert (row.ip, row.user_agent) == ("2001:db8::1", "Mozilla/5.0 'quoted'")
 
@@ -730,18 +740,21 @@ class PostgresKeptCursorTests(TransactionTestCase):
             self.connection.connection.prepare_threshold is None
         )
         session = self.saved_with_metadata()
-        for _ in range(6):  # past psycopg's usual threshold of 5
-            assert SessionStore(session.session_key)["cart"]
+        for number in range(6):  # past psycopg's usual threshold of 5
+            session["cart"] = [number]
+            session.save()
         assert not [sql for sql in self.prepared_statements() if "sessionplus_session" in sql]
 
-    def test_statements_are_prepared_where_the_connection_allows_it(self):
+    def test_writes_are_prepared_where_the_connection_allows_it(self):
         session = self.saved_with_metadata()
-        raw = self.connection.connection
-        raw.prepare_threshold = 0  # what OPTIONS={"prepare_threshold": 0} sets
+        self.connection.connection.prepare_threshold = 0  # OPTIONS={"prepare_threshold": 0}
         try:
-            assert SessionStore(session.session_key)["cart"]
+            session["cart"] = [1]
+            session.save()
+            assert SessionStore(session.session_key)["cart"] == [1]
             prepared = self.prepared_statements()
         finally:
             # A new connection for the next test: none of this one's prepared statements.
             self.connection.close()
-        assert any("sessionplus_session" in sql and sql.startswith("SELECT") for sql in prepared)
+        ours = [sql for sql in prepared if "sessionplus_session" in sql]
+        assert [sql.split()[0] for sql in ours] == ["UPDATE"]
