@@ -11,7 +11,6 @@ import subprocess
 import tempfile
 import threading
 import time
-from types import TracebackType
 from typing import TypeVar
 
 _Server = TypeVar("_Server", bound="LoopbackServer")
@@ -136,12 +135,7 @@ class LoopbackServer:
         self.acceptor.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.stopping.set()
         self.acceptor.join()
         self.close()
