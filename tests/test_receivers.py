@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.contrib.auth.models import User, update_last_login
 from django.contrib.auth.signals import user_logged_in
-from django.db import connection, connections
+from django.db import connection
 from django.http import HttpRequest
 from django.test import Client, TestCase, TransactionTestCase, override_settings
 
@@ -16,6 +16,7 @@ from sessionplus.receivers import cap_sessions_at_login
 from sessionplus.sessions import user_sessions
 from tests.support.engines import ENGINES, engine_matrix
 from tests.support.signed_in import PASSWORD, SignedInMixin
+from tests.support.threads import close_thread_connections
 
 NEW_PASSWORD = "a brand new passphrase 42"
 CAP_UID = "sessionplus.cap_sessions_at_login"
@@ -171,7 +172,7 @@ class RacingLoginsMixin(SignedInMixin):
                     "/login/", {"username": "alice", "password": PASSWORD}
                 ).status_code
             finally:
-                connections.close_all()
+                close_thread_connections()
 
         with ThreadPoolExecutor(self.logins) as pool:
             # 200, or 400 for a login whose session a racing login ended before it was saved.

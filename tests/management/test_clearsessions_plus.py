@@ -41,6 +41,7 @@ from tests.support.session_rows import (
     refresh,
     stored_keys,
 )
+from tests.support.threads import close_thread_connections
 
 
 # A batch is one DELETE that picks its rows by their physical address (PostgreSQL, SQLite).
@@ -89,7 +90,7 @@ class ConcurrentRefreshTests(TransactionTestCase):
             try:
                 outcome.append(run("--batch-size", "10"))
             finally:
-                connections.close_all()  # this thread's own connection
+                close_thread_connections()
 
         cleaner = threading.Thread(target=clean)
         cleaner.start()

@@ -15,13 +15,14 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.models import Session as DjangoSession
 from django.core.cache import caches
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.test import Client, TransactionTestCase, override_settings
 from django.urls import path
 from django.utils import timezone
 
 from sessionplus.backends.adoption import live_sessions
+from tests.support.threads import close_thread_connections
 
 USERS = 1000
 # Signed in through the test client and checked through it; the rest through the store API.
@@ -132,7 +133,7 @@ class LiveSwitchContract:
             try:
                 job()
             finally:
-                connections.close_all()
+                close_thread_connections()
 
         with ThreadPoolExecutor(len(jobs)) as pool:
             for future in [pool.submit(run, job) for job in jobs]:

@@ -11,13 +11,14 @@ from unittest import mock
 
 import pytest
 from django.contrib.auth import SESSION_KEY
-from django.db import connection, connections
+from django.db import connection
 from django.test import TransactionTestCase, override_settings
 
 from sessionplus.backends import adoption
 from sessionplus.backends.adoption import read_session
 from sessionplus.lifecycle import hooked
 from tests.backends.adoption import DJANGO, PLUS
+from tests.support.threads import close_thread_connections
 
 
 @contextmanager
@@ -47,7 +48,7 @@ def in_thread(job: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
         try:
             result.append(job())
         finally:
-            connections.close_all()
+            close_thread_connections()
 
     thread = threading.Thread(target=run)
     thread.start()
