@@ -1,7 +1,10 @@
 """
 Under load: a site with the session + auth + messages stack, served by gunicorn (2 sync
 workers, loopback) and driven by wrk for a fixed time, Django stock and sessionplus taking
-turns, with sessions in Redis and in PostgreSQL.
+turns, with sessions in Redis and in PostgreSQL. Each round also serves a page that never
+touches the session (the ceiling: what this server reaches with no session work at all), and
+every run reads the CPU time the gunicorn workers, the store's server and wrk spent per
+request, so a ratio can be read as a share of the session's own cost.
 
     python -m benchmarks.load --database-url postgres://… --redis-url redis://… --output load.json
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -19,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +46,8 @@ SETUPS = {
         "sessionplus": "sessionplus.backends.db",
     },
 }
+# Processes whose CPU time is the store's own: every process of that name on the machine.
+STORE_SERVERS = {"redis": "redis-server", "postgres": "postgres"}
 WORKLOAD = (
     f"wrk, 1 thread, {CONNECTIONS} connections, 50 sessions of ~1 KB: 9 in 10 requests read "
     "the session (GET /), 1 in 10 adds to the cart (GET /add/)"
@@ -117,21 +124,64 @@ class Site:
         self.process.wait(timeout=30)
 
 
-def drive(url: str, seconds: int) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time a process has used so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # utime and stime: fields 14 and 15 of proc(5), counted after the command's name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def processes() -> Iterator[tuple[int, str, int]]:
+    """Yield the pid, command name and parent pid of every process (proc(5))."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # ended meanwhile
+            continue
+        name, rest = text[text.index("(") + 1 :].rsplit(")", 1)
+        yield int(stat.parent.name), name, int(rest.split()[1])
+
+
+def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[str, Any]:
+    """
+    Run wrk against ``site`` for ``seconds`` and return its figures, with the CPU time per
+    request of the site's workers, of the store's server and of wrk itself. ``page``:
+    "session" browses with session cookies, "ceiling" asks for the page that never touches
+    the session (``session.lua``).
+    """
+    everyone = list(processes())
+    workers = [pid for pid, _, parent in everyone if parent == site.process.pid]
+    servers = [pid for pid, name, _ in everyone if name == STORE_SERVERS[store]]
+    before = [sum(map(cpu_seconds, pids)) for pids in (workers, servers)]
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     finished = subprocess.run(
-        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), url],
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), site.url, "--", page],
         capture_output=True,
         text=True,
         check=True,
     )
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    after = [sum(map(cpu_seconds, pids)) for pids in (workers, servers)]
     line = next(line for line in finished.stdout.splitlines() if line.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
+    requests = max(raw["requests"], 1)
+    wrk_cpu = (wrk_after.ru_utime + wrk_after.ru_stime) - (
+        wrk_before.ru_utime + wrk_before.ru_stime
+    )
     return {
         "requests_per_s": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "p50_ms": round(raw["p50_us"] / 1000, 2),
         "p99_ms": round(raw["p99_us"] / 1000, 2),
         "requests": raw["requests"],
         "errors": raw["errors"],
+        "cpu_us_per_request": {
+            "workers": round((after[0] - before[0]) * 1e6 / requests, 1),
+            "store": round((after[1] - before[1]) * 1e6 / requests, 1),
+            "wrk": round(wrk_cpu * 1e6 / requests, 1),
+        },
     }
 
 
@@ -143,6 +193,7 @@ def run(
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         store: {"stock": [], "sessionplus": []} for store in SETUPS
     }
+    ceiling: list[dict[str, Any]] = []
     for number in range(rounds):
         for store in SETUPS:
             order = ["stock", "sessionplus"] if number % 2 == 0 else ["sessionplus", "stock"]
@@ -151,10 +202,15 @@ def run(
                     continue
                 environment = site_environment(database_url, redis_url, store, variant)
                 with Site(environment) as site:
-                    drive(site.url, warmup)
-                    result = drive(site.url, seconds)
+                    drive(site, warmup, store)
+                    result = drive(site, seconds, store)
                 runs[store][variant].append(result)
                 print(f"load {store} {variant}: {result['requests_per_s']} req/s", file=sys.stderr)
+        # Django's stack serving the page that never touches the session: no engine's work.
+        with Site(site_environment(database_url, redis_url, "redis", "stock")) as site:
+            drive(site, warmup, "redis", page="ceiling")
+            ceiling.append(drive(site, seconds, "redis", page="ceiling"))
+        print(f"load ceiling: {ceiling[-1]['requests_per_s']} req/s", file=sys.stderr)
     return {
         "workload": WORKLOAD,
         "server": f"gunicorn, {WORKERS} sync workers, 127.0.0.1",
@@ -168,6 +224,7 @@ def run(
             }
             for store, variants in runs.items()
         },
+        "ceiling": summarize(ceiling),
     }
 
 
@@ -179,6 +236,10 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any] | None:
         "p50_ms": round(statistics.median(r["p50_ms"] for r in results), 2),
         "p99_ms": round(statistics.median(r["p99_ms"] for r in results), 2),
         "errors": sum(sum(r["errors"].values()) for r in results),
+        "cpu_us_per_request": {
+            part: round(statistics.median(r["cpu_us_per_request"][part] for r in results), 1)
+            for part in results[0]["cpu_us_per_request"]
+        },
         "runs": results,
     }
 

@@ -81,13 +81,32 @@ def derive(engine_result: dict[str, Any]) -> None:
         entry["verdict"] = verdict
 
 
+def session_share(requests_per_s: float, stock_per_s: float, ceiling_per_s: float) -> float | None:
+    """
+    Return the session's cost per request at ``requests_per_s`` as a share of Django's: the
+    time per request above the ceiling's (the same server answering a page that never
+    touches the session). None when Django's page measured no slower than the ceiling.
+    """
+    django_cost = 1 / stock_per_s - 1 / ceiling_per_s
+    if django_cost <= 0:
+        return None
+    return round((1 / requests_per_s - 1 / ceiling_per_s) / django_cost, 2)
+
+
 def derive_load(load: dict[str, Any]) -> None:
+    ceiling = (load.get("ceiling") or {}).get("requests_per_s")
     for store, setup in load.get("setups", {}).items():
         stock, plus = setup.get("stock"), setup.get("sessionplus")
         if stock and plus:
+            target = LOAD_TARGETS[store]
             setup["ratio"] = round(plus["requests_per_s"] / stock["requests_per_s"], 2)
-            setup["ratio_target"] = LOAD_TARGETS[store]
-            setup["ratio_met"] = setup["ratio"] >= LOAD_TARGETS[store]
+            setup["ratio_target"] = target
+            setup["ratio_met"] = setup["ratio"] >= target
+            if ceiling:
+                rate = stock["requests_per_s"]
+                setup["ceiling_ratio"] = round(ceiling / rate, 2)
+                setup["session_share"] = session_share(plus["requests_per_s"], rate, ceiling)
+                setup["session_share_needed"] = session_share(target * rate, rate, ceiling)
 
 
 # Markdown ----------------------------------------------------------------------------
@@ -297,7 +316,7 @@ def load_table(load: dict[str, Any]) -> list[str]:
     ]
     for store, setup in load["setups"].items():
         stock, plus = setup["stock"], setup.get("sessionplus")
-        label = {"redis": "Redis", "postgres": "PostgreSQL"}[store]
+        label = STORE_LABELS[store]
         if not plus:
             lines.append(
                 f"| {label} | {stock['requests_per_s']:.0f} | {NOT_LANDED} | - "
@@ -310,6 +329,60 @@ def load_table(load: dict[str, Any]) -> list[str]:
             f"| {stock['p50_ms']} / {stock['p99_ms']} | {plus['p50_ms']} / {plus['p99_ms']} "
             f"| {stock['errors']} / {plus['errors']} |"
         )
+    return lines + ceiling_lines(load) + cpu_table(load)
+
+
+STORE_LABELS = {"redis": "Redis", "postgres": "PostgreSQL"}
+
+
+def ceiling_lines(load: dict[str, Any]) -> list[str]:
+    ceiling = load.get("ceiling")
+    if not ceiling:
+        return []
+    shares = []
+    for store, setup in load["setups"].items():
+        if setup.get("ceiling_ratio") is None:
+            continue
+        share, needed = setup["session_share"], setup["session_share_needed"]
+        shares.append(
+            f"{STORE_LABELS[store]}: at most {setup['ceiling_ratio']:.2f}x Django's; "
+            f"sessionplus's session work costs {share} of Django's (≥{setup['ratio_target']}x "
+            f"needs ≤{needed})"
+        )
+    return [
+        "",
+        f"Ceiling: Django's stack on the same server answering a page that never touches the "
+        f"session, {ceiling['requests_per_s']:.0f} req/s, the most any engine could reach. "
+        "The session's work is the time per request above the ceiling's. "
+        + "; ".join(shares)
+        + ".",
+    ]
+
+
+def cpu_table(load: dict[str, Any]) -> list[str]:
+    rows = [
+        (STORE_LABELS[store], variant, figures)
+        for store, setup in load["setups"].items()
+        for variant, figures in (
+            ("Django", setup["stock"]),
+            ("sessionplus", setup.get("sessionplus")),
+        )
+        if figures and "cpu_us_per_request" in figures
+    ]
+    if load.get("ceiling"):
+        rows.append(("no session (ceiling)", "Django", load["ceiling"]))
+    if not rows:
+        return []
+    lines = [
+        "",
+        "CPU µs per request (medians): gunicorn's workers, the store's server, wrk.",
+        "",
+        "| sessions in | stack | workers | store | wrk |",
+        "|---|---|--:|--:|--:|",
+    ]
+    for label, variant, figures in rows:
+        cpu = figures["cpu_us_per_request"]
+        lines.append(f"| {label} | {variant} | {cpu['workers']} | {cpu['store']} | {cpu['wrk']} |")
     return lines
 
 

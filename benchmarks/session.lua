@@ -1,12 +1,21 @@
 -- wrk script: browse with session cookies, as visitors do.
 -- The first responses' Set-Cookie headers fill a pool of sessions; after that every request
 -- carries one of them in turn: nine in ten read the session (/), one in ten adds to the cart.
+-- With the argument "ceiling", every request asks for the page that never touches the session.
 local pool = {}
 local pool_size = 50
 local counter = 0
+local ceiling = false
+
+init = function(args)
+  ceiling = args[1] == "ceiling"
+end
 
 request = function()
   counter = counter + 1
+  if ceiling then
+    return wrk.format("GET", "/untouched/")
+  end
   if #pool < pool_size then
     return wrk.format("GET", "/add/")
   end

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from functools import cache
 from pathlib import Path
@@ -288,3 +289,75 @@ class ReportVerdictTests(SimpleTestCase):
         report.derive_load(load)
         assert [load["setups"][s]["ratio_met"] for s in ("redis", "postgres")] == [True, False]
         assert [load["setups"][s]["ratio_target"] for s in ("redis", "postgres")] == [1.2, 1.3]
+
+
+def load_setup(stock: float, plus: float) -> dict[str, Any]:
+    return {"stock": {"requests_per_s": stock}, "sessionplus": {"requests_per_s": plus}}
+
+
+class LoadCeilingTests(SimpleTestCase):
+    """The ceiling (a page that never touches the session) turns rates into session costs."""
+
+    def test_the_session_share_is_the_time_per_request_above_the_ceilings(self):
+        # Django: 400 µs a request, 200 of them the ceiling's; sessionplus 333 µs: 133 / 200.
+        load = {"setups": {"redis": load_setup(2500, 3000)}, "ceiling": {"requests_per_s": 5000}}
+        report.derive_load(load)
+        setup = load["setups"]["redis"]
+        assert (setup["ratio"], setup["ceiling_ratio"]) == (1.2, 2.0)
+        assert (setup["session_share"], setup["session_share_needed"]) == (0.67, 0.67)
+        slower = {"setups": {"redis": load_setup(2500, 2000)}, "ceiling": {"requests_per_s": 5000}}
+        report.derive_load(slower)
+        assert slower["setups"]["redis"]["session_share"] == 1.5
+
+    def test_no_share_where_djangos_page_measured_as_fast_as_the_ceiling(self):
+        assert report.session_share(2100, 2000, 2000) is None
+        load = {"setups": {"redis": load_setup(2500, 3000)}}  # a result without a ceiling
+        report.derive_load(load)
+        assert "session_share" not in load["setups"]["redis"]
+
+    def test_the_report_names_the_ceiling_and_each_processs_cpu(self):
+        cpu = {"workers": 500.0, "store": 40.0, "wrk": 90.0}
+        load = {
+            "workload": "w",
+            "server": "s",
+            "rounds": 1,
+            "seconds": 1,
+            "setups": {"redis": load_setup(2500, 3000)},
+            "ceiling": {"requests_per_s": 5000, "cpu_us_per_request": {**cpu, "store": 0.4}},
+        }
+        for figures in load["setups"]["redis"].values():
+            figures.update(p50_ms=1, p99_ms=2, errors=0, cpu_us_per_request=cpu)
+        report.derive_load(load)
+        text = "\n".join(report.load_table(load))
+        assert "5000 req/s, the most any engine could reach" in text
+        assert "Redis: at most 2.00x Django's; sessionplus's session work costs 0.67" in text
+        assert "| Redis | sessionplus | 500.0 | 40.0 | 90.0 |" in text
+        assert "| no session (ceiling) | Django | 500.0 | 0.4 | 90.0 |" in text
+
+
+class LoadProcessCpuTests(unittest.TestCase):
+    """The CPU time per process comes from /proc, read here off real processes."""
+
+    def test_a_busy_child_is_found_with_its_parent_and_its_cpu_time(self):
+        from benchmarks import load
+
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import time\nt = time.process_time() + 0.3\n"
+                "while time.process_time() < t: pass\ntime.sleep(30)",
+            ]
+        )
+        try:
+            deadline = time.monotonic() + 20
+            while load.cpu_seconds(child.pid) < 0.3 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert 0.3 <= load.cpu_seconds(child.pid) < 5
+            found = {pid: (name, parent) for pid, name, parent in load.processes()}
+            assert found[child.pid][1] == os.getpid()
+            assert found[child.pid][0].startswith("python")
+        finally:
+            child.kill()
+            child.wait()
+        assert load.cpu_seconds(child.pid) == 0.0  # gone: nothing to read
