@@ -21,7 +21,8 @@ and decoded when first read (``data``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Sequence
+import weakref
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from datetime import timezone as dt_timezone
 from functools import partial
@@ -43,7 +44,7 @@ from sessionplus.backends.metadata import METADATA_FIELDS, SessionMetadata
 from sessionplus.backends.redis import index, layout, scripts
 from sessionplus.backends.redis.codec import FieldCodec, codec_for
 from sessionplus.backends.redis.compressors import BaseCompressor, ZlibCompressor
-from sessionplus.backends.redis.data import ENCODED, LazyData, StoredFields
+from sessionplus.backends.redis.data import ENCODED, DataOwner, LazyData, StoredFields
 from sessionplus.backends.redis.executor import (
     Command,
     GetValue,
@@ -122,7 +123,7 @@ class SessionStore(SessionPlusBase):
         Return the session key an operation on the stored session uses.
 
         Raise UpdateError when there is none: a value read while planning a save failed
-        its check and ended the session (``_data_failed()``); nothing may be written then.
+        its check and ended the session (``_value_failed()``); nothing may be written then.
         (A load or a TTL read always has a key: Django loads only a session that has one.)
         """
         if self.session_key is None:
@@ -214,12 +215,9 @@ class SessionStore(SessionPlusBase):
         self._stored, self._index = stored, index
         # Bytes or str: unpack() refused anything else.
         self._loaded_value = value.encode() if isinstance(value, str) else cast("bytes", value)
-        data = LazyData(
-            stored, self._decoder(codec, DATA_BYTES), self._data_failed, self._verify_metadata
-        )
-        self._metadata = LazyData(
-            metadata, self._decoder(codec, META_BYTES), partial(self._metadata_failed, data)
-        )
+        owner: weakref.ref[DataOwner] = weakref.ref(self)
+        data = LazyData(stored, codec.section_decoder(DATA_BYTES), owner)
+        self._metadata = LazyData(metadata, codec.section_decoder(META_BYTES), owner, data)
         # Metadata staged before the session was loaded wins over what was stored.
         self._metadata.update(self._metadata_changes)
         return data
@@ -275,25 +273,16 @@ class SessionStore(SessionPlusBase):
         self.log_suspicious("outlived its expiry")
         return True
 
-    @staticmethod
-    def _decoder(codec: FieldCodec, prefix: bytes) -> Callable[[str, bytes], tuple[Any, bytes]]:
-        """Return the decoder of the fields named ``prefix`` + a key (``LazyData``'s)."""
-        decode = codec.decode_bytes
+    # What the loaded data and metadata tell their store (``data.DataOwner``).
 
-        def decode_field(key: str, stored: bytes) -> tuple[Any, bytes]:
-            return decode(prefix + key.encode(), stored)
-
-        return decode_field
-
-    def _data_failed(self, exc: Exception) -> None:
+    def _value_failed(self, exc: Exception) -> None:
         # A value read later failed: the session ends as it would have at load.
         self.log_suspicious(self._problem(exc))
         self._forget()
         self._metadata = dict(self._metadata_changes)
 
-    def _metadata_failed(self, data: LazyData, exc: Exception) -> None:
-        data.clear()  # the data loaded with it goes too, as with a data value
-        self._data_failed(exc)
+    def _before_walk(self) -> None:
+        self._verify_metadata()
 
     def _verify_metadata(self) -> None:
         # Whatever sees the whole session sees it verified whole, as a load once did.

@@ -8,6 +8,7 @@ Each piece is pluggable in the manner of django-redis's ``serializers/`` and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sessionplus.backends.django_signing import (
@@ -42,6 +43,7 @@ class FieldCodec:
         # (field name, stored text) -> (value, serialized form) for values that verified
         # and decoded: the value itself where it cannot change in place, else _DECODE.
         self._decoded = TextMemo()
+        self._section_decoders: dict[bytes, Callable[[str, bytes], tuple[Any, bytes]]] = {}
 
     def serialize(self, value: Any) -> bytes:
         """Return ``serializer.dumps(value)``."""
@@ -103,6 +105,21 @@ class FieldCodec:
         kept = decoded if type(value) in IMMUTABLE else (_DECODE, serialized)
         self._decoded.remember(stored_as, len(name) + len(stored), kept)
         return decoded
+
+    def section_decoder(self, prefix: bytes) -> Callable[[str, bytes], tuple[Any, bytes]]:
+        """
+        Return ``decode_bytes()`` for the fields named ``prefix`` + a key, taking the key
+        as str (``LazyData``'s decoder): made once per codec, not on every load.
+        """
+        decoder = self._section_decoders.get(prefix)
+        if decoder is None:
+            decode = self.decode_bytes
+
+            def decoder(key: str, stored: bytes) -> tuple[Any, bytes]:
+                return decode(prefix + key.encode(), stored)
+
+            self._section_decoders[prefix] = decoder
+        return decoder
 
     def _verified_and_decoded(self, name: bytes, stored: bytes) -> tuple[Any, bytes]:
         payload = self.signer.verified(name, stored)

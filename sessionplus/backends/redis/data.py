@@ -12,9 +12,10 @@ ends the session as it would have at load.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -46,29 +47,45 @@ class StoredFields:
         return [*self.forms, *self.encoded]
 
 
+class DataOwner(Protocol):
+    """What a LazyData tells the store it was loaded for."""
+
+    def _value_failed(self, exc: Exception) -> None:
+        """A value failed its check or its decoding: end the session as a load would."""
+
+    def _before_walk(self) -> None:
+        """Verify what else a walk of the whole data must see verified (the metadata)."""
+
+
 class LazyData(dict[str, Any]):
     """
     The data (or metadata) of a loaded session; values decoded on first read (see the
-    module). ``before_walk`` verifies what else a walk of the whole session must.
+    module).
+
+    ``owner`` is the store, held weakly: it holds this, and a strong reference back would
+    leave both, every load, to the garbage collector instead of reference counting. The
+    data is built without ``data``, and a walk of it calls ``owner._before_walk()`` first;
+    the metadata is built with the ``data`` loaded with it, which goes when a metadata value
+    fails.
     """
 
     # Slots: one is made per load, and a dict's own __dict__ would double what that costs.
-    __slots__ = ("_before_walk", "_decode", "_failed", "_stored")
+    __slots__ = ("_data", "_decode", "_owner", "_stored")
 
     def __init__(
         self,
         stored: StoredFields,
         decode: Callable[[str, bytes], tuple[Any, bytes]],
-        failed: Callable[[Exception], None],
-        before_walk: Callable[[], None] | None = None,
+        owner: weakref.ref[DataOwner],
+        data: LazyData | None = None,
     ) -> None:
         dict.__init__(self, dict.fromkeys(stored.encoded, ENCODED))
         if stored.values:
             dict.update(self, stored.values)
         self._stored = stored
         self._decode = decode
-        self._failed = failed
-        self._before_walk = before_walk
+        self._owner = owner
+        self._data = data
 
     def _value(self, key: str, value: Any) -> Any:
         if value is not ENCODED:
@@ -77,7 +94,11 @@ class LazyData(dict[str, Any]):
             decoded, form = self._decode(key, self._stored.encoded[key])
         except Exception as exc:  # a bad signature, or anything a serializer raises
             dict.clear(self)
-            self._failed(exc)
+            if self._data is not None:
+                dict.clear(self._data)  # the data loaded with this metadata goes too
+            owner = self._owner()
+            if owner is not None:  # else nothing reads the session through a store any more
+                owner._value_failed(exc)
             raise KeyError(key) from None
         del self._stored.encoded[key]
         self._stored.values[key] = decoded
@@ -87,8 +108,9 @@ class LazyData(dict[str, Any]):
 
     def decode_all(self) -> None:
         """Verify and decode every value still encoded; on a failure the data is gone."""
-        if self._before_walk is not None:
-            self._before_walk()  # a failure there empties this too
+        owner = self._owner() if self._data is None else None
+        if owner is not None:
+            owner._before_walk()  # a failure there empties this too
         for key, value in list(dict.items(self)):
             if value is ENCODED:
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import pickle
+import weakref
 
 import pytest
 from django.test import SimpleTestCase
@@ -13,11 +14,15 @@ from sessionplus.backends.redis.data import LazyData, StoredFields
 
 
 class Decoder:
-    """Decodes JSON text, failing on ``bad``; records what it decoded and what failed."""
+    """
+    Decodes JSON text, failing on ``bad``; records what it decoded, and, as the data's
+    owner, what failed and each walk.
+    """
 
     def __init__(self) -> None:
         self.decoded: list[str] = []
         self.failures: list[Exception] = []
+        self.walks = 0
 
     def __call__(self, key: str, stored: bytes) -> tuple[object, bytes]:
         if stored == b"bad":
@@ -25,8 +30,14 @@ class Decoder:
         self.decoded.append(key)
         return json.loads(stored), stored
 
+    def _value_failed(self, exc: Exception) -> None:
+        self.failures.append(exc)
+
+    def _before_walk(self) -> None:
+        self.walks += 1
+
     def data(self, **stored: bytes) -> LazyData:
-        return LazyData(StoredFields(dict(stored)), self, self.failures.append)
+        return LazyData(StoredFields(dict(stored)), self, weakref.ref(self))
 
 
 def stored_data(decoder: Decoder) -> LazyData:
@@ -48,7 +59,7 @@ class LazyDataTests(SimpleTestCase):
     def test_a_decoded_value_is_recorded_with_its_form(self):
         decoder = Decoder()
         stored = StoredFields({"b": b"[2]"})
-        data = LazyData(stored, decoder, decoder.failures.append)
+        data = LazyData(stored, decoder, weakref.ref(decoder))
         value = data["b"]
         assert stored.values["b"] is value
         assert stored.forms == {"b": b"[2]"}
@@ -153,3 +164,31 @@ class LazyDataTests(SimpleTestCase):
     def test_loaded_data_is_not_hashable(self):
         with pytest.raises(TypeError):
             hash(stored_data(Decoder()))
+
+    def test_a_walk_of_the_data_asks_its_owner_first_and_one_of_the_metadata_does_not(self):
+        decoder = Decoder()
+        data = stored_data(decoder)
+        metadata = LazyData(
+            StoredFields({"ip": b'"10.0.0.1"'}), decoder, weakref.ref(decoder), data
+        )
+        dict(metadata)
+        assert decoder.walks == 0
+        dict(data)
+        assert decoder.walks == 1
+
+    def test_a_metadata_value_that_fails_empties_the_data_loaded_with_it(self):
+        decoder = Decoder()
+        data = stored_data(decoder)
+        metadata = LazyData(StoredFields({"ip": b"bad"}), decoder, weakref.ref(decoder), data)
+        assert metadata.get("ip") is None
+        assert [type(exc) for exc in decoder.failures] == [ValueError]
+        assert dict.__len__(data) == 0
+        assert dict.__len__(metadata) == 0
+
+    def test_the_owner_is_held_weakly_and_once_gone_failures_still_empty_the_data(self):
+        owner = Decoder()
+        data = LazyData(StoredFields({"a": b"bad", "b": b"2"}), Decoder(), weakref.ref(owner))
+        del owner  # nothing else held it: reference counting freed it, no cycle kept it
+        with pytest.raises(KeyError):
+            data["a"]
+        assert list(data.items()) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -943,6 +945,23 @@ def running_redis(port: int) -> Iterator[None]:
 @pytest.mark.usefixtures("redis_db")
 class RedisLazyDataTests(SimpleTestCase):
     """Values verified when read, and a save that handles only what it writes."""
+
+    def test_a_loaded_store_is_freed_by_reference_counting_not_the_collector(self):
+        # The loaded data must not hold its store strongly: a cycle between them would leave
+        # both, on every request, to the garbage collector (which then runs more often).
+        key = saved(a=1, b=[2]).session_key
+        gc.disable()
+        try:
+            session = SessionStore(key)
+            assert session["b"] == [2]
+            assert session.metadata.last_activity is not None  # the metadata loaded too
+            data = session.load()
+            gone = weakref.ref(session)
+            del session
+            assert gone() is None
+            assert data["a"] == 1  # data read after its store went is still verified
+        finally:
+            gc.enable()
 
     def test_a_client_that_decodes_replies_reads_sessions_too(self):
         # Another database: django-redis shares one pool per URL, and this one decodes.
