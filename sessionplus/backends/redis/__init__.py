@@ -281,14 +281,13 @@ class SessionStore(SessionPlusBase):
         self._forget()
         self._metadata = dict(self._metadata_changes)
 
-    def _before_walk(self) -> None:
-        self._verify_metadata()
-
     def _verify_metadata(self) -> None:
         # Whatever sees the whole session sees it verified whole, as a load once did.
         metadata = self._metadata
         if isinstance(metadata, LazyData):
             metadata.decode_all()
+
+    _before_walk = _verify_metadata
 
     def _metadata_differs(self, name: str, value: str) -> bool:
         # A field never read is compared as stored text, unverified: a differing one is
