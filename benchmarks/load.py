@@ -124,10 +124,17 @@ class Site:
         self.process.wait(timeout=30)
 
 
+def stat(pid: int | str) -> tuple[str, list[str]]:
+    """Return a process's command name and the fields of ``/proc/<pid>/stat`` after it."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    name, rest = text[text.index("(") + 1 :].rsplit(")", 1)
+    return name, rest.split()
+
+
 def cpu_seconds(pid: int) -> float:
     """Return the user + system CPU time a process has used so far (0 once it is gone)."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat(pid)[1]
     except OSError:
         return 0.0
     # utime and stime: fields 14 and 15 of proc(5), counted after the command's name.
@@ -136,13 +143,12 @@ def cpu_seconds(pid: int) -> float:
 
 def processes() -> Iterator[tuple[int, str, int]]:
     """Yield the pid, command name and parent pid of every process (proc(5))."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for entry in Path("/proc").glob("[0-9]*"):
         try:
-            text = stat.read_text()
+            name, fields = stat(entry.name)
         except OSError:  # ended meanwhile
             continue
-        name, rest = text[text.index("(") + 1 :].rsplit(")", 1)
-        yield int(stat.parent.name), name, int(rest.split()[1])
+        yield int(entry.name), name, int(fields[1])
 
 
 def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[str, Any]:

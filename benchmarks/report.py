@@ -31,6 +31,7 @@ FSYNC_CELLS = {("file", "S3"), ("file", "S4"), ("file", "S5")}
 FLOOR_TARGETS = {("db_sqlite", "S3"): 1.2, ("db_sqlite", "S4"): 1.2}
 GEOMETRIC_MEAN_TARGET = 0.65
 LOAD_TARGETS = {"redis": 1.2, "postgres": 1.3}
+STORE_LABELS = {"redis": "Redis", "postgres": "PostgreSQL"}
 
 
 def ratio_target(engine: str, scenario: str) -> float | None:
@@ -330,9 +331,6 @@ def load_table(load: dict[str, Any]) -> list[str]:
             f"| {stock['errors']} / {plus['errors']} |"
         )
     return lines + ceiling_lines(load) + cpu_table(load)
-
-
-STORE_LABELS = {"redis": "Redis", "postgres": "PostgreSQL"}
 
 
 def ceiling_lines(load: dict[str, Any]) -> list[str]:
