@@ -324,6 +324,8 @@ class SessionStore(CacheAliasStore, DBStore):
     cache_key_prefix = KEY_PREFIX
     # A touch copies the loaded data to the cache: only while the database still holds it.
     touch_checks_data = True
+    # The cache gets a copy of the whole row a save builds: the row gets all of it too.
+    save_sets_every_column = True
 
     @classmethod
     def session_cache(cls) -> SessionCache:

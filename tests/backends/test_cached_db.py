@@ -238,6 +238,16 @@ class WriteThroughTests(TestCase):
             assert reloaded.metadata.last_activity == touched
             assert reloaded["a"] == 1
 
+    def test_a_save_writes_the_whole_row_so_the_cache_copy_agrees_with_it(self):
+        session = loaded(saved(a=1).session_key)
+        # Another request changes a column meanwhile: this save's row and copy both win.
+        Session.objects.filter(pk=session.session_key).update(ip="192.0.2.9")
+        session["a"] = 2
+        session.save()
+        assert Session.objects.get(pk=session.session_key).ip is None
+        with self.assertNumQueries(0):
+            assert loaded(session.session_key).metadata.ip is None
+
     def test_a_save_refused_by_the_database_leaves_the_cache_alone(self):
         session = loaded(saved(a=1).session_key)
         session["a"] = 2

@@ -99,6 +99,21 @@ def statements_sent(on_table: str = "") -> Iterator[list[str]]:
         yield sent
 
 
+@contextmanager
+def updated_columns() -> Iterator[list[list[str]]]:
+    """Record the columns each UPDATE of a session row sets, in the order it sets them."""
+    sets: list[list[str]] = []
+
+    def record(execute: Any, sql: str, *args: Any) -> Any:
+        if sql.startswith("UPDATE"):
+            assignments = sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+            sets.append([part.split("=")[0].strip().strip('"`') for part in assignments.split(",")])
+        return execute(sql, *args)
+
+    with connection.execute_wrapper(record):
+        yield sets
+
+
 def in_a_request(session_key: str) -> SessionStore:
     """Return the store of ``session_key`` as the middleware builds one for a request."""
     session = SessionStore(session_key)
@@ -149,6 +164,58 @@ class DbRowTests(TestCase):
         row = Session.objects.get(pk=session.session_key)
         assert row.get_decoded() == {"a": 1, "b": 2, "_session_expiry": 600}
         assert abs(row.expire_date - timezone.now() - timedelta(seconds=600)) < timedelta(seconds=5)
+
+    def both_a_save_sets_only_the_columns_whose_values_changed(self, call: Calls) -> None:
+        session = SessionStore()
+        session.update_metadata(user_id="7", ip="192.0.2.1", user_agent="Browser/1.0")
+        call(session, "update", {"a": 1})
+        call(session, "save")
+        session = loaded(session.session_key, call=call)
+        call(session, "set", "a", 2)
+        with updated_columns() as plain:
+            call(session, "save")
+        session = loaded(session.session_key, call=call)
+        session.update_metadata(ip="192.0.2.9")
+        call(session, "set", "a", 3)
+        with updated_columns() as moved:
+            call(session, "save")
+        assert plain == [["session_data", "expire_date", "last_activity"]]
+        assert moved == [["session_data", "expire_date", "ip", "last_activity"]]
+        row = Session.objects.get(pk=session.session_key)
+        assert (row.user_id, row.ip, row.user_agent) == ("7", "192.0.2.9", "Browser/1.0")
+        assert row.public_id == public_id(session.session_key)
+        assert row.get_decoded() == {"a": 3}
+
+    def test_a_save_never_writes_back_a_column_another_request_changed_meanwhile(self):
+        session = loaded(saved(a=1).session_key)
+        Session.objects.filter(pk=session.session_key).update(ip="192.0.2.9")
+        session["a"] = 2
+        session.save()
+        row = Session.objects.get(pk=session.session_key)
+        assert (row.ip, row.get_decoded()) == ("192.0.2.9", {"a": 2})
+
+    def test_a_save_fills_a_public_id_the_row_lacks(self):
+        # Rows written by a release before public ids, after the migration that filled them.
+        session_key = saved(a=1).session_key
+        Session.objects.filter(pk=session_key).update(public_id=None)
+        session = loaded(session_key)
+        session["a"] = 2
+        with updated_columns() as sets:
+            session.save()
+        assert "public_id" in sets[0]
+        assert Session.objects.get(pk=session_key).public_id == public_id(session_key)
+
+    def test_a_column_create_model_instance_changes_is_written(self):
+        class Relabelling(SessionStore):
+            def create_model_instance(self, data: dict[str, Any]) -> Any:
+                row = super().create_model_instance(data)
+                row.user_agent = "Relabelled/1.0"
+                return row
+
+        session = loaded(saved(a=1).session_key, Relabelling)
+        session["a"] = 2
+        session.save()
+        assert Session.objects.get(pk=session.session_key).user_agent == "Relabelled/1.0"
 
     def both_touch_moves_expiry_and_last_activity_and_leaves_the_data_alone(
         self, call: Calls
