@@ -81,13 +81,11 @@ docs: $(DOCS_STAMP)
 # Stock Django against sessionplus: per operation, under load (gunicorn + wrk), rolling writes.
 bench: $(STAMP)
 	bash benchmarks/prepare
-	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 # Adopting sessionplus on PostgreSQL: migratesessions_plus moving BENCH_ARGS' --sessions (default
 # 1,000,000) from Django's table, and what read-through costs a request.
 bench-migrate: $(STAMP)
-	$(BIN)/python -m pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.migratesessions $(BENCH_ARGS)
 
 clean:

@@ -96,11 +96,26 @@ def _counted(engine: str, variant: str, requests: int) -> list[int]:
 
 
 def dump_total(text: str) -> int:
-    """Return the instructions a callgrind dump counted (its ``summary:`` or ``totals:`` line)."""
+    """Return the instructions a callgrind dump counted."""
+    return dump_events(text)["Ir"]
+
+
+def dump_events(text: str) -> dict[str, int]:
+    """
+    Return each event a callgrind dump counted, by name: its ``events:`` line names them,
+    its ``summary:`` or ``totals:`` line counts them (``Ir`` when no names are given).
+    """
+    names = ["Ir"]
     for line in text.splitlines():
         label, _, value = line.partition(":")
-        if label in ("summary", "totals"):
-            return int(value.split()[0])
+        if label == "events":
+            names = value.split()
+        elif label in ("summary", "totals"):
+            counts = [int(count) for count in value.split()]
+            if len(counts) != len(names):
+                named, counted = len(names), len(counts)
+                raise ValueError(f"callgrind dump: {named} events named, {counted} counted")
+            return dict(zip(names, counts, strict=True))
     raise ValueError("not a callgrind dump: no summary or totals line")
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import django
 
 from benchmarks.engines import PLUS_MIDDLEWARE, STOCK_MIDDLEWARE, engine_landed
-from tests.support.loopback import answers_within, free_port
+from tests.support.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = Path(__file__).with_name("session.lua")
@@ -85,35 +85,45 @@ def migrate(database_url: str, redis_url: str) -> None:
 
 
 class Site:
-    """gunicorn serving the benchmark site with one configuration."""
+    """
+    gunicorn serving the benchmark site with one configuration: ``workers`` of them, the
+    whole server run by ``wrapper`` (valgrind) if given, allowed ``start_seconds`` to answer.
+    """
 
-    def __init__(self, environment: dict) -> None:
+    def __init__(
+        self,
+        environment: dict,
+        workers: int = WORKERS,
+        wrapper: list[str] | None = None,
+        start_seconds: int = 30,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
+        self.start_seconds = start_seconds
         self.process = subprocess.Popen(
             [
+                *(wrapper or ()),
                 *(sys.executable, "-m", "gunicorn", "benchmarks.wsgi:application"),
-                *("--workers", str(WORKERS), "--bind", f"127.0.0.1:{self.port}"),
-                *("--log-level", "warning"),
+                *("--workers", str(workers), "--bind", f"127.0.0.1:{self.port}"),
+                *("--log-level", "warning", "--timeout", str(start_seconds)),
             ],
             cwd=ROOT,
             env=environment,
         )
 
     def __enter__(self) -> Site:
-        if not answers_within(self.port, 30):
-            self.stop()
-            raise RuntimeError("gunicorn did not start")
-        deadline = time.monotonic() + 30
-        while True:  # workers up and the page answering
+        deadline = time.monotonic() + self.start_seconds
+        while True:  # the server up, a worker up and the page answering
+            exited = self.process.poll()
+            if exited is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn did not start (exit code {exited})")
             try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
+                # A worker's first answer waits for Django's start (long under valgrind).
+                with urllib.request.urlopen(self.url, timeout=self.start_seconds) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
                 time.sleep(0.1)
 
     def __exit__(self, *exc_info: object) -> None:
@@ -121,7 +131,7 @@ class Site:
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=30)
+        self.process.wait(timeout=self.start_seconds)
 
 
 def stat(pid: int | str) -> tuple[str, list[str]]:
@@ -258,11 +268,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--output", required=True)
+    parser.add_argument(
+        "--worker-instructions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also count one worker's instructions per request over N requests (callgrind)",
+    )
     args = parser.parse_args(argv)
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
     os.environ["BENCH_DATABASE_URL"] = args.database_url
     django.setup()  # only to tell whether each sessionplus engine has landed
     result = run(args.database_url, args.redis_url, args.seconds, args.warmup, args.rounds)
+    if args.worker_instructions:
+        from benchmarks import worker_count
+
+        result["worker"] = worker_count.count(
+            args.database_url, args.redis_url, args.worker_instructions
+        )
     with open(args.output, "w") as file:
         json.dump(result, file, indent=1)
 

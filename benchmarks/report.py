@@ -330,7 +330,7 @@ def load_table(load: dict[str, Any]) -> list[str]:
             f"| {stock['p50_ms']} / {stock['p99_ms']} | {plus['p50_ms']} / {plus['p99_ms']} "
             f"| {stock['errors']} / {plus['errors']} |"
         )
-    return lines + ceiling_lines(load) + cpu_table(load)
+    return lines + ceiling_lines(load) + cpu_table(load) + worker_table(load.get("worker"))
 
 
 def ceiling_lines(load: dict[str, Any]) -> list[str]:
@@ -382,6 +382,52 @@ def cpu_table(load: dict[str, Any]) -> list[str]:
         cpu = figures["cpu_us_per_request"]
         lines.append(f"| {label} | {variant} | {cpu['workers']} | {cpu['store']} | {cpu['wrk']} |")
     return lines
+
+
+def worker_table(worker: dict[str, Any] | None) -> list[str]:
+    """One gunicorn worker's events per request (``--worker-instructions``)."""
+    if not worker:
+        return []
+    if "not_measured" in worker:
+        return ["", f"One worker's instructions: {worker['not_measured']}."]
+    ceiling = worker["ceiling"]["instructions"]
+    lines = [
+        "",
+        f"One gunicorn worker under callgrind serving the same mix one request after another, "
+        f"per request ({worker['requests']} requests; the session's work is what is above "
+        "the page that never touches the session):",
+        "",
+        "| sessions in | stack | instructions | session's instructions | L1 instruction misses "
+        "| L1 data misses | mispredicted branches |",
+        "|---|---|--:|--:|--:|--:|--:|",
+    ]
+    rows = [
+        (STORE_LABELS[store], label, events[variant])
+        for store, events in worker["setups"].items()
+        for variant, label in (("stock", "Django"), ("sessionplus", "sessionplus"))
+    ]
+    rows.append(("no session (ceiling)", "Django", worker["ceiling"]))
+    for store_label, label, events in rows:
+        lines.append(
+            f"| {store_label} | {label} | {events['instructions']:,} "
+            f"| {events['instructions'] - ceiling:,} | {events['i1_misses']:,} "
+            f"| {events['d1_misses']:,} | {events['mispredicted_branches']:,} |"
+        )
+    shares = [
+        f"{STORE_LABELS[store]} {worker_session_share(worker, store):.2f}"
+        for store in worker["setups"]
+    ]
+    lines += ["", "sessionplus's session instructions ÷ Django's: " + ", ".join(shares) + "."]
+    return lines
+
+
+def worker_session_share(worker: dict[str, Any], store: str) -> float:
+    """Return sessionplus's instructions above the ceiling's page as a share of Django's."""
+    ceiling = worker["ceiling"]["instructions"]
+    stock, plus = (
+        worker["setups"][store][variant]["instructions"] for variant in ("stock", "sessionplus")
+    )
+    return (plus - ceiling) / (stock - ceiling)
 
 
 def markdown(result: dict[str, Any]) -> str:

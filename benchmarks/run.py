@@ -42,6 +42,7 @@ SERVERS = {"postgres": "PostgreSQL", "mariadb": "MariaDB"}
 RESULTS = Path(__file__).with_name("results")
 PROFILE_TOP = 12
 INSTRUCTION_REQUESTS = 40
+WORKER_REQUESTS = 300
 
 
 def machine() -> dict[str, Any]:
@@ -157,6 +158,7 @@ def run_load(
     command += ["--database-url", pg_url, "--redis-url", redis_url]
     command += ["--seconds", str(args.load_seconds), "--rounds", str(args.load_rounds)]
     command += ["--warmup", str(args.load_warmup)]
+    command += ["--worker-instructions", str(args.worker_instructions)]
     returncode, log = run_logged(command)
     if returncode != 0:
         return {"not_measured": "failed", "error": log}
@@ -191,6 +193,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         metavar="N",
         help="also count CPU instructions per request under callgrind, over N requests per "
         f"scenario and side (valgrind, Python 3.11+; N={INSTRUCTION_REQUESTS})",
+    )
+    parser.add_argument(
+        "--worker-instructions",
+        type=int,
+        nargs="?",
+        const=WORKER_REQUESTS,
+        default=0,
+        metavar="N",
+        help="also count one gunicorn worker's instructions, cache misses and mispredicted "
+        "branches per request of the load's mix under callgrind, over N requests "
+        f"(valgrind; about 10 minutes; N={WORKER_REQUESTS})",
     )
     parser.add_argument("--load-seconds", type=int, default=12)
     parser.add_argument("--load-warmup", type=int, default=3)

@@ -211,6 +211,12 @@ class CallgrindDumpTests(SimpleTestCase):
         with pytest.raises(ValueError, match="not a callgrind dump"):
             instructions.dump_total("events: Ir\nfn=(1) main\n")
 
+    def test_every_event_is_read_by_the_name_its_events_line_gives(self):
+        text = "events: Ir I1mr D1mr Bcm\nfn=(1) main\n0 1 2 3 4\nsummary: 900 7 5 3\n"
+        assert instructions.dump_events(text) == {"Ir": 900, "I1mr": 7, "D1mr": 5, "Bcm": 3}
+        with pytest.raises(ValueError, match="2 events named, 1 counted"):
+            instructions.dump_events("events: Ir I1mr\nsummary: 900\n")
+
 
 def measured(stock_us: float, plus_us: float, floor_us: float | None = None) -> dict[str, Any]:
     """One scenario's entry as the per-operation benchmark records it (costs left out)."""
@@ -333,6 +339,84 @@ class LoadCeilingTests(SimpleTestCase):
         assert "Redis: at most 2.00x Django's; sessionplus's session work costs 0.67" in text
         assert "| Redis | sessionplus | 500.0 | 40.0 | 90.0 |" in text
         assert "| no session (ceiling) | Django | 500.0 | 0.4 | 90.0 |" in text
+
+
+def worker_events(instructions: int) -> dict[str, int]:
+    return {
+        "instructions": instructions,
+        "i1_misses": 40_000,
+        "d1_misses": 15_000,
+        "mispredicted_branches": 44_000,
+    }
+
+
+class WorkerTableTests(SimpleTestCase):
+    """``--worker-instructions``: one worker's events, and the session's share above the ceiling."""
+
+    def test_the_session_share_is_the_instructions_above_the_ceilings_page(self):
+        worker = {
+            "requests": 300,
+            "setups": {
+                "redis": {
+                    "stock": worker_events(1_500_000),
+                    "sessionplus": worker_events(1_400_000),
+                }
+            },
+            "ceiling": worker_events(1_100_000),
+        }
+        assert report.worker_session_share(worker, "redis") == 0.75
+        text = "\n".join(report.worker_table(worker))
+        assert "| Redis | sessionplus | 1,400,000 | 300,000 | 40,000 | 15,000 | 44,000 |" in text
+        assert "| no session (ceiling) | Django | 1,100,000 | 0 |" in text
+        assert "session instructions ÷ Django's: Redis 0.75." in text
+
+    def test_nothing_measured_is_said_and_nothing_asked_prints_nothing(self):
+        assert report.worker_table(None) == []
+        said = report.worker_table({"not_measured": "needs valgrind"})
+        assert said == ["", "One worker's instructions: needs valgrind."]
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.usefixtures("redis_server")
+class WorkerCountTests(SimpleTestCase):
+    """One real gunicorn worker under a real callgrind, served the load's mix."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        from benchmarks import worker_count
+
+        reason = worker_count.unavailable()
+        if reason is not None and not os.environ.get("CI"):  # CI installs valgrind (.ci/run)
+            raise unittest.SkipTest(reason)
+        if os.environ.get("DATABASE_URL"):
+            raise unittest.SkipTest("counted in the SQLite pass only: the mix needs only Redis")
+
+    def test_a_request_of_the_mix_costs_more_than_the_page_without_a_session(self):
+        from benchmarks import worker_count
+        from benchmarks.load import site_environment
+
+        with tempfile.TemporaryDirectory(prefix="sessionplus-worker-test-") as directory:
+            database = f"sqlite:///{directory}/bench.sqlite3"
+            environment = site_environment(database, redis_url(), "redis", "sessionplus")
+            session = worker_count.per_request(environment, "session", 3)
+            ceiling = worker_count.per_request(environment, "ceiling", 3)
+        # Django's whole stack per request: hundreds of thousands of instructions.
+        assert 100_000 < ceiling["instructions"] < session["instructions"] < 50_000_000
+        for events in (session, ceiling):
+            assert set(events) == set(worker_count.EVENTS)
+            assert all(count > 0 for count in events.values()), events
+
+
+class LoadSiteTests(unittest.TestCase):
+    """The load benchmark's gunicorn, started for real."""
+
+    def test_a_server_that_exits_at_start_is_reported_with_its_exit_code(self):
+        from benchmarks.load import Site
+
+        broken = {**os.environ, "DJANGO_SETTINGS_MODULE": "benchmarks.no_such_settings"}
+        with pytest.raises(RuntimeError, match=r"gunicorn did not start \(exit code \d+\)"):
+            Site(broken, workers=1, start_seconds=600).__enter__()
 
 
 class LoadProcessCpuTests(unittest.TestCase):
