@@ -125,7 +125,6 @@ def _new_row(model: type[AbstractBaseSession], values: Mapping[str, Any]) -> Abs
 
 
 @functools.cache
-@functools.cache
 def _has_public_id_column(model: type[AbstractBaseSession]) -> bool:
     return any(field.name == "public_id" for field in model._meta.concrete_fields)
 

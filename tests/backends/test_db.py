@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -83,35 +83,39 @@ def loaded(
 
 
 @contextmanager
-def statements_sent(on_table: str = "") -> Iterator[list[str]]:
+def sql_noted(note: Callable[[str], Any], on_table: str = "") -> Iterator[list[Any]]:
     """
-    Record the first word of each statement sent on the default connection (only those
-    naming ``on_table``, if given), as sent: mysqlclient logs a failed one without its SQL.
+    Record ``note(sql)`` of each statement sent on the default connection (only those
+    naming ``on_table``, if given; a note of None is left out), as sent: mysqlclient logs a
+    failed one without its SQL.
     """
-    sent: list[str] = []
+    noted: list[Any] = []
 
     def record(execute: Any, sql: str, *args: Any) -> Any:
-        if on_table in sql:
-            sent.append(sql.split(None, 1)[0].upper())
+        if on_table in sql and (found := note(sql)) is not None:
+            noted.append(found)
         return execute(sql, *args)
 
     with connection.execute_wrapper(record):
-        yield sent
+        yield noted
 
 
-@contextmanager
-def updated_columns() -> Iterator[list[list[str]]]:
-    """Record the columns each UPDATE of a session row sets, in the order it sets them."""
-    sets: list[list[str]] = []
+def statements_sent(on_table: str = "") -> AbstractContextManager[list[str]]:
+    """Record the first word of each statement sent (see sql_noted())."""
+    return sql_noted(lambda sql: sql.split(None, 1)[0].upper(), on_table)
 
-    def record(execute: Any, sql: str, *args: Any) -> Any:
-        if sql.startswith("UPDATE"):
-            assignments = sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
-            sets.append([part.split("=")[0].strip().strip('"`') for part in assignments.split(",")])
-        return execute(sql, *args)
 
-    with connection.execute_wrapper(record):
-        yield sets
+def set_columns(sql: str) -> list[str] | None:
+    """Return the columns an UPDATE sets, in the order it sets them; None for other SQL."""
+    if not sql.startswith("UPDATE"):
+        return None
+    assignments = sql.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    return [part.split("=")[0].strip().strip('"`') for part in assignments.split(",")]
+
+
+def updated_columns() -> AbstractContextManager[list[list[str]]]:
+    """Record the columns each UPDATE of a session row sets (see sql_noted())."""
+    return sql_noted(set_columns)
 
 
 def in_a_request(session_key: str) -> SessionStore:
