@@ -141,14 +141,20 @@ def stat(pid: int | str) -> tuple[str, list[str]]:
     return name, rest.split()
 
 
-def cpu_seconds(pid: int) -> float:
-    """Return the user + system CPU time a process has used so far (0 once it is gone)."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """Return the user and the system CPU time a process has used so far (0 once it is gone)."""
     try:
         fields = stat(pid)[1]
     except OSError:
-        return 0.0
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
     # utime and stime: fields 14 and 15 of proc(5), counted after the command's name.
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def cpu_seconds(pid: int) -> float:
+    """Return the user + system CPU time a process has used so far (0 once it is gone)."""
+    return sum(cpu_times(pid))
 
 
 def processes() -> Iterator[tuple[int, str, int]]:
@@ -172,6 +178,8 @@ def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[s
     workers = [pid for pid, _, parent in everyone if parent == site.process.pid]
     servers = [pid for pid, name, _ in everyone if name == STORE_SERVERS[store]]
     before = [sum(map(cpu_seconds, pids)) for pids in (workers, servers)]
+    # The workers' system time apart: whether a difference between stacks is the kernel's.
+    system_before = sum(cpu_times(pid)[1] for pid in workers)
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     finished = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), site.url, "--", page],
@@ -181,6 +189,7 @@ def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[s
     )
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     after = [sum(map(cpu_seconds, pids)) for pids in (workers, servers)]
+    system_after = sum(cpu_times(pid)[1] for pid in workers)
     line = next(line for line in finished.stdout.splitlines() if line.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
     requests = max(raw["requests"], 1)
@@ -195,6 +204,7 @@ def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[s
         "errors": raw["errors"],
         "cpu_us_per_request": {
             "workers": round((after[0] - before[0]) * 1e6 / requests, 1),
+            "workers_system": round((system_after - system_before) * 1e6 / requests, 1),
             "store": round((after[1] - before[1]) * 1e6 / requests, 1),
             "wrk": round(wrk_cpu * 1e6 / requests, 1),
         },
