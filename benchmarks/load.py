@@ -157,6 +157,12 @@ def cpu_seconds(pid: int) -> float:
     return sum(cpu_times(pid))
 
 
+def summed_cpu_times(pids: list[int]) -> tuple[float, float]:
+    """Return the user and the system CPU time of ``pids`` together, each read once."""
+    times = [cpu_times(pid) for pid in pids]
+    return sum(user for user, _ in times), sum(system for _, system in times)
+
+
 def processes() -> Iterator[tuple[int, str, int]]:
     """Yield the pid, command name and parent pid of every process (proc(5))."""
     for entry in Path("/proc").glob("[0-9]*"):
@@ -177,9 +183,9 @@ def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[s
     everyone = list(processes())
     workers = [pid for pid, _, parent in everyone if parent == site.process.pid]
     servers = [pid for pid, name, _ in everyone if name == STORE_SERVERS[store]]
-    before = [sum(map(cpu_seconds, pids)) for pids in (workers, servers)]
     # The workers' system time apart: whether a difference between stacks is the kernel's.
-    system_before = sum(cpu_times(pid)[1] for pid in workers)
+    workers_before = summed_cpu_times(workers)
+    store_before = sum(map(cpu_seconds, servers))
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     finished = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), site.url, "--", page],
@@ -188,8 +194,8 @@ def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[s
         check=True,
     )
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    after = [sum(map(cpu_seconds, pids)) for pids in (workers, servers)]
-    system_after = sum(cpu_times(pid)[1] for pid in workers)
+    workers_after = summed_cpu_times(workers)
+    store_after = sum(map(cpu_seconds, servers))
     line = next(line for line in finished.stdout.splitlines() if line.startswith("RESULT "))
     raw = json.loads(line.removeprefix("RESULT "))
     requests = max(raw["requests"], 1)
@@ -203,9 +209,9 @@ def drive(site: Site, seconds: int, store: str, page: str = "session") -> dict[s
         "requests": raw["requests"],
         "errors": raw["errors"],
         "cpu_us_per_request": {
-            "workers": round((after[0] - before[0]) * 1e6 / requests, 1),
-            "workers_system": round((system_after - system_before) * 1e6 / requests, 1),
-            "store": round((after[1] - before[1]) * 1e6 / requests, 1),
+            "workers": round((sum(workers_after) - sum(workers_before)) * 1e6 / requests, 1),
+            "workers_system": round((workers_after[1] - workers_before[1]) * 1e6 / requests, 1),
+            "store": round((store_after - store_before) * 1e6 / requests, 1),
             "wrk": round(wrk_cpu * 1e6 / requests, 1),
         },
     }
